@@ -1,0 +1,44 @@
+# `make book` builds the whole book; `make test` runs the tests. Both set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+READY := $(VENV)/.ready
+BOOK_FLAGS ?= -W -n --keep-going
+
+.PHONY: book test data setup ffmpeg clean benchmarks
+
+book: setup data
+	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
+	@echo "Open _build/html/index.html"
+
+test: setup
+	$(PY) -m pytest -q
+
+data: setup
+	$(PY) -m sepbook.corpora
+
+setup: $(READY) ffmpeg
+
+$(READY): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(READY)
+
+# musdb calls ffprobe even for WAV folders.
+ffmpeg:
+	@command -v ffprobe >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+	else \
+		echo "ffmpeg (with ffprobe) is missing: install it, e.g. 'sudo apt-get install ffmpeg' or 'brew install ffmpeg', then run make again." >&2; exit 1; \
+	fi
+
+benchmarks: setup data
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,72 @@
+"""Helpers for the book's pages: show the package's real source, glue numbers, know where we run.
+
+Chapter: preface
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from typing import Any
+
+STATIC_ENV = "SEPBOOK_STATIC_HTML"
+
+
+def static_build() -> bool:
+    """True while the book is being built to static HTML (``make book`` sets ``$SEPBOOK_STATIC_HTML``)."""
+    return os.environ.get(STATIC_ENV, "") not in ("", "0")
+
+
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def source(obj: Any) -> str:
+    """The source code of a sepbook function, class or module, exactly as the package holds it."""
+    try:
+        return inspect.getsource(obj)
+    except (TypeError, OSError) as error:
+        raise ValueError(f"obj={obj!r}: no source available (expected a sepbook function, class or module)") from error
+
+
+def show_source(obj: Any, *, docstring: bool = True):
+    """Display ``obj``'s real source as a highlighted code block named after its module.
+
+    ``docstring=False`` drops the leading docstring so the page shows just the mechanism.
+    """
+    from IPython.display import Markdown
+
+    text = source(obj)
+    if not docstring:
+        text = _strip_docstring(text)
+    module = getattr(obj, "__module__", None) or getattr(obj, "__name__", "")
+    where = module.replace(".", "/") + ".py"
+    return Markdown(f"*From `{where}`:*\n\n```python\n{text.rstrip()}\n```")
+
+
+def _strip_docstring(text: str) -> str:
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith(('"""', "'''")):
+            quote = stripped[:3]
+            if stripped.count(quote) >= 2 and len(stripped) > 3:
+                return "\n".join(lines[:i] + lines[i + 1:])
+            for j in range(i + 1, len(lines)):
+                if quote in lines[j]:
+                    return "\n".join(lines[:i] + lines[j + 1:])
+        elif stripped and not stripped.startswith(("def ", "class ", "@")) and not stripped.endswith(":"):
+            break
+    return text
+
+
+def glue(name: str, value: Any, *, display: bool = False, fmt: str | None = None):
+    """Glue ``value`` (formatted with ``fmt`` when given) into the page for ``{glue:}`name``` references."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:  # e.g. on Colab: the number is still returned, just not glued
+        return value
+    shown = format(value, fmt) if fmt is not None else value
+    myst_glue(name, shown, display=display)
+    return value

@@ -1,0 +1,69 @@
+"""The book's named synthetic datasets, generated on first use and cached on disk.
+
+``musdb_synth()`` writes songs from :mod:`sepbook.synth` in the MUSDB18-HQ folder layout (at the
+profile's sample rate, to keep the corpus small; the real set is 44.1 kHz), so the
+Foundations pages read them through the ``musdb`` package exactly as they would read the real set.
+Sizes come from :mod:`sepbook.profiles`. ``python -m sepbook.corpora`` builds what the active profile
+needs (``make data`` runs it).
+
+Chapter: foundations/synthesiser
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from sepbook import profiles
+
+STYLE_CYCLE = ("pop", "rock", "jazz", "folk", "electronic")
+TRAIN_SEED, TEST_SEED = 10_000, 20_000  # disjoint seed ranges keep train and test songs apart
+
+
+def data_root() -> Path:
+    """Where generated data lives: ``$SEPBOOK_DATA``, else ``data/generated`` in a checkout, else ``~/.cache/sepbook``."""
+    if os.environ.get("SEPBOOK_DATA"):
+        return Path(os.environ["SEPBOOK_DATA"])
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "_toc.yml").is_file():
+        return checkout / "data" / "generated"
+    return Path.home() / ".cache" / "sepbook"
+
+
+def synth_songs(n: int, first_seed: int, seconds: float, sr: int):
+    """``n`` songs with seeds ``first_seed, first_seed + 1, ...``, cycling through the pop/rock/jazz/folk/electronic styles."""
+    from sepbook.synth import synthesize_song
+
+    return [synthesize_song(first_seed + i, seconds=seconds, sr=sr, style=STYLE_CYCLE[i % len(STYLE_CYCLE)])
+            for i in range(n)]
+
+
+def musdb_synth(profile: str | None = None) -> Path:
+    """The MUSDB18-HQ-layout synthetic corpus for ``profile`` (built if missing or stale); returns its root."""
+    from sepbook.layouts import write_musdb
+
+    cfg = profiles.settings("foundations", profile)
+    if cfg.get("dataset") == "musdb18hq":
+        raise ValueError("the paper profile reads the real MUSDB18-HQ: set $MUSDB_PATH and use sepbook.layouts.open_musdb")
+    spec = {k: cfg[k] for k in ("n_train", "n_test", "song_seconds", "sr")} | {"version": 2}
+    root = data_root() / f"musdb-synth-{cfg['profile']}"
+    stamp = root / "corpus.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) == spec:
+        return root
+    if root.exists():
+        shutil.rmtree(root)  # a stale or half-written corpus: rebuild from scratch
+    for subset, count, seed in (("train", cfg["n_train"], TRAIN_SEED), ("test", cfg["n_test"], TEST_SEED)):
+        songs = synth_songs(count, seed, cfg["song_seconds"], cfg["sr"])
+        write_musdb(root, songs, subset=subset, sr=cfg["sr"])
+    stamp.write_text(json.dumps(spec))
+    return root
+
+
+def main() -> None:
+    root = musdb_synth()
+    print(f"synthetic MUSDB18-HQ corpus ({profiles.current()} profile): {root}")
+
+
+if __name__ == "__main__":
+    main()

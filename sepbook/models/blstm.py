@@ -1,0 +1,96 @@
+"""An Open-Unmix-style BLSTM mask estimator: the baseline every later chapter compares against.
+
+The whole model in one file: magnitude STFT in, one soft mask per source out, applied to the mixture
+and inverted with the mixture phase.
+
+Chapter: foundations/first_separator
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sepbook.audio import STFT
+from sepbook.errors import check_audio
+
+
+class BLSTMMasker(nn.Module):
+    """Map a mixture magnitude ``(batch, channels, freq, frames)`` to masks ``(batch, K, channels, freq, frames)``.
+
+    Per frame: standardise each frequency bin (learned mean and scale), project to ``hidden`` units,
+    run a stack of bidirectional LSTMs over time, concatenate their output with their input (a skip,
+    as in Open-Unmix), and project to ``K * channels * freq`` sigmoid masks.
+    """
+
+    def __init__(self, n_freq: int, n_sources: int, n_channels: int = 1, hidden: int = 256, layers: int = 3,
+                 dropout: float = 0.0):
+        super().__init__()
+        if hidden % 2:
+            raise ValueError(f"hidden must be even (split over two LSTM directions), got {hidden}")
+        self.n_freq, self.n_sources, self.n_channels = n_freq, n_sources, n_channels
+        self.input_mean = nn.Parameter(torch.zeros(n_freq))
+        self.input_scale = nn.Parameter(torch.ones(n_freq))
+        self.encode = nn.Sequential(nn.Linear(n_channels * n_freq, hidden), nn.LayerNorm(hidden), nn.Tanh())
+        self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=layers, bidirectional=True, batch_first=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.decode = nn.Sequential(
+            nn.Linear(2 * hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(),
+            nn.Linear(hidden, n_sources * n_channels * n_freq),
+        )
+
+    def forward(self, mixture_mag: torch.Tensor) -> torch.Tensor:
+        batch, channels, freq, frames = mixture_mag.shape
+        if channels != self.n_channels or freq != self.n_freq:
+            raise ValueError(f"mixture_mag: expected (batch, {self.n_channels}, {self.n_freq}, frames), "
+                             f"got {tuple(mixture_mag.shape)}")
+        # log compression evens out the huge dynamic range of magnitudes before the LSTM sees them
+        x = torch.log1p(mixture_mag).permute(0, 3, 1, 2)            # (batch, frames, channels, freq)
+        x = (x - self.input_mean) * self.input_scale
+        x = self.encode(x.reshape(batch, frames, channels * freq))
+        y, _ = self.lstm(x)
+        y = self.decode(torch.cat([x, y], dim=-1))
+        masks = torch.sigmoid(y).reshape(batch, frames, self.n_sources, channels, freq)
+        return masks.permute(0, 2, 3, 4, 1)                          # (batch, K, channels, freq, frames)
+
+
+class MaskSeparator(nn.Module):
+    """Waveform in, waveforms out: STFT, a masking network, mixture-phase iSTFT.
+
+    ``forward(mixture)`` maps ``(batch, channels, time)`` to ``(batch, K, channels, time)``.
+    ``estimate_magnitudes`` gives the masked magnitudes ``(batch, K, channels, freq, frames)`` that
+    the training loss compares with the sources' magnitudes.
+    """
+
+    def __init__(self, masker: nn.Module, n_fft: int, hop: int):
+        super().__init__()
+        self.masker = masker
+        self.stft = STFT(n_fft=n_fft, hop=hop)
+
+    def estimate_magnitudes(self, mixture_spec: torch.Tensor) -> torch.Tensor:
+        mixture_mag = mixture_spec.abs()
+        return self.masker(mixture_mag) * mixture_mag.unsqueeze(1)
+
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+        check_audio(mixture, "mixture", min_samples=self.stft.n_fft)
+        if mixture.dim() != 3:
+            raise ValueError(f"mixture: expected (batch, channels, time), got shape {tuple(mixture.shape)}")
+        spec = self.stft(mixture)                                    # (batch, channels, freq, frames)
+        masks = self.masker(spec.abs())
+        return self.stft.inverse(masks * spec.unsqueeze(1), length=mixture.shape[-1])
+
+
+def blstm_separator(n_sources: int, n_fft: int, hop: int, n_channels: int = 1, hidden: int = 256,
+                    layers: int = 3) -> MaskSeparator:
+    """The Foundations baseline: a :class:`BLSTMMasker` inside a :class:`MaskSeparator`."""
+    masker = BLSTMMasker(n_fft // 2 + 1, n_sources, n_channels, hidden, layers)
+    return MaskSeparator(masker, n_fft, hop)
+
+
+def magnitude_loss(model: MaskSeparator, batch: dict) -> torch.Tensor:
+    """Open-Unmix's training loss: mean squared error between estimated and true source magnitudes.
+
+    ``batch['mixture']`` is ``(batch, channels, time)`` and ``batch['sources']`` ``(batch, K, channels, time)``.
+    """
+    mixture_spec = model.stft(batch["mixture"])
+    target = model.stft(batch["sources"]).abs()
+    return torch.mean((model.estimate_magnitudes(mixture_spec) - target) ** 2)

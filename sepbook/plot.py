@@ -1,0 +1,127 @@
+"""Figures the book draws again and again: spectrograms, masks, piano rolls, waveforms, curves, tables.
+
+Every function draws on a given matplotlib ``ax`` (or makes one) and returns it, so pages can
+compose panels freely.
+
+Chapter: foundations/stft_and_masks
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+
+def _numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+        if x.is_complex():
+            x = x.abs()
+        x = x.float().numpy()
+    x = np.asarray(x)
+    return np.abs(x) if np.iscomplexobj(x) else x
+
+
+def _axes(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(8, 3))
+    return ax
+
+
+def _squeeze_2d(x: np.ndarray, name: str) -> np.ndarray:
+    while x.ndim > 2 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim != 2:
+        raise ValueError(f"{name}: expected a (freq, frames) array (leading size-1 axes allowed), got shape {x.shape}")
+    return x
+
+
+def spectrogram(spec: Any, *, sr: int, hop: int, ax=None, title: str = "", db_range: float = 80.0,
+                max_freq: float | None = None, cmap: str = "magma"):
+    """Draw a magnitude spectrogram ``(freq, frames)`` (complex or magnitude) in dB over time and Hz."""
+    mag = _squeeze_2d(_numpy(spec), "spec")
+    db = 20 * np.log10(np.maximum(mag, 1e-8))
+    top = db.max()
+    n_freq, n_frames = mag.shape
+    extent = (0, n_frames * hop / sr, 0, sr / 2)
+    ax = _axes(ax)
+    image = ax.imshow(db, origin="lower", aspect="auto", extent=extent, cmap=cmap, vmin=top - db_range, vmax=top,
+                      interpolation="nearest")
+    ax.set(xlabel="time (s)", ylabel="frequency (Hz)", title=title)
+    if max_freq:
+        ax.set_ylim(0, max_freq)
+    ax.figure.colorbar(image, ax=ax, label="dB", pad=0.01)
+    return ax
+
+
+def mask(values: Any, *, sr: int, hop: int, ax=None, title: str = "", max_freq: float | None = None):
+    """Draw a time-frequency mask ``(freq, frames)`` with values in [0, 1]."""
+    m = _squeeze_2d(_numpy(values), "values")
+    ax = _axes(ax)
+    image = ax.imshow(m, origin="lower", aspect="auto", extent=(0, m.shape[1] * hop / sr, 0, sr / 2),
+                      cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax.set(xlabel="time (s)", ylabel="frequency (Hz)", title=title)
+    if max_freq:
+        ax.set_ylim(0, max_freq)
+    ax.figure.colorbar(image, ax=ax, label="mask", pad=0.01)
+    return ax
+
+
+def piano_roll_overlay(spec: Any, roll: Any, *, sr: int, hop: int, frame_rate: float, ax=None, title: str = "",
+                       max_freq: float = 2000.0, color: str = "cyan"):
+    """Draw a spectrogram with a piano roll ``(frames, 128)`` on top: each active note as a line at its f0."""
+    ax = spectrogram(spec, sr=sr, hop=hop, ax=ax, title=title, max_freq=max_freq)
+    r = _numpy(roll)
+    if r.ndim != 2 or r.shape[1] != 128:
+        raise ValueError(f"roll: expected (frames, 128), got shape {r.shape}")
+    frames, pitches = np.nonzero(r > 0.5)
+    hz = 440.0 * 2 ** ((pitches - 69) / 12)
+    ax.scatter(frames / frame_rate, hz, s=2, c=color, marker="s", linewidths=0, label="score")
+    ax.legend(loc="upper right", fontsize=8)
+    return ax
+
+
+def waveform(audio: Any, *, sr: int, ax=None, title: str = "", label: str | None = None, **style):
+    """Draw a waveform ``(time,)`` or ``(channels, time)`` (the first channel) against seconds."""
+    x = _numpy(audio)
+    while x.ndim > 1:
+        x = x[0]
+    ax = _axes(ax)
+    ax.plot(np.arange(x.size) / sr, x, lw=0.6, label=label, **style)
+    ax.set(xlabel="time (s)", ylabel="amplitude", title=title)
+    return ax
+
+
+def training_curve(history: Mapping[str, list], *, ax=None, metric: str | None = None, title: str = "training",
+                   smooth: int = 20):
+    """Plot the training loss (smoothed over ``smooth`` steps) and, on a twin axis, one validation metric."""
+    ax = _axes(ax)
+    loss = np.asarray(history["loss"], dtype=float)
+    if loss.size == 0:
+        raise ValueError("history: holds no training steps yet")
+    steps = np.asarray(history["step"])
+    k = max(1, min(smooth, loss.size))
+    smoothed = np.convolve(loss, np.ones(k) / k, mode="valid")
+    ax.plot(steps, loss, color="0.8", lw=0.5)
+    ax.plot(steps[k - 1:], smoothed, color="C0", label="train loss")
+    ax.set(xlabel="step", ylabel="loss", title=title, yscale="log")
+    if history.get("valid"):
+        metric = metric or next(iter(history["valid"][0]))
+        twin = ax.twinx()
+        twin.plot(history["valid_step"], [v[metric] for v in history["valid"]], "o-", color="C1", label=metric)
+        twin.set_ylabel(metric, color="C1")
+    return ax
+
+
+def results_table(rows: Sequence[Mapping[str, Any]], *, index: str | None = None, digits: int = 2):
+    """A pandas DataFrame of result rows (dicts), rounded for display, indexed by ``index`` when given."""
+    import pandas as pd
+
+    if not rows:
+        raise ValueError("rows: expected at least one result row")
+    frame = pd.DataFrame(list(rows))
+    if index is not None:
+        frame = frame.set_index(index)
+    return frame.round(digits)
