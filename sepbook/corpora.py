@@ -39,11 +39,15 @@ def synth_songs(n: int, first_seed: int, seconds: float, sr: int):
             for i in range(n)]
 
 
-def musdb_synth(profile: str | None = None) -> Path:
-    """The MUSDB18-HQ-layout synthetic corpus for ``profile`` (built if missing or stale); returns its root."""
+def musdb_synth(cfg: dict | None = None) -> Path:
+    """The MUSDB18-HQ-layout synthetic corpus (built if missing or stale); returns its root.
+
+    ``cfg`` holds ``profile``, ``n_train``, ``n_test``, ``song_seconds`` and ``sr``; the default is the
+    Foundations settings of the active profile.
+    """
     from sepbook.layouts import write_musdb
 
-    cfg = profiles.settings("foundations", profile)
+    cfg = cfg or profiles.settings("foundations")
     if cfg.get("dataset") == "musdb18hq":
         raise ValueError("the paper profile reads the real MUSDB18-HQ: set $MUSDB_PATH and use sepbook.layouts.open_musdb")
     spec = {k: cfg[k] for k in ("n_train", "n_test", "song_seconds", "sr")} | {"version": 2}

@@ -294,13 +294,15 @@ def _four_part(score: _Score, rng) -> dict[str, list[tuple]]:
     for bar in range(score.n_bars):
         tones, root = score.tones(bar), score.chords[bar][1]
         for beat in range(4):
-            chosen = {"lower": _pick(previous["lower"], {root} if beat == 0 else tones, *_PART_RANGE["lower"], rng)}
-            top_classes = tones if beat % 2 == 0 else score.scale
-            chosen["upper"] = _pick(previous["upper"], top_classes, *_PART_RANGE["upper"], rng, spread=2.0)
-            lo_a, hi_a = _PART_RANGE["alto"]
-            chosen["alto"] = _pick(previous["alto"], tones, max(lo_a, chosen["lower"] + 3), min(hi_a, chosen["upper"] - 1), rng)
-            lo_t, hi_t = _PART_RANGE["tenor"]
-            chosen["tenor"] = _pick(previous["tenor"], tones, max(lo_t, chosen["lower"] + 1), min(hi_t, chosen["alto"] - 1), rng)
+            chosen = {
+                "lower": _pick(previous["lower"], {root} if beat == 0 else tones, *_PART_RANGE["lower"], rng),
+                "upper": _pick(previous["upper"], tones if beat % 2 == 0 else score.scale,
+                               *_PART_RANGE["upper"], rng, spread=2.0),
+            }
+            for inner, above in (("alto", "upper"), ("tenor", "alto")):   # no voice crossing
+                low, high = _PART_RANGE[inner]
+                chosen[inner] = _pick(previous[inner], tones, max(low, chosen["lower"] + 2),
+                                      min(high, chosen[above] - 1), rng)
             for role, pitch in chosen.items():
                 line, start = lines[role], 16 * bar + 4 * beat
                 if line and line[-1][2] == pitch and line[-1][1] >= start - 0.5 and rng.random() < 0.7:
@@ -320,11 +322,14 @@ def _bass_line(score: _Score, rng) -> list[tuple]:
         next_root = 31 + (score.chords[(bar + 1) % score.n_bars][1] - 31) % 12
         for k, s in enumerate(onsets):
             kind = pattern[s]
-            if kind == "w":                                       # walking: root, chord tones, approach
-                pitch = root if k == 0 else next_root + int(rng.choice([-1, 1])) if k == len(onsets) - 1 \
-                    else _pick(previous, score.tones(bar), root, root + 12, rng)
-            else:
+            if kind != "w":
                 pitch = root + {"r": 0, "f": 7, "o": 12}[kind]
+            elif k == 0:                                          # walking: start on the root,
+                pitch = root
+            elif k == len(onsets) - 1:                            # approach the next root by a semitone,
+                pitch = next_root + int(rng.choice([-1, 1]))
+            else:                                                 # chord tones in between
+                pitch = _pick(previous, score.tones(bar), root, root + 12, rng)
             end = onsets[k + 1] if k + 1 < len(onsets) else 16
             events.append((16 * bar + s, 16 * bar + end - 0.4, pitch, 100 if s % 4 == 0 else 85))
             previous = pitch
@@ -358,9 +363,10 @@ def _drum_part(score: _Score, rng) -> list[tuple]:
         for piece, pattern in score.style.drums.items():
             for s, c in enumerate(pattern):
                 if c in "Xxo":
-                    events.append((16 * bar + s, 16 * bar + s, DRUM_PITCHES[piece], {"X": 115, "x": 95, "o": 60}[c]))
+                    velocity = {"X": 115, "x": 95, "o": 60}[c]
+                    events.append((16 * bar + s, 16 * bar + s, DRUM_PITCHES[piece], velocity))
         if bar % _SECTION_BARS == _SECTION_BARS - 1 and rng.random() < 0.3:     # a small fill
-            events += [(16 * bar + s, 16 * bar + s, DRUM_PITCHES["snare"], 70 + 10 * (s - 13)) for s in (13, 14, 15)]
+            events += [(16 * bar + s, 16 * bar + s, DRUM_PITCHES["snare"], 40 + 10 * s) for s in (13, 14, 15)]
     return events
 
 
@@ -393,11 +399,10 @@ def _perform(score: _Score, events: list[tuple], active: np.ndarray, rng, second
             end = min(end, (section + 1) * section_steps)
         jitter = float(np.clip(rng.normal(0, score.style.humanise), -0.02, 0.02)) if score.style.humanise else 0.0
         onset = max(score.time(start) + jitter, 0.0)
-        offset = onset + _DRUM_SECONDS[pitch] if drums else onset + max(score.time(end) - score.time(start), 0.03)
+        length = _DRUM_SECONDS[pitch] if drums else max(score.time(end) - score.time(start), 0.03)
         if onset < seconds:
-            rows.append((onset, min(offset, seconds), pitch, velocity))
-    notes = np.array(sorted(rows), dtype=np.float64).reshape(-1, 4)
-    return notes
+            rows.append((onset, min(onset + length, seconds), pitch, velocity))
+    return np.array(sorted(rows), dtype=np.float64).reshape(-1, 4)
 
 
 # ---------------------------------------------------------------------------- instrument models
@@ -446,7 +451,7 @@ def _partials(cycles: np.ndarray, ratios: np.ndarray, amps: np.ndarray, sr: int,
     return waves.sum(axis=0)    # a plain sum, not a BLAS product: BLAS threads stall on busy machines
 
 
-def _cycles(f0: float, n: int, sr: int, rng, depth: float = 0.0, rate: float = 5.5, jitter: float = 0.0) -> np.ndarray:
+def _cycles(f0: float, n: int, sr: int, rng, depth: float, rate: float, jitter: float) -> np.ndarray:
     """Running phase (cycles) of a tone with vibrato fading in over 0.3 s and slow random jitter."""
     t = np.arange(n) / sr
     semitones = depth * np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi)) * np.minimum(1.0, t / 0.3)
@@ -514,8 +519,9 @@ def _body(freqs: np.ndarray, resonances: tuple, floor: float = 0.3) -> np.ndarra
 def _sustained_note(pitch, n_hold, p, sr, rng, vowel=None):
     """Voice, bowed string or reed: a harmonic source with vibrato and jitter, shaped by formants.
 
-    Voices use a band-limited glottal source (harmonics falling as ``m ** -tilt``) filtered by the
-    formant resonators of the note's vowel; instruments shape their harmonics by body resonances.
+    Voices use a band-limited glottal source: harmonics falling as ``m ** -tilt`` (tilt 1 is a
+    sawtooth, steeper tilts approach the spectrum of a Rosenberg glottal pulse), filtered by the
+    formant resonators of the note's vowel. Instruments shape their harmonics by body resonances.
     """
     env = _envelope(n_hold, sr, p["attack"], p["release"])
     f0, m = _hz(pitch), np.arange(1.0, 61.0)
@@ -545,7 +551,8 @@ def _drum_hit(pitch: int, p: dict, sr: int, rng) -> np.ndarray:
     noise = rng.standard_normal(n)
     if pitch == DRUM_PITCHES["kick"]:
         sweep = p["kick_low"] + (p["kick_high"] - p["kick_low"]) * np.exp(-t / 0.03)
-        wave = np.sin(2 * np.pi * np.cumsum(sweep) / sr) * np.exp(-t / p["kick_decay"]) + 0.2 * noise * np.exp(-t / 0.003)
+        click = 0.2 * noise * np.exp(-t / 0.003)
+        wave = np.sin(2 * np.pi * np.cumsum(sweep) / sr) * np.exp(-t / p["kick_decay"]) + click
     elif pitch == DRUM_PITCHES["snare"]:
         rattle = signal.sosfilt(_highpass(1200.0, sr, 2), noise) * np.exp(-t / p["snare_decay"])
         wave = 0.6 * np.sin(2 * np.pi * p["snare_tone"] * t) * np.exp(-t / 0.05) + rattle
@@ -697,7 +704,8 @@ def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
             events = _bass_line(score, rng)
         elif role == "comp":
             strum = timbre.get("strum", 0.0) * score.tempo / 15.0          # seconds -> sixteenth steps
-            events = _comp(score, rng, strum, timbre.get("drive", 0.0) > 0, 57 if inst == "guitar" else 64)
+            power_chords = timbre.get("drive", 0.0) > 0
+            events = _comp(score, rng, strum, power_chords, center=57 if inst == "guitar" else 64)
         elif role == "drums":
             events = _drum_part(score, rng)
         else:
@@ -705,7 +713,8 @@ def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
         notes[inst] = _perform(score, events, active[inst], rng, n_samples / sr, drums=role == "drums")
         if inst in ("vocals", "soprano", "alto", "tenor", "bass_voice"):
             vowels[inst] = [str(v) for v in rng.choice(list("aaeioou"), len(notes[inst]))]
-        stem = _render(inst, notes[inst], vowels.get(inst), timbre, sr, n_samples, _rng(seed, style.name, "render", inst))
+        stem = _render(inst, notes[inst], vowels.get(inst), timbre, sr, n_samples,
+                       _rng(seed, style.name, "render", inst))
         # Balance stems by their loudness while playing, so sparse parts are not drowned.
         active_fraction = max(float(np.mean(np.abs(stem) > 1e-4)), 1e-3)
         rms = math.sqrt(float(np.mean(stem.astype(np.float64) ** 2)) / active_fraction) + 1e-12

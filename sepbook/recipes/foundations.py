@@ -40,7 +40,7 @@ def load_tracks(cfg: dict, subset: str) -> list[Track]:
     from sepbook.corpora import musdb_synth
     from sepbook.layouts import musdb_track_arrays, open_musdb
 
-    db = open_musdb(musdb_synth(cfg["profile"]), subsets=subset)
+    db = open_musdb(musdb_synth(cfg), subsets=subset)
     tracks = []
     for track in db:
         _, sources, sr = musdb_track_arrays(track, cfg["sources"])
@@ -138,9 +138,17 @@ def bss_eval_rows(estimate_fn: Callable[[Track], torch.Tensor], tracks: Sequence
     return [{"method": method, "source": name, **values} for name, values in summary.items()]
 
 
-def run(profile: str | None = None, seeds: Sequence[int] | None = None, progress: bool = False) -> dict:
-    """The whole experiment: returns SI-SDR rows for the mixture, every oracle and the BLSTM (one per seed)."""
+def run(profile: str | None = None, seeds: Sequence[int] | None = None, progress: bool = False,
+        **overrides) -> dict:
+    """The whole experiment: returns SI-SDR rows for the mixture, every oracle and the BLSTM (one per seed).
+
+    ``overrides`` replace individual settings of the profile (the tests shrink ``steps`` this way).
+    """
     cfg = profiles.settings("foundations", profile)
+    unknown = set(overrides) - set(cfg)
+    if unknown:
+        raise ValueError(f"overrides: unknown settings {sorted(unknown)}; expected some of {sorted(cfg)}")
+    cfg.update(overrides)
     device = pick_device()
     train_valid, test = load_tracks(cfg, "train"), load_tracks(cfg, "test")
     train, valid = split_validation(train_valid)
