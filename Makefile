@@ -9,7 +9,7 @@ BOOK_FLAGS ?= -W -n --keep-going
 .PHONY: book test data setup ffmpeg clean benchmarks
 
 book: setup data
-	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
+	SEPBOOK_STATIC_HTML=1 $(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
 	@echo "Open _build/html/index.html"
 
 test: setup
