@@ -10,15 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import soundfile
 
 from sepbook.errors import check_audio, check_same_length
-
-if TYPE_CHECKING:  # for type hints only: the writers accept any object with Song's fields
-    from sepbook.synth import Song
+from sepbook.synth import GM_PROGRAMS, MUSDB_GROUPS, Song
 
 MUSDB_TARGETS = ("vocals", "drums", "bass", "other")
 MUSDB_FILES = ("mixture",) + MUSDB_TARGETS
@@ -26,21 +24,6 @@ MUSDB_SR = 44100
 # musdb decodes WAVs through ffmpeg as 16-bit integers, so anything above full scale would clip.
 MUSDB_PEAK = 0.99
 
-# GM program numbers (0-based, as pretty_midi counts) used when the synthesiser's table is absent.
-FALLBACK_GM_PROGRAMS = {
-    "piano": 0,
-    "guitar": 27,  # Electric Guitar (clean)
-    "bass": 33,  # Electric Bass (finger)
-    "vocals": 53,  # Voice Oohs
-    "violin": 40,
-    "clarinet": 71,
-    "saxophone": 65,  # Alto Sax
-    "bassoon": 70,
-    "soprano": 52,  # Choir Aahs, for every choir voice
-    "alto": 52,
-    "tenor": 52,
-    "bass_voice": 52,
-}
 # Slakh2100 numbers drum kits 128, one past the 128 melodic GM programs.
 SLAKH_DRUM_PROGRAM = 128
 # Ticks per beat: under 0.1 ms per tick above 40 bpm, so a note read back from MIDI lands on the
@@ -51,15 +34,6 @@ _MIDI_RESOLUTION = 15360
 # --------------------------------------------------------------------------------------------
 # MUSDB18-HQ
 # --------------------------------------------------------------------------------------------
-
-
-def default_musdb_groups() -> dict[str, str]:
-    """The stem -> MUSDB target mapping: ``synth.MUSDB_GROUPS`` when the synthesiser is present."""
-    try:
-        from sepbook.synth import MUSDB_GROUPS
-    except ImportError:
-        return {"vocals": "vocals", "bass": "bass", "drums": "drums"}
-    return dict(MUSDB_GROUPS)
 
 
 def write_musdb(
@@ -84,7 +58,7 @@ def write_musdb(
     if subset not in ("train", "test"):
         raise ValueError(f"subset: expected 'train' or 'test' (the MUSDB18 folders), got {subset!r}")
     _check_rate(sr, "sr")
-    groups = default_musdb_groups() if grouping is None else dict(grouping)
+    groups = dict(MUSDB_GROUPS) if grouping is None else dict(grouping)
     unknown = {stem: target for stem, target in groups.items() if target not in MUSDB_TARGETS}
     if unknown:
         raise ValueError(f"grouping: targets must be one of {MUSDB_TARGETS}, got {unknown}")
@@ -478,16 +452,12 @@ def _gm_program(stem: str, overrides: Mapping[str, int] | None) -> tuple[int, bo
     """``(GM program, is_drum)`` for a stem; an unknown melodic stem falls back to piano (program 0)."""
     if overrides and stem in overrides:
         return int(overrides[stem]), "drum" in stem.lower()
-    try:
-        from sepbook.synth import GM_PROGRAMS
-    except ImportError:
-        GM_PROGRAMS = {}
     if stem in GM_PROGRAMS:
         program, is_drum = GM_PROGRAMS[stem]
         return int(program), bool(is_drum)
     if "drum" in stem.lower():
         return 0, True
-    return FALLBACK_GM_PROGRAMS.get(stem, 0), False
+    return 0, False
 
 
 def _midi_notes(notes: np.ndarray | None) -> list:

@@ -1,29 +1,13 @@
 """SongDataset and step_batches: segments, remixing, augmentation labels, determinism and resume."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
 import torch
 
 from sepbook.datasets import SongDataset, step_batches
 
-try:
-    from sepbook.synth import Song
-except ImportError:  # the synthesiser is optional here: these tests build songs by hand
-
-    @dataclass
-    class Song:
-        name: str
-        sr: int
-        stems: dict
-        mixture: np.ndarray
-        rolls: dict
-        notes: dict
-        activity: dict
-        frame_rate: float
-        meta: dict = field(default_factory=dict)
+from sepbook.synth import Song
 
 
 SR = 4000

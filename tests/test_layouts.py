@@ -1,28 +1,12 @@
 """MUSDB18-HQ and Slakh2100 layouts: write tiny songs, read them back through the real readers."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
 
 from sepbook import layouts
 
-try:
-    from sepbook.synth import Song
-except ImportError:  # the synthesiser is optional here: these tests build songs by hand
-
-    @dataclass
-    class Song:
-        name: str
-        sr: int
-        stems: dict
-        mixture: np.ndarray
-        rolls: dict
-        notes: dict
-        activity: dict
-        frame_rate: float
-        meta: dict = field(default_factory=dict)
+from sepbook.synth import Song
 
 
 SR = 8000

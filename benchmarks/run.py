@@ -1,0 +1,125 @@
+"""Measure the budgets the project tracks and write them to benchmarks/RESULTS.md.
+
+    python benchmarks/run.py                 # all measurements (slow: installs a fresh venv, builds the book)
+    python benchmarks/run.py synth quality   # only some of them
+
+Each measurement is reported with a reference measured in the same run, so the ratio means something
+on any machine: the synthesiser against real time, the BLSTM against the oracle ratio mask, set-up,
+tests and book build against their budgets.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+RAW = ROOT / "benchmarks" / "results.json"
+
+
+def _timed(command: list[str] | str, **kwargs) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT, **kwargs)
+    return time.perf_counter() - start
+
+
+def measure_synth() -> dict:
+    from sepbook.synth import synthesize_songs
+
+    n, seconds = 100, 8.0
+    start = time.perf_counter()
+    synthesize_songs(n, seed=0, seconds=seconds, sr=16000)
+    took = time.perf_counter() - start
+    return {"what": f"synthesise {n} songs x {seconds:g} s at 16 kHz", "seconds": took,
+            "reference": f"{n * seconds:g} s of audio", "ratio": took / (n * seconds), "budget_s": 60.0}
+
+
+def measure_quality(profile: str) -> dict:
+    from sepbook.recipes import foundations
+
+    start = time.perf_counter()
+    result = foundations.run(profile)
+    summary = foundations.summarise(result["rows"])
+    blstm, irm = summary.loc["BLSTM"], summary.loc["oracle IRM", "mean"]
+    return {"what": f"Foundations BLSTM SI-SDRi vs oracle IRM ({profile} profile, {int(blstm['seeds'])} seeds)",
+            "blstm_sisdri_mean": float(blstm["mean"]), "blstm_sisdri_std": float(blstm["std"]),
+            "irm_sisdri": float(irm), "ratio": float(blstm["mean"] / irm), "seconds": time.perf_counter() - start}
+
+
+def measure_setup() -> dict:
+    """A fresh venv with requirements.lock and sepbook (the pip cache is warm after the first install)."""
+    venv = Path(tempfile.mkdtemp()) / "venv"
+    took = _timed(f"{sys.executable} -m venv {venv} && {venv}/bin/python -m pip install -q -r requirements.lock "
+                  f"&& {venv}/bin/python -m pip install -q --no-deps --no-build-isolation -e .", shell=True)
+    shutil.rmtree(venv.parent, ignore_errors=True)
+    return {"what": "fresh venv + pinned install (warm pip cache)", "seconds": took, "budget_s": 180.0,
+            "ratio": took / 180.0}
+
+
+def measure_tests() -> dict:
+    took = _timed(["make", "test"])
+    return {"what": "make test", "seconds": took, "budget_s": 600.0, "ratio": took / 600.0}
+
+
+def measure_book() -> dict:
+    shutil.rmtree(ROOT / "_build", ignore_errors=True)
+    took = _timed(["make", "book"], env=dict(os.environ, SEPBOOK_PROFILE="tiny"))
+    return {"what": "make book, tiny profile (every notebook executed)", "seconds": took, "budget_s": 600.0,
+            "ratio": took / 600.0}
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    return (f"{platform.system()} {platform.machine()} ({cpu}), {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, torch {torch.__version__}, CUDA: {torch.cuda.is_available()}")
+
+
+def write_results(results: dict) -> None:
+    lines = ["# Benchmark results", "",
+             "Written by `python benchmarks/run.py` (`make benchmarks`); numbers below come from that run.", "",
+             f"- last run: {results['date']} on {results['machine']}", "",
+             "| measurement | seconds | reference (same run) | ratio | date |", "| --- | ---: | --- | ---: | --- |"]
+    for key, entry in results["measurements"].items():
+        reference = entry.get("reference") or (f"budget {entry['budget_s']:.0f} s" if "budget_s" in entry else "")
+        if key.startswith("quality"):
+            reference = f"oracle IRM SI-SDRi {entry['irm_sisdri']:.2f} dB; BLSTM {entry['blstm_sisdri_mean']:.2f} ± {entry['blstm_sisdri_std']:.2f} dB"
+        lines.append(f"| {entry['what']} | {entry['seconds']:.1f} | {reference} | {entry['ratio']:.3f} | {entry['date']} |")
+    machines = sorted({entry["machine"] for entry in results["measurements"].values()})
+    lines += ["", "Machines: " + "; ".join(machines)]
+    lines += ["", "Ratios: synthesis time over audio duration; BLSTM SI-SDRi over oracle IRM SI-SDRi (the "
+              "figure tracked for Foundations); set-up, tests and book build time over their budgets.", ""]
+    RESULTS.write_text("\n".join(lines))
+
+
+def main(argv: list[str]) -> None:
+    wanted = argv or ["setup", "tests", "book", "synth", "quality"]
+    results = json.loads(RAW.read_text()) if RAW.is_file() else {"measurements": {}}
+    results["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    results["machine"] = machine()
+    profile = os.environ.get("SEPBOOK_PROFILE", "tiny")
+    jobs = {"setup": measure_setup, "tests": measure_tests, "book": measure_book, "synth": measure_synth,
+            "quality": lambda: measure_quality(profile)}
+    unknown = set(wanted) - set(jobs)
+    if unknown:
+        raise SystemExit(f"unknown measurement(s) {sorted(unknown)}; choose from {sorted(jobs)}")
+    for name in wanted:
+        key = f"quality-{profile}" if name == "quality" else name
+        print(f"measuring {name} ...", flush=True)
+        results["measurements"][key] = jobs[name]() | {"date": results["date"], "machine": results["machine"]}
+        print(json.dumps(results["measurements"][key], indent=1), flush=True)
+    RAW.write_text(json.dumps(results, indent=1))
+    write_results(results)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
