@@ -125,3 +125,37 @@ def results_table(rows: Sequence[Mapping[str, Any]], *, index: str | None = None
     if index is not None:
         frame = frame.set_index(index)
     return frame.round(digits)
+
+
+class LiveCurve:
+    """A training curve that redraws in place in a live notebook (used by :func:`sepbook.train.fit`).
+
+    Outside a running Jupyter kernel, or while the book is built to static HTML, it does nothing: the
+    page then shows the final curve drawn after training.
+    """
+
+    def __init__(self, title: str = "training"):
+        from sepbook.book import static_build
+
+        self.title, self.handle = title, None
+        try:
+            from IPython import get_ipython
+
+            self.enabled = not static_build() and get_ipython() is not None and \
+                type(get_ipython()).__name__ == "ZMQInteractiveShell"
+        except ImportError:
+            self.enabled = False
+
+    def update(self, history: Mapping[str, list]) -> None:
+        if not self.enabled or not history.get("loss"):
+            return
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        fig, ax = plt.subplots(figsize=(7, 2.6))
+        training_curve(history, ax=ax, title=self.title)
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)

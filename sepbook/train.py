@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import torch
 
+from sepbook.plot import LiveCurve
+
 LossFn = Callable[[torch.nn.Module, Mapping[str, torch.Tensor]], torch.Tensor]
 ValidFn = Callable[[torch.nn.Module], Mapping[str, float]]
 
@@ -118,6 +120,7 @@ def fit(
     amp: bool | None = None,
     progress: bool = True,
     grad_clip: float | None = 5.0,
+    live: bool = True,
 ) -> dict[str, list]:
     """Train ``model`` for ``steps`` optimiser steps and return its history.
 
@@ -126,6 +129,7 @@ def fit(
     scalar. If ``checkpoint`` names an existing file the run resumes from it; a checkpoint is written
     every ``checkpoint_every`` steps and at the end. ``stop_after`` ends the run early at that step (to
     show or test an interruption). ``amp`` (default: on for CUDA) runs the forward pass in bfloat16.
+    ``live`` redraws the loss curve at every validation in a live notebook (never in the static book).
     """
     if steps <= 0:
         raise ValueError(f"steps must be a positive number of optimiser steps, got {steps}")
@@ -144,6 +148,7 @@ def fit(
         torch.manual_seed(seed)
     end = min(steps, stop_after) if stop_after is not None else steps
     bar = _progress(steps, start, progress)
+    curve = LiveCurve() if live and progress else None
     step = start
     model.train()
     for step, batch in batches(start):
@@ -171,6 +176,8 @@ def fit(
             model.train()
             history["valid_step"].append(done)
             history["valid"].append(metrics)
+            if curve is not None:
+                curve.update(history)
         if checkpoint is not None and checkpoint_every and done % checkpoint_every == 0:
             save_checkpoint(checkpoint, model, optimizer, done, history)
         step = done

@@ -77,3 +77,10 @@ def test_check_si_sdr():
         exercises.check_si_sdr(lambda e, r: 10 * torch.log10(r.pow(2).sum(-1) / (r - e).pow(2).sum(-1)))
     with pytest.raises(AssertionError, match="factor of 2"):
         exercises.check_si_sdr(lambda e, r: si_sdr(e, r) / 2)
+
+
+def test_live_curve_is_silent_outside_a_notebook():
+    curve = plot.LiveCurve()
+    assert curve.enabled is False
+    curve.update({"step": [1], "loss": [1.0]})
+    assert curve.handle is None
