@@ -54,6 +54,28 @@ def measure_quality(profile: str) -> dict:
             "irm_sisdri": float(irm), "ratio": float(blstm["mean"] / irm), "seconds": time.perf_counter() - start}
 
 
+def measure_threads(steps: int = 40) -> dict:
+    """Seconds per training step of the tiny Foundations BLSTM on one CPU thread against all cores."""
+    import torch
+
+    from sepbook import profiles
+    from sepbook.recipes import foundations
+
+    cfg = dict(profiles.settings("foundations", "tiny"), steps=steps, valid_every=10 * steps)
+    train, valid = foundations.split_validation(foundations.load_tracks(cfg, "train"))
+    per_step = {}
+    default = torch.get_num_threads()
+    for threads in (os.cpu_count(), 1):
+        torch.set_num_threads(threads)
+        start = time.perf_counter()
+        foundations.train_blstm(cfg, train, valid, seed=0, progress=False)
+        per_step[threads] = (time.perf_counter() - start) / steps
+    torch.set_num_threads(default)
+    return {"what": f"BLSTM training step (tiny), 1 thread vs {os.cpu_count()}", "seconds": per_step[1],
+            "reference": f"{per_step[os.cpu_count()]:.3f} s/step on {os.cpu_count()} threads",
+            "ratio": per_step[1] / per_step[os.cpu_count()]}
+
+
 def measure_setup() -> dict:
     """A fresh venv with requirements.lock and sepbook (the pip cache is warm after the first install)."""
     venv = Path(tempfile.mkdtemp()) / "venv"
@@ -96,19 +118,19 @@ def write_results(results: dict) -> None:
         lines.append(f"| {entry['what']} | {entry['seconds']:.1f} | {reference} | {entry['ratio']:.3f} | {entry['date']} |")
     machines = sorted({entry["machine"] for entry in results["measurements"].values()})
     lines += ["", "Machines: " + "; ".join(machines)]
-    lines += ["", "Ratios: synthesis time over audio duration; BLSTM SI-SDRi over oracle IRM SI-SDRi (the "
+    lines += ["", "Ratios: synthesis time over audio duration; one-thread over all-core step time; BLSTM SI-SDRi over oracle IRM SI-SDRi (the "
               "figure tracked for Foundations); set-up, tests and book build time over their budgets.", ""]
     RESULTS.write_text("\n".join(lines))
 
 
 def main(argv: list[str]) -> None:
-    wanted = argv or ["setup", "tests", "book", "synth", "quality"]
+    wanted = argv or ["setup", "tests", "book", "synth", "threads", "quality"]
     results = json.loads(RAW.read_text()) if RAW.is_file() else {"measurements": {}}
     results["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["machine"] = machine()
     profile = os.environ.get("SEPBOOK_PROFILE", "tiny")
     jobs = {"setup": measure_setup, "tests": measure_tests, "book": measure_book, "synth": measure_synth,
-            "quality": lambda: measure_quality(profile)}
+            "threads": measure_threads, "quality": lambda: measure_quality(profile)}
     unknown = set(wanted) - set(jobs)
     if unknown:
         raise SystemExit(f"unknown measurement(s) {sorted(unknown)}; choose from {sorted(jobs)}")
