@@ -43,8 +43,12 @@ def measure_synth() -> dict:
 
 
 def measure_quality(profile: str) -> dict:
+    import torch
+
     from sepbook.recipes import foundations
 
+    if not torch.cuda.is_available():
+        torch.set_num_threads(1)  # as the notebooks do (see the threads measurement)
     start = time.perf_counter()
     result = foundations.run(profile)
     summary = foundations.summarise(result["rows"])

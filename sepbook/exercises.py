@@ -76,3 +76,162 @@ def check_si_sdr(si_sdr: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], s
             _fail("off by a factor of 2: SI-SDR is 10 log10 of an energy ratio (20 log10 of an amplitude ratio)")
         _fail(f"expected {expected.tolist()} dB, got {answer.tolist()} dB")
     return "correct: your SI-SDR matches and is scale-invariant"
+
+
+class _LinearCritic(torch.nn.Module):
+    """``D(x) = <w, x>`` per example: its input gradient is ``w`` everywhere, whatever ``x`` is."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.weight = torch.nn.Parameter(weight.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.weight).flatten(1).sum(dim=1)
+
+
+class _QuadraticCritic(torch.nn.Module):
+    """``D(x) = c ||x||^2 / 2`` per example: its input gradient ``c x`` grows along the line from 0 to ``x``."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(float(scale)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * self.scale * x.pow(2).flatten(1).sum(dim=1)
+
+
+def _call(fn: Callable, *args):
+    try:
+        return fn(*args)
+    except Exception as error:  # report, don't crash the student's notebook
+        _fail(f"your function raised {type(error).__name__}: {error}")
+
+
+def _scalar(answer, what: str) -> torch.Tensor:
+    if not torch.is_tensor(answer):
+        _fail(f"{what}: expected a torch tensor, got {type(answer).__name__}")
+    if answer.numel() != 1:
+        _fail(f"{what}: expected one number (a scalar tensor) for the whole batch, got shape {tuple(answer.shape)}")
+    if not torch.isfinite(answer).all():
+        _fail(f"{what}: the penalty is NaN or infinite")
+    return answer.reshape(())
+
+
+def _linear_weight(shape: tuple[int, ...], norm: float, generator: torch.Generator) -> torch.Tensor:
+    weight = torch.randn(shape, generator=generator)
+    return weight * (norm / weight.norm())
+
+
+def check_gradient_penalty(gradient_penalty: Callable, seed: int = 0) -> str:
+    """Check a student's one-sided gradient penalty ``f(critic, real, fake) -> scalar`` (paper eq. 4).
+
+    ``real`` and ``fake`` are ``(batch, 1, freq, frames)``; the answer must be
+    ``mean over the batch of max(||grad_x D(x_hat)||_2 - 1, 0)^2`` at random interpolates
+    ``x_hat = eps * real + (1 - eps) * fake``, with the graph kept so that it trains the critic.
+
+    Chapter: adversarial/adversarial_separation
+    """
+    generator = torch.Generator().manual_seed(seed)
+    shape = (1, 16, 8)
+    real = torch.randn((4, *shape), generator=generator)
+    fake = torch.randn((4, *shape), generator=generator)
+
+    # A critic with gradient norm 0.5 everywhere: 1-Lipschitz, so a one-sided penalty is exactly zero.
+    gentle = _LinearCritic(_linear_weight(shape, 0.5, generator))
+    answer = _scalar(_call(gradient_penalty, gentle, real.clone(), fake.clone()), "gradient norm 0.5")
+    if abs(float(answer.detach()) - 0.25) < 1e-3:
+        _fail("a critic with gradient norm 0.5 got penalty 0.25: that is the two-sided penalty (||g|| - 1)^2; "
+              "the one-sided one only penalises norms above 1: max(||g|| - 1, 0)^2")
+    if abs(float(answer.detach())) > 1e-5:
+        _fail(f"a critic with gradient norm 0.5 everywhere is 1-Lipschitz and must get penalty 0, got {float(answer.detach()):.4f}")
+
+    # Gradient norm 0.75 per example, but sqrt(4) * 0.75 = 1.5 for the whole batch at once.
+    per_example = _LinearCritic(_linear_weight(shape, 0.75, generator))
+    answer = _scalar(_call(gradient_penalty, per_example, real.clone(), fake.clone()), "gradient norm 0.75")
+    if abs(float(answer.detach())) > 1e-5:
+        if abs(float(answer.detach()) - 0.25) < 1e-3:
+            _fail("you took one gradient norm over the whole batch; take the norm per example "
+                  "(flatten each example's gradient, then .norm(dim=1)), then average the penalties")
+        _fail(f"a critic with gradient norm 0.75 per example must get penalty 0, got {float(answer.detach()):.4f}")
+
+    # Gradient norm 3 everywhere: the penalty is (3 - 1)^2 = 4, and it must train the critic.
+    steep = _LinearCritic(_linear_weight(shape, 3.0, generator))
+    answer = _scalar(_call(gradient_penalty, steep, real.clone(), fake.clone()), "gradient norm 3")
+    value = float(answer.detach())
+    if abs(value - 2.0) < 1e-3:
+        _fail("a critic with gradient norm 3 got 2 = 3 - 1: square the excess, max(||g|| - 1, 0)^2")
+    if abs(value - 16.0) < 1e-2:
+        _fail("a critic with gradient norm 3 got 16 = (3 - 1)^2 * batch: average over the batch instead of summing")
+    if abs(value - 64.0) < 1e-2:
+        _fail("a critic with gradient norm 3 got 64 = (9 - 1)^2: use the norm ||g||, not the squared norm")
+    if abs(value - 4.0) > 1e-3:
+        _fail(f"a critic with gradient norm 3 everywhere must get penalty (3 - 1)^2 = 4, got {value:.4f}")
+    if not answer.requires_grad:
+        _fail("the penalty carries no gradient to the critic's parameters: call torch.autograd.grad with "
+              "create_graph=True so the penalty can be minimised")
+    steep.zero_grad()
+    answer.backward()
+    if steep.weight.grad is None or float(steep.weight.grad.abs().sum()) == 0:
+        _fail("the penalty does not reach the critic's parameters: keep the graph (create_graph=True)")
+
+    # A critic whose gradient grows from 0 at real = 0 to 3 at fake: the penalty depends on where it is taken.
+    big = (512, 1, 4, 4)
+    zeros = torch.zeros(big)
+    fake = torch.randn(big, generator=generator)
+    fake = fake / fake.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    quadratic = _QuadraticCritic(3.0)
+    values = [float(_scalar(_call(gradient_penalty, quadratic, zeros.clone(), fake.clone()), "interpolation").detach())
+              for _ in range(3)]
+    mean = sum(values) / len(values)
+    # With x = (1 - eps) * fake and eps ~ U[0, 1]: E max(3 (1 - eps) - 1, 0)^2 = 8 / 9.
+    if abs(mean - 4.0) < 0.05:
+        _fail("your penalty is taken at the fake samples only: evaluate the gradient at random interpolates "
+              "eps * real + (1 - eps) * fake")
+    if abs(mean) < 1e-4:
+        _fail("your penalty is taken at the real samples only: evaluate the gradient at random interpolates "
+              "eps * real + (1 - eps) * fake")
+    if abs(mean - 8 / 9) > 0.3:
+        if max(values) - min(values) > 0.6:
+            _fail("your penalty jumps between calls: draw one eps per example (shape (batch, 1, 1, 1)), "
+                  "not one for the whole batch")
+        _fail(f"at random interpolates the expected penalty is 8/9 = 0.89 for this critic, you got {mean:.3f} on "
+              "average: check the interpolation eps * real + (1 - eps) * fake with eps ~ U[0, 1]")
+    return "correct: your penalty is one-sided, per example, taken at random interpolates, and trains the critic"
+
+
+def check_critic_gradient(critic_gradient: Callable, seed: int = 0) -> str:
+    """Check a student's ``f(critic, x (batch, 1, freq, frames)) -> grad_x D(x)``, one gradient per example.
+
+    Chapter: adversarial/adversarial_separation
+    """
+    from sepbook.adversarial import critic_input_gradient as reference
+    from sepbook.models.critic import Critic
+
+    generator = torch.Generator().manual_seed(seed)
+    shape = (1, 16, 8)
+    x = torch.rand((3, *shape), generator=generator)
+    weight = torch.randn(shape, generator=generator)
+    linear = _LinearCritic(weight)
+    answer = _call(critic_gradient, linear, x.clone())
+    if not torch.is_tensor(answer):
+        _fail(f"expected a torch tensor, got {type(answer).__name__}")
+    if answer.shape != x.shape:
+        _fail(f"expected the gradient to have the input's shape {tuple(x.shape)}, got {tuple(answer.shape)}")
+    if not torch.allclose(answer.detach(), weight.expand_as(x), atol=1e-5):
+        if torch.allclose(answer.detach(), weight.expand_as(x) / len(x), atol=1e-5):
+            _fail("your gradient is the batch size times too small: differentiate the sum of the scores, "
+                  "not their mean (examples do not interact, so each gets its own gradient)")
+        _fail("for D(x) = <w, x> the gradient must equal w at every example; differentiate the critic's "
+              "score with respect to x (torch.autograd.grad(critic(x).sum(), x))")
+    torch.manual_seed(seed)
+    critic = Critic(base_channels=4, n_strided_layers=2, n_frequency_layers=1, hidden_units=8)
+    x = torch.rand((2, 1, 32, 16), generator=generator)
+    answer = _call(critic_gradient, critic, x.clone())
+    if not torch.is_tensor(answer) or answer.shape != x.shape:
+        _fail(f"expected a tensor shaped {tuple(x.shape)} for a Critic, got {getattr(answer, 'shape', type(answer))}")
+    if not torch.allclose(answer.detach(), reference(critic, x), atol=1e-5, rtol=1e-4):
+        _fail("your gradient differs from grad_x D(x) for a sepbook Critic")
+    if any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in critic.parameters()):
+        _fail("your function left gradients in the critic's parameters (did you call .backward()?): use "
+              "torch.autograd.grad(score, x), which touches only x")
+    return "correct: your function returns grad_x D(x) per example and leaves the critic untouched"

@@ -56,10 +56,10 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
         "tiny": dict(
             dataset="synthetic", sr=8192, n_fft=256, hop=128, frames=32, song_seconds=5.0,
             paired_style="pop", domain_styles=("rock", "jazz", "electronic"), mismatched_style="quartet",
-            n_paired=8, n_paired_eval=2, songs_per_third=4, data_seed=0,
+            n_paired=8, n_paired_eval=2, songs_per_third=3, data_seed=0,
             unet_base=8, unet_depth=3, critic_base=8, critic_strided_layers=3, critic_frequency_layers=1,
-            critic_hidden=16, batch_size=16, steps=150, lr=1e-3, critic_lr=1e-3, n_critic=2, gp_weight=10.0,
-            alpha_V=0.01, alpha_VA=0.001, valid_every=25, patience=None, eval_window=None,
+            critic_hidden=16, batch_size=8, steps=200, lr=1e-3, critic_lr=1e-3, n_critic=2, gp_weight=10.0,
+            alpha_V=0.01, alpha_VA=0.001, valid_every=40, patience=None, eval_window=None,
             seeds=(0, 1), ablation_seeds=(0,), scarce_fraction=0.25,
         ),
         "book": dict(
@@ -67,9 +67,9 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
             paired_style="pop", domain_styles=("rock", "jazz", "electronic"), mismatched_style="quartet",
             n_paired=24, n_paired_eval=6, songs_per_third=8, data_seed=0,
             unet_base=16, unet_depth=4, critic_base=32, critic_strided_layers=4, critic_frequency_layers=2,
-            critic_hidden=32, batch_size=64, steps=2000, lr=3e-4, critic_lr=3e-4, n_critic=5, gp_weight=10.0,
-            alpha_V=0.01, alpha_VA=0.001, valid_every=200, patience=None, eval_window=None,
-            seeds=(0, 1, 2), ablation_seeds=(0, 1, 2), scarce_fraction=0.25,
+            critic_hidden=32, batch_size=64, steps=1000, lr=5e-4, critic_lr=5e-4, n_critic=5, gp_weight=10.0,
+            alpha_V=0.01, alpha_VA=0.001, valid_every=100, patience=None, eval_window=None,
+            seeds=(0, 1, 2), ablation_seeds=(0,), scarce_fraction=0.25,
         ),
         "paper": dict(
             dataset="dsd100+medleydb+ccmixter+ikala", sr=8192, n_fft=512, hop=256, frames=64, song_seconds=None,

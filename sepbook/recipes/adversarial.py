@@ -14,7 +14,6 @@ Chapter: adversarial/adversarial_separation
 """
 from __future__ import annotations
 
-import copy
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -38,6 +37,7 @@ from sepbook.adversarial import (
 )
 from sepbook.audio import STFT
 from sepbook.models.unet import UNet
+from sepbook.plot import LiveCurve
 from sepbook.train import _progress, pick_device, seed_everything
 
 #: Separator output channels, in order. The paper's table calls them "Inst." and "V.".
@@ -47,7 +47,7 @@ VARIANTS: tuple[str, ...] = ("baseline", "V", "VA")
 #: The paper's datasets, in the order of its table: the paired one first, then the unlabelled ones.
 PAPER_ROLES: tuple[str, ...] = ("DSD100", "MedleyDB", "CCMixter", "iKala")
 ROLE_DESCRIPTIONS: dict[str, str] = {
-    "DSD100": "paired multitracks (training partition) + its own test songs",
+    "DSD100": "paired multitracks, plus its own validation and test songs",
     "MedleyDB": "unlabelled mixtures and solo sources; validation and test thirds",
     "CCMixter": "unlabelled mixtures and solo sources; validation and test thirds",
     "iKala": "unlabelled mixtures and solo sources; validation and test thirds",
@@ -252,16 +252,21 @@ def mismatched_domains(cfg: Mapping[str, Any], domains: Domains, style: str | No
 
 
 def scarce_domains(domains: Domains, fraction: float) -> Domains:
-    """``domains`` keeping only ``fraction`` of each domain's unlabelled mixture songs and solo songs (at least one)."""
+    """``domains`` keeping only ``fraction`` of the unlabelled mixture songs and of the solo songs (at least one each).
+
+    Songs are kept in turn from each domain (first song of every domain, then the second, ...), so a
+    small fraction still spans as many domains as it can.
+    """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction: expected a fraction in (0, 1], got {fraction!r}")
 
     def keep(tracks: Sequence[Track]) -> list[Track]:
-        kept = []
-        for domain in dict.fromkeys(t.domain for t in tracks):
-            own = [t for t in tracks if t.domain == domain]
-            kept += own[:max(1, math.floor(len(own) * fraction))]
-        return kept
+        by_domain: dict[str, list[Track]] = {}
+        for track in tracks:
+            by_domain.setdefault(track.domain, []).append(track)
+        turns = [t for i in range(max(map(len, by_domain.values()), default=0))
+                 for own in by_domain.values() if i < len(own) for t in [own[i]]]
+        return turns[:max(1, math.floor(len(tracks) * fraction))]
 
     return replace(domains, unlabelled=keep(domains.unlabelled), solo=keep(domains.solo))
 
@@ -342,65 +347,83 @@ def magnitudes(cfg: Mapping[str, Any], waves: np.ndarray | torch.Tensor) -> torc
 
 
 @dataclass
+class Bank:
+    """Linear magnitudes of a set of songs laid end to end: ``frames`` ``(channels, freq, total_frames)``.
+
+    Song ``i`` occupies frames ``starts[i] : starts[i] + lengths[i]``; excerpts never straddle two songs.
+    """
+
+    frames: torch.Tensor
+    starts: np.ndarray
+    lengths: np.ndarray
+
+    def to(self, device: torch.device | str) -> "Bank":
+        return Bank(self.frames.to(device), self.starts, self.lengths)
+
+    def channel(self, index: int) -> "Bank":
+        """The same songs with one channel only."""
+        return Bank(self.frames[index:index + 1], self.starts, self.lengths)
+
+    def excerpts(self, frames: int) -> torch.Tensor:
+        """All non-overlapping excerpts of ``frames`` frames, ``(n, channels, freq, frames)``."""
+        pieces = [self.frames[..., start + offset:start + offset + frames]
+                  for start, length in zip(self.starts, self.lengths) for offset in range(0, length - frames + 1, frames)]
+        return torch.stack(pieces) if pieces else self.frames.new_zeros(0, *self.frames.shape[:2], frames)
+
+
+@dataclass
 class SpectrogramSets:
-    """Linear magnitudes of the training sets, each ``(songs, channels, freq, frames)``, on one device.
+    """The training sets as :class:`Bank` s on one device, and fixed validation excerpts.
 
     ``paired`` channels: mixture, accompaniment, vocals; ``unlabelled``: mixture; ``solo``:
-    accompaniment, vocals (from songs other than the unlabelled ones); ``valid``: fixed validation
+    accompaniment, vocals (from songs other than the unlabelled ones); ``valid``: validation
     excerpts ``(excerpts, 3, freq, frames)`` with the paired channels.
     """
 
-    paired: torch.Tensor
-    unlabelled: torch.Tensor
-    solo: torch.Tensor
+    paired: Bank
+    unlabelled: Bank
+    solo: Bank
     valid: torch.Tensor
 
+    def to(self, device: torch.device | str) -> "SpectrogramSets":
+        return SpectrogramSets(self.paired.to(device), self.unlabelled.to(device), self.solo.to(device),
+                               self.valid.to(device))
 
-def _stack(cfg: Mapping[str, Any], tracks: Sequence[Track], channels: str) -> torch.Tensor:
+
+def _bank(cfg: Mapping[str, Any], tracks: Sequence[Track], channels: str, name: str) -> Bank:
     if not tracks:
-        return torch.zeros(0, len(channels), n_bins(cfg), 0)
-    length = min(len(t.mixture) for t in tracks)
-    waves = []
+        raise ValueError(f"domains.{name}: no songs; the experiment needs paired, unlabelled, solo and validation songs")
+    specs = []
     for t in tracks:
-        parts = {"m": t.mixture[:length], "a": t.sources[0, :length], "v": t.sources[1, :length]}
-        waves.append(np.stack([parts[c] for c in channels]))
-    return magnitudes(cfg, np.stack(waves))
-
-
-def _excerpts(bank: torch.Tensor, frames: int) -> torch.Tensor:
-    """Cut ``(songs, C, F, T)`` into non-overlapping ``(n, C, F, frames)`` excerpts."""
-    usable = bank.shape[-1] // frames * frames
-    pieces = bank[..., :usable].unfold(-1, frames, frames)          # (songs, C, F, n, frames)
-    return pieces.permute(0, 3, 1, 2, 4).reshape(-1, bank.shape[1], bank.shape[2], frames)
+        parts = {"m": t.mixture, "a": t.sources[0], "v": t.sources[1]}
+        spec = magnitudes(cfg, np.stack([parts[c] for c in channels]))          # (C, F, frames)
+        if spec.shape[-1] < cfg["frames"]:
+            raise ValueError(f"frames: song {t.name} has {spec.shape[-1]} STFT frames, fewer than one excerpt "
+                             f"({cfg['frames']} frames); use longer songs or smaller frames")
+        specs.append(spec)
+    lengths = np.array([spec.shape[-1] for spec in specs])
+    return Bank(torch.cat(specs, dim=-1), np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
 
 
 def spectrogram_sets(cfg: Mapping[str, Any], domains: Domains, device: torch.device | str = "cpu",
                      max_valid_excerpts: int = 256) -> SpectrogramSets:
     """Compute :class:`SpectrogramSets` for ``domains`` (at most ``max_valid_excerpts`` validation excerpts)."""
-    frames = cfg["frames"]
-    sets = {"paired": _stack(cfg, domains.paired, "mav"), "unlabelled": _stack(cfg, domains.unlabelled, "m"),
-            "solo": _stack(cfg, domains.solo, "av")}
-    for name, bank in sets.items():
-        if bank.shape[0] == 0:
-            raise ValueError(f"domains.{name}: no songs; the experiment needs paired, unlabelled and solo songs")
-        if bank.shape[-1] < frames:
-            raise ValueError(f"frames: songs of {bank.shape[-1]} STFT frames are shorter than one excerpt "
-                             f"({frames} frames); make song_seconds longer or frames smaller")
-    valid = _excerpts(_stack(cfg, domains.valid, "mav"), frames)
+    valid = _bank(cfg, domains.valid, "mav", "valid").excerpts(cfg["frames"])
     if len(valid) > max_valid_excerpts:
         valid = valid[torch.linspace(0, len(valid) - 1, max_valid_excerpts).long()]
-    sets["valid"] = valid
-    return SpectrogramSets(**{k: v.to(device) for k, v in sets.items()})
+    sets = SpectrogramSets(_bank(cfg, domains.paired, "mav", "paired"), _bank(cfg, domains.unlabelled, "m", "unlabelled"),
+                           _bank(cfg, domains.solo, "av", "solo"), valid)
+    return sets.to(device)
 
 
-def _draw(bank: torch.Tensor, batch: int, frames: int, rng: np.random.Generator) -> torch.Tensor:
-    """``batch`` random excerpts ``(batch, C, F, frames)`` of ``(songs, C, F, T)``."""
-    songs = torch.as_tensor(rng.integers(bank.shape[0], size=batch), device=bank.device)
-    starts = torch.as_tensor(rng.integers(bank.shape[-1] - frames + 1, size=batch), device=bank.device)
-    columns = starts[:, None] + torch.arange(frames, device=bank.device)       # (batch, frames)
-    picked = bank[songs]                                                        # (batch, C, F, T)
-    index = columns[:, None, None, :].expand(-1, picked.shape[1], picked.shape[2], -1)
-    return picked.gather(-1, index)
+def _draw(bank: Bank, batch: int, frames: int, rng: np.random.Generator) -> torch.Tensor:
+    """``batch`` random excerpts ``(batch, C, F, frames)``, uniform over all excerpt positions of all songs."""
+    positions = bank.lengths - frames + 1
+    songs = rng.choice(len(positions), size=batch, p=positions / positions.sum())
+    starts = bank.starts[songs] + (rng.random(batch) * positions[songs]).astype(np.int64)
+    device = bank.frames.device
+    columns = torch.as_tensor(starts, device=device)[:, None] + torch.arange(frames, device=device)
+    return bank.frames[:, :, columns].permute(2, 0, 1, 3)                    # (batch, C, F, frames)
 
 
 def _rng(seed: int, step: int, purpose: int, repeat: int = 0) -> np.random.Generator:
@@ -436,7 +459,7 @@ def solo_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step: i
     batches = {}
     for index, name in enumerate(SOURCES):
         rng = _rng(seed, step, 2 + index, repeat)
-        excerpt = _draw(sets.solo[:, index:index + 1], cfg["batch_size"], cfg["frames"], rng)
+        excerpt = _draw(sets.solo.channel(index), cfg["batch_size"], cfg["frames"], rng)
         batches[name] = log_magnitude(_loudness(excerpt, rng, loudness))
     return batches
 
@@ -481,7 +504,7 @@ def new_history(critic_names: Iterable[str]) -> dict[str, list]:
 
 def train_variant(cfg: Mapping[str, Any], domains: Domains, variant: str, seed: int = 0, *,
                   sets: SpectrogramSets | None = None, device: str | torch.device | None = None,
-                  progress: bool = True, label: str | None = None):
+                  progress: bool = True, label: str | None = None, live: bool = True):
     """Train ``variant`` ('baseline', 'V' or 'VA') for ``cfg['steps']`` separator updates; -> ``(separator, critics, history)``.
 
     Every step takes ``n_critic`` updates of each critic (fresh unlabelled and solo batches each
@@ -492,12 +515,12 @@ def train_variant(cfg: Mapping[str, Any], domains: Domains, variant: str, seed: 
     the best validation loss is selected"); with ``patience`` set, training stops after that many
     validations without improvement. The separator is returned on the CPU in eval mode, with the
     best weights; the critics as they are at the end. Raises ``FloatingPointError`` on NaN or Inf.
+    ``live`` redraws the loss curve at every validation in a live notebook (never in the static book).
     """
     check_variant(variant)
     device = pick_device(device) if not isinstance(device, torch.device) else device
     adv = adversarial_config(cfg, variant)
-    sets = sets if sets is not None else spectrogram_sets(cfg, domains, device)
-    sets = SpectrogramSets(**{k: v.to(device) for k, v in vars(sets).items()})
+    sets = (sets if sets is not None else spectrogram_sets(cfg, domains)).to(device)
     seed_everything(seed)
     separator = build_separator(cfg).to(device)
     critics = build_variant_critics(cfg, variant).to(device)
@@ -508,6 +531,7 @@ def train_variant(cfg: Mapping[str, Any], domains: Domains, variant: str, seed: 
     best_loss, best_state, best_step, stale = math.inf, None, 0, 0
     bar = _progress(cfg["steps"], 0, progress)
     bar.set_description(label or f"{variant} seed {seed}")
+    curve = LiveCurve(title=label or f"{variant} seed {seed}") if live and progress else None
     separator.train()
     for step in range(cfg["steps"]):
         critic_logs: dict[str, list[float]] = {}
@@ -544,6 +568,9 @@ def train_variant(cfg: Mapping[str, Any], domains: Domains, variant: str, seed: 
             else:
                 stale += 1
             bar.set_postfix(Ls=f"{logs['Ls']:.4f}", valid=f"{loss:.4f}", refresh=False)
+            if curve is not None:
+                curve.update({"step": history["step"], "loss": history["Ls"], "valid_step": history["valid_step"],
+                              "valid": [{"validation L_s": v} for v in history["valid_loss"]]})
             if cfg.get("patience") and stale >= cfg["patience"]:
                 break
     bar.close()
@@ -652,14 +679,15 @@ def paper_table(rows: Sequence[Mapping[str, Any]], variants: Sequence[str] = VAR
     groups = _groups(rows)
     values = _group_means(rows, variants, groups)
     columns = pd.MultiIndex.from_tuples([(g, v) for g in groups for v in variants], names=["subset", "system"])
-    data = [[_cell(*values[(label, g, v)][:2], digits) for g in groups for v in variants] for label, _, _ in METRIC_ROWS]
+    data = [[_cell(*values[(label, g, v)][:2], digits, values[(label, g, v)][2]) for g in groups for v in variants]
+            for label, _, _ in METRIC_ROWS]
     return pd.DataFrame(data, index=[label for label, _, _ in METRIC_ROWS], columns=columns)
 
 
-def _cell(mean: float, std: float, digits: int) -> str:
+def _cell(mean: float, std: float, digits: int, n_seeds: int = 2) -> str:
     if not math.isfinite(mean):
         return "–"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n_seeds > 1 else f"{mean:.{digits}f}"
 
 
 def paper_numbers_table():
@@ -737,6 +765,21 @@ def paper_improvements(variants: Sequence[str] = ("V", "VA")):
     return pd.DataFrame(records).set_index(["variant", "subset"])
 
 
+def gains_table(rows: Sequence[Mapping[str, Any]], digits: int = 2):
+    """Our gains over the baseline (:func:`improvements`, mean over seeds) with the paper's beside each metric."""
+    import pandas as pd
+
+    labels = [label for label, _, _ in METRIC_ROWS]
+    ours, paper = improvements(rows)[labels].round(digits), paper_improvements()[labels]
+    columns = {}
+    for label in labels:
+        columns[(label, "ours")] = ours[label]
+        columns[(label, "paper")] = paper[label].reindex(ours.index)
+    table = pd.DataFrame(columns)
+    table.columns = pd.MultiIndex.from_tuples(table.columns, names=["metric", "numbers"])
+    return table
+
+
 def verdict(rows: Sequence[Mapping[str, Any]], variant: str, profile: str, metric_row: str = "SDR V.",
             subset: str = "out-of-domain") -> str:
     """One honest sentence, built from the numbers, on whether ``variant`` beats the baseline on ``subset``."""
@@ -747,19 +790,33 @@ def verdict(rows: Sequence[Mapping[str, Any]], variant: str, profile: str, metri
     if not math.isfinite(mean):
         return f"In the {profile} profile there are no {metric_row} scores for {variant} {where}."
     if mean > 0 and wins == seeds:
-        claim = f"{variant} beats the baseline {where} in every seed"
+        claim = f"{variant} beats the baseline {where}" + (" in every seed" if seeds > 1 else "")
     elif mean > 0:
         claim = f"{variant} beats the baseline {where} on average but not in every seed"
     elif wins > 0:
         claim = f"{variant} does not beat the baseline {where} on average (it wins in some seeds only)"
     else:
         claim = f"{variant} does not beat the baseline {where}"
-    noise = " — within the seed-to-seed spread" if abs(mean) <= std else ""
-    return (f"In the {profile} profile, {claim}: {mean:+.2f} dB {metric_row} (mean over {seeds} seeds, "
-            f"std {std:.2f} dB; better in {wins} of {seeds}){noise}.")
+    noise = " — within the seed-to-seed spread" if seeds > 1 and abs(mean) <= std else ""
+    spread = (f"mean over {seeds} seeds, std {std:.2f} dB; better in {wins} of {seeds}" if seeds > 1
+              else "one seed only, so no spread to judge it by")
+    return f"In the {profile} profile, {claim}: {mean:+.2f} dB {metric_row} ({spread}){noise}."
 
 
 # --------------------------------------------------------------------------- figures' data
+
+
+def showcase_track(domains: Domains) -> Track:
+    """The test song outside the paired domain whose voice is active longest: the one to look at and listen to."""
+    candidates = [t for t in domains.test if t.domain != domains.paired_domain] or list(domains.test)
+    if not candidates:
+        raise ValueError("domains.test: no test songs")
+
+    def voice_activity(track: Track) -> float:
+        frames = track.sources[1][: len(track.sources[1]) // 1024 * 1024].reshape(-1, 1024)
+        return float(np.mean(np.sqrt(np.mean(frames**2, axis=1)) > 0.01 * np.abs(track.sources[1]).max()))
+
+    return max(candidates, key=voice_activity)
 
 
 def critic_gradient_example(cfg: Mapping[str, Any], separator: torch.nn.Module, critic: torch.nn.Module,
@@ -786,14 +843,16 @@ def critic_gradient_example(cfg: Mapping[str, Any], separator: torch.nn.Module, 
             "voice_dominant": (excerpt[2] > excerpt[1]).numpy(), "start_frame": start_frame, "bins": bins}
 
 
-def gradient_on_voice_and_leakage(example: Mapping[str, np.ndarray], quantile: float = 0.75) -> dict[str, float]:
-    """Mean critic gradient on the estimate's loud bins (top ``1 - quantile``), split by who really owns them.
+def gradient_on_voice_and_leakage(example: Mapping[str, np.ndarray], level: float = 0.25) -> dict[str, float]:
+    """Mean critic gradient on the estimate's energetic bins, split by which true source owns them.
 
-    ``voice``: loud estimate bins where the true voice dominates; ``leakage``: loud bins where the
-    accompaniment dominates. The paper's Fig. 3 reading predicts ``voice > 0 > leakage``.
+    Energetic bins hold at least ``level`` times the excerpt's largest log-magnitude. ``voice``: those
+    where the true voice dominates; ``leakage``: those where the accompaniment dominates, i.e.
+    accompaniment energy that leaked into the voice estimate. The paper's Fig. 3 reading predicts
+    ``voice > 0 > leakage``.
     """
     estimate, gradient, voice = (np.asarray(example[k]) for k in ("estimate", "gradient", "voice_dominant"))
-    loud = estimate >= np.quantile(estimate, quantile)
+    loud = estimate >= level * estimate.max() if estimate.max() > 0 else np.zeros_like(voice)
     pick = lambda mask: float(gradient[mask].mean()) if mask.any() else float("nan")
     return {"voice": pick(loud & voice), "leakage": pick(loud & ~voice),
             "voice bins": int((loud & voice).sum()), "leakage bins": int((loud & ~voice).sum())}
@@ -821,32 +880,210 @@ def checkpoint_path(profile: str = "book") -> Path:
     return Path(__file__).resolve().parents[2] / "chapters" / "adversarial" / "checkpoints" / f"{profile}-adversarial.pt"
 
 
-def save_models(path: str | Path, cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.Module],
-                rows: Sequence[Mapping[str, Any]] = ()) -> Path:
-    """Write separators (state dicts, keyed ``"variant/seed"``), the settings and result rows, loadable with ``weights_only=True``."""
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def save_models(path: str | Path, cfg: Mapping[str, Any], separators: Mapping[tuple[str, int], torch.nn.Module],
+                rows: Sequence[Mapping[str, Any]] = (),
+                critics: Mapping[tuple[str, int], Mapping[str, torch.nn.Module]] | None = None,
+                half: bool = True) -> Path:
+    """Write separators and critics (state dicts keyed ``"variant/seed"``), the settings and the result rows.
+
+    The file holds only tensors, numbers, strings, lists and dicts, so :func:`load_models` reads it
+    with ``weights_only=True``. ``half`` stores weights in float16 (half the size; they are read back
+    as float32), which keeps committed book checkpoints small.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    plain_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
-    state = {"cfg": plain_cfg, "rows": [dict(r) for r in rows],
-             "models": {f"{v}/{s}": {k: t.detach().cpu() for k, t in m.state_dict().items()} for (v, s), m in models.items()}}
-    torch.save(state, path)
+
+    def weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {k: (t.detach().cpu().half() if half and t.is_floating_point() else t.detach().cpu())
+                for k, t in module.state_dict().items()}
+
+    state = {
+        "cfg": {k: _plain(v) for k, v in cfg.items()},
+        "rows": [dict(r) for r in rows],
+        "separators": {f"{v}/{s}": weights(m) for (v, s), m in separators.items()},
+        "critics": {f"{v}/{s}": {name: weights(c) for name, c in dict(group).items()}
+                    for (v, s), group in (critics or {}).items()},
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
     return path
 
 
-def load_models(path: str | Path) -> tuple[dict, dict[tuple[str, int], UNet], list[dict]]:
-    """Read :func:`save_models`' file with ``weights_only=True``; -> ``(cfg, {(variant, seed): separator}, rows)``."""
+def load_models(path: str | Path) -> dict[str, Any]:
+    """Read :func:`save_models`' file with ``weights_only=True``.
+
+    Returns ``{'cfg', 'rows', 'separators': {(variant, seed): UNet}, 'critics': {(variant, seed): ModuleDict}}``,
+    models in float32 and eval mode on the CPU.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a damaged file
+        raise ValueError(f"checkpoint file {path} could not be read: {error}") from error
+    if not isinstance(state, dict) or "separators" not in state:
+        raise ValueError(f"checkpoint file {path} holds no 'separators'; was it written by save_models?")
     cfg = {k: (tuple(v) if isinstance(v, list) else v) for k, v in state["cfg"].items()}
-    models = {}
-    for key, weights in state["models"].items():
-        variant, seed = key.split("/")
+
+    def key(text: str) -> tuple[str, int]:
+        variant, seed = text.rsplit("/", 1)
+        return variant, int(seed)
+
+    def floats(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: t.float() if t.is_floating_point() else t for k, t in weights.items()}
+
+    separators, critics = {}, {}
+    for name, weights in state["separators"].items():
         model = build_separator(cfg)
-        model.load_state_dict(weights)
-        models[(variant, int(seed))] = model.eval()
-    return cfg, models, list(state["rows"])
+        model.load_state_dict(floats(weights))
+        separators[key(name)] = model.eval()
+    for name, group in state.get("critics", {}).items():
+        variant = key(name)[0].split(" ")[0]
+        modules = build_variant_critics(cfg, variant)
+        for source, weights in group.items():
+            modules[source].load_state_dict(floats(weights))
+        critics[key(name)] = modules.eval()
+    return {"cfg": cfg, "rows": list(state["rows"]), "separators": separators, "critics": critics}
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def draw_training_scheme(ax=None):
+    """Draw the paper's Fig. 1(b): supervised loss on paired data, one critic per source on unlabelled mixtures."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(12, 5.6))
+    ax.set_xlim(0, 12.3)
+    ax.set_ylim(0.4, 7.45)
+    ax.axis("off")
+    styles = {"data": ("#e8f1fb", "#2b6cb0"), "net": ("#fdf0e6", "#c05621"), "loss": ("#edf7ed", "#2f855a"),
+              "critic": ("#f6ecfb", "#6b46c1")}
+
+    def box(x, y, text, kind, w=2.0, h=0.75):
+        face, edge = styles[kind]
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.05", fc=face, ec=edge, lw=1.5))
+        ax.text(x, y, text, ha="center", va="center", fontsize=9.5)
+
+    def arrow(a, b, text="", color="0.25", rad=0.0):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=12, color=color, lw=1.2,
+                                     connectionstyle=f"arc3,rad={rad}"))
+        if text:
+            ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.15, text, ha="center", fontsize=8, color=color)
+
+    box(1.1, 5.9, "paired multitracks\n$\\mathcal{D}_m$: $(m_i, \\mathbf{s}_i)$", "data", h=0.9)
+    box(3.6, 5.9, "separator $f_\\phi$\n(U-Net)", "net")
+    box(6.0, 5.9, "$f_\\phi(m_i)$", "data", w=1.6)
+    box(8.9, 5.9, "$L_s = \\|f_\\phi(m_i) - \\mathbf{s}_i\\|^2$", "loss", w=2.6)
+    arrow((2.15, 5.9), (2.55, 5.9))
+    arrow((4.65, 5.9), (5.15, 5.9))
+    arrow((6.85, 5.9), (7.55, 5.9))
+    arrow((1.1, 6.4), (8.9, 6.4), color="0.55", rad=-0.15)
+    ax.text(5.0, 7.12, "targets $\\mathbf{s}_i$", ha="center", fontsize=8, color="0.45")
+
+    ax.text(6.1, 4.55, "separator: $L = L_s + \\alpha L_u + \\beta L_{add}$, with $L_u = -\\sum_k \\mathbb{E}\\,D_{\\theta_k}"
+            "(f_\\phi(m^u)_k)$;   critic $k$: $\\mathbb{E}\\,D(\\mathrm{fake}) - \\mathbb{E}\\,D(\\mathrm{real}) + "
+            "\\lambda L_{grad}$", ha="center", fontsize=9.5, color=styles["loss"][1])
+    box(1.1, 3.0, "unlabelled mixtures\n$\\mathcal{D}_u$: $m^u$", "data", h=0.9)
+    box(3.6, 3.0, "separator $f_\\phi$\n(same weights)", "net")
+    box(6.0, 3.8, "voice estimate", "data", w=1.8)
+    box(6.0, 2.2, "accompaniment\nestimate", "data", w=1.8, h=0.8)
+    box(8.6, 3.8, "voice critic $D_{\\theta_1}$", "critic")
+    box(8.6, 2.2, "accomp. critic $D_{\\theta_2}$\n(VA only)", "critic", h=0.8)
+    box(11.2, 3.8, "solo voices $\\mathcal{D}_s^1$\n(other songs)", "data", w=1.9, h=0.8)
+    box(11.2, 2.2, "solo accomp. $\\mathcal{D}_s^2$\n(other songs)", "data", w=1.9, h=0.8)
+    box(3.6, 1.0, "$L_{add}$: $\\sum_k f_\\phi(m^u)_k \\approx m^u$", "loss", w=2.8)
+    arrow((2.15, 3.0), (2.55, 3.0))
+    arrow((4.65, 3.15), (5.05, 3.75))
+    arrow((4.65, 2.85), (5.05, 2.25))
+    arrow((6.95, 3.8), (7.55, 3.8), "fake")
+    arrow((6.95, 2.2), (7.55, 2.2), "fake")
+    arrow((10.2, 3.8), (9.65, 3.8), "real", color=styles["critic"][1])
+    arrow((10.2, 2.2), (9.65, 2.2), "real", color=styles["critic"][1])
+    arrow((3.6, 2.55), (3.6, 1.45))
+    return ax
+
+
+def plot_critic_curves(histories: Mapping[tuple[str, int], Mapping[str, list]], variants: Sequence[str] = ("V", "VA"),
+                       smooth: int = 10, axes=None):
+    """Wasserstein estimates and gradient penalties of every critic over training, one line per (variant, critic, seed)."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 3.4))
+    colors = {("V", "vocals"): "C0", ("VA", "vocals"): "C1", ("VA", "accompaniment"): "C2"}
+    labelled = set()
+    for (variant, seed), history in histories.items():
+        if variant not in variants:
+            continue
+        for name in SOURCES:
+            if f"{name}_wasserstein" not in history:
+                continue
+            color = colors.get((variant, name), "C3")
+            label = None if (variant, name) in labelled else f"{variant}: {name} critic"
+            labelled.add((variant, name))
+            for ax, key in zip(axes, ("wasserstein", "gradient_penalty")):
+                ax.plot(history["step"], smoothed(history[f"{name}_{key}"], smooth), color=color, lw=1.2,
+                        alpha=0.85, label=label)
+    axes[0].set(xlabel="separator step", ylabel="$E\\,D(real) - E\\,D(fake)$", title="Wasserstein estimate")
+    axes[1].set(xlabel="separator step", ylabel="$L_{grad}$", title="one-sided gradient penalty")
+    axes[0].legend(fontsize=8)
+    return axes
+
+
+def plot_losses(histories: Mapping[tuple[str, int], Mapping[str, list]], smooth: int = 10, axes=None):
+    """Training ``L_s`` (smoothed) and validation ``L_s`` of every (variant, seed)."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 3.4))
+    variants = list(dict.fromkeys(v for v, _ in histories))
+    for (variant, seed), history in histories.items():
+        color = f"C{variants.index(variant)}"
+        label = f"{variant}" if seed == min(s for v, s in histories if v == variant) else None
+        axes[0].plot(history["step"], smoothed(history["Ls"], smooth), color=color, lw=1.1, label=label)
+        axes[1].plot(history["valid_step"], history["valid_loss"], "o-", color=color, ms=3, lw=1.1, label=label)
+    axes[0].set(xlabel="separator step", ylabel="$L_s$ (paired batches)", title="supervised loss", yscale="log")
+    axes[1].set(xlabel="separator step", ylabel="$L_s$ (validation)", title="validation loss (all domains)")
+    axes[0].legend(fontsize=8)
+    return axes
+
+
+def plot_critic_gradient(example: Mapping[str, Any], cfg: Mapping[str, Any], max_bin: int | None = None, axes=None):
+    """The paper's Fig. 3: (a) the voice estimate ``x``; (b) ``grad_x D(x)`` on a diverging map centred at 0.
+
+    Contours in (b) outline the bins where the true voice dominates, so positive gradient on them and
+    negative gradient elsewhere is the paper's reading. Only bins below ``max_bin`` are shown.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+    max_bin = max_bin or example["estimate"].shape[0] // 2
+    hz = cfg["sr"] / cfg["n_fft"]
+    seconds = cfg["hop"] / cfg["sr"]
+    extent = (0, example["estimate"].shape[1] * seconds, 0, max_bin * hz)
+    estimate, gradient = example["estimate"][:max_bin], example["gradient"][:max_bin]
+    image = axes[0].imshow(estimate, origin="lower", aspect="auto", extent=extent, cmap="gray")
+    axes[0].figure.colorbar(image, ax=axes[0], label="log(1 + |x|)", pad=0.01)
+    limit = float(np.quantile(np.abs(gradient), 0.99)) or 1.0
+    image = axes[1].imshow(gradient, origin="lower", aspect="auto", extent=extent, cmap="RdBu_r",
+                           norm=TwoSlopeNorm(0.0, -limit, limit))
+    axes[1].contour(example["voice_dominant"][:max_bin].astype(float), levels=[0.5], colors="k", linewidths=0.5,
+                    extent=extent, origin="lower")
+    axes[1].figure.colorbar(image, ax=axes[1], label="$\\nabla_x D(x)$", pad=0.01)
+    axes[0].set(title="(a) separator voice estimate $x$", xlabel="time (s)", ylabel="frequency (Hz)")
+    axes[1].set(title="(b) $\\nabla_x D(x)$ (red > 0 > blue; black: true voice dominates)", xlabel="time (s)")
+    return axes
 
 
 # --------------------------------------------------------------------------- the whole experiment
@@ -907,7 +1144,8 @@ def ablation_table(rows: Sequence[Mapping[str, Any]], variants: Sequence[str], s
             sel = frame[(frame["variant"] == variant) & (frame["source"] == source)]
             per_seed = sel.groupby("seed")[metric].mean().dropna()
             column[label] = _cell(float(per_seed.mean()) if len(per_seed) else float("nan"),
-                                  float(per_seed.std(ddof=0)) if len(per_seed) else float("nan"), digits)
+                                  float(per_seed.std(ddof=0)) if len(per_seed) else float("nan"), digits,
+                                  len(per_seed))
         table[variant] = column
     return pd.DataFrame(table)
 
