@@ -46,18 +46,15 @@ def show_source(obj: Any, *, docstring: bool = True):
 
 
 def _strip_docstring(text: str) -> str:
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped.startswith(('"""', "'''")):
-            quote = stripped[:3]
-            if stripped.count(quote) >= 2 and len(stripped) > 3:
-                return "\n".join(lines[:i] + lines[i + 1:])
-            for j in range(i + 1, len(lines)):
-                if quote in lines[j]:
-                    return "\n".join(lines[:i] + lines[j + 1:])
-        elif stripped and not stripped.startswith(("def ", "class ", "@")) and not stripped.endswith(":"):
-            break
+    import ast
+    import textwrap
+
+    node = ast.parse(textwrap.dedent(text)).body[0]
+    body = getattr(node, "body", None)
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        lines = text.splitlines()
+        return "\n".join(lines[:body[0].lineno - 1] + lines[body[0].end_lineno:])
     return text
 
 

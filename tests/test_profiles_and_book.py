@@ -53,3 +53,10 @@ def test_static_build_flag(monkeypatch):
 
 def test_glue_returns_its_value():
     assert book.glue("x", 3.0) == 3.0
+
+
+def test_docstring_is_dropped_even_after_a_long_signature():
+    from sepbook.adversarial import critic_step
+
+    shown = book.show_source(critic_step, docstring=False).data
+    assert "def critic_step(" in shown and "Chapter:" not in shown and "return logs" in shown
