@@ -21,6 +21,10 @@ data: setup
 setup: $(READY) ffmpeg
 
 $(READY): requirements.lock pyproject.toml
+	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+		else echo "$(PYTHON) cannot create virtual environments: install python3-venv" >&2; exit 1; fi; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock

@@ -58,8 +58,9 @@ def measure_quality(profile: str) -> dict:
             "irm_sisdri": float(irm), "ratio": float(blstm["mean"] / irm), "seconds": time.perf_counter() - start}
 
 
-def measure_threads(steps: int = 40) -> dict:
-    """Seconds per training step of the tiny Foundations BLSTM on one CPU thread against all cores."""
+def measure_threads(steps: int = 30) -> dict:
+    """Seconds per training step of the tiny Foundations BLSTM: one CPU thread against all cores,
+    on an idle machine and while one busy process per core competes for the CPU."""
     import torch
 
     from sepbook import profiles
@@ -67,17 +68,27 @@ def measure_threads(steps: int = 40) -> dict:
 
     cfg = dict(profiles.settings("foundations", "tiny"), steps=steps, valid_every=10 * steps)
     train, valid = foundations.split_validation(foundations.load_tracks(cfg, "train"))
-    per_step = {}
-    default = torch.get_num_threads()
-    for threads in (os.cpu_count(), 1):
+    cores, default = os.cpu_count(), torch.get_num_threads()
+
+    def per_step(threads: int) -> float:
         torch.set_num_threads(threads)
         start = time.perf_counter()
         foundations.train_blstm(cfg, train, valid, seed=0, progress=False)
-        per_step[threads] = (time.perf_counter() - start) / steps
-    torch.set_num_threads(default)
-    return {"what": f"BLSTM training step (tiny), 1 thread vs {os.cpu_count()}", "seconds": per_step[1],
-            "reference": f"{per_step[os.cpu_count()]:.3f} s/step on {os.cpu_count()} threads",
-            "ratio": per_step[1] / per_step[os.cpu_count()]}
+        return (time.perf_counter() - start) / steps
+
+    idle = {threads: per_step(threads) for threads in (cores, 1)}
+    busy_loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        loaded = {threads: per_step(threads) for threads in (cores, 1)}
+    finally:
+        for process in busy_loops:
+            process.kill()
+        torch.set_num_threads(default)
+    return {"what": f"BLSTM training step (tiny): 1 thread vs {cores}; idle, then with {cores} busy processes",
+            "seconds": idle[1],
+            "reference": (f"idle: {idle[cores]:.3f} s/step on {cores} threads, {idle[1]:.3f} on 1; loaded: "
+                          f"{loaded[cores]:.3f} on {cores}, {loaded[1]:.3f} on 1 (ratio {loaded[1] / loaded[cores]:.3f})"),
+            "ratio": idle[1] / idle[cores]}
 
 
 def measure_setup() -> dict:

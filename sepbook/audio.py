@@ -110,9 +110,9 @@ def resample(x: Any, orig_sr: int, target_sr: int) -> Any:
 class STFT:
     """Short-time Fourier transform and its inverse, ``(..., time) <-> complex (..., freq, frames)``.
 
-    ``freq = n_fft // 2 + 1`` and ``frames = 1 + time // hop``. Frames are centred on multiples of
-    ``hop`` with zero padding at both ends, so any signal of two or more samples can be analysed and
-    ``inverse(forward(x), length)`` gives ``x`` back.
+    ``freq = n_fft // 2 + 1`` and, with ``center=True`` (the default), ``frames = 1 + time // hop``:
+    frames are centred on multiples of ``hop`` with zero padding at both ends, so any signal of two or
+    more samples can be analysed and ``inverse(forward(x), length)`` gives ``x`` back.
     Chapter: foundations/stft_and_masks
     """
 

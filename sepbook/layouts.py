@@ -16,7 +16,7 @@ import numpy as np
 import soundfile
 
 from sepbook.errors import check_audio, check_same_length
-from sepbook.synth import GM_PROGRAMS, MUSDB_GROUPS, Song
+from sepbook.synth import GM_PROGRAMS, MUSDB_GROUPS, Song, notes_to_roll
 
 MUSDB_TARGETS = ("vocals", "drums", "bass", "other")
 MUSDB_FILES = ("mixture",) + MUSDB_TARGETS
@@ -360,30 +360,6 @@ def read_slakh_track(
         frame_rate=float(frame_rate),
         metadata=metadata,
     )
-
-
-def notes_to_roll(
-    notes: np.ndarray, n_frames: int, frame_rate: float, *, tolerance: float = 0.0
-) -> np.ndarray:
-    """Piano roll ``(n_frames, 128)`` bool from notes ``(n, >=3)`` (onset_s, offset_s, pitch, ...).
-
-    Frame ``i`` stands for time ``i / frame_rate`` and is on while a note sounds then, the
-    synthesiser's convention; every note lights at least one frame, so short drum hits survive.
-    Times up to ``tolerance`` seconds after a frame count as on it, so that rounding note times to
-    MIDI ticks does not move them by a frame.
-    Chapter: foundations/synthesiser
-    """
-    roll = np.zeros((n_frames, 128), dtype=bool)
-    notes = np.asarray(notes, dtype=np.float64)
-    if notes.size == 0:
-        return roll
-    slack = tolerance * frame_rate + 1e-9
-    for onset, offset, pitch in notes.reshape(len(notes), -1)[:, :3]:
-        first = max(int(np.ceil(onset * frame_rate - slack)), 0)
-        last = max(int(np.ceil(offset * frame_rate - slack)), first + 1)
-        if 0 <= pitch < 128 and first < n_frames:
-            roll[first:min(last, n_frames), int(round(pitch))] = True
-    return roll
 
 
 # --------------------------------------------------------------------------------------------

@@ -635,12 +635,27 @@ def _render(name: str, notes: np.ndarray, vowels: list[str] | None, timbre: dict
     return stem
 
 
-def _roll(notes: np.ndarray, n_frames: int, frame_rate: float) -> np.ndarray:
-    roll = np.zeros((n_frames, 128), bool)
-    for onset, offset, pitch, _ in notes:
-        first = math.ceil(onset * frame_rate - 1e-9)
-        last = max(math.ceil(offset * frame_rate - 1e-9), first + 1)
-        roll[first:min(last, n_frames), int(pitch)] = True
+def notes_to_roll(
+    notes: np.ndarray, n_frames: int, frame_rate: float, *, tolerance: float = 0.0
+) -> np.ndarray:
+    """Piano roll ``(n_frames, 128)`` bool from notes ``(n, >=3)`` (onset_s, offset_s, pitch, ...).
+
+    Frame ``i`` stands for time ``i / frame_rate`` and is on while a note sounds then, the
+    synthesiser's convention; every note lights at least one frame, so short drum hits survive.
+    Times up to ``tolerance`` seconds after a frame count as on it, so that rounding note times to
+    MIDI ticks does not move them by a frame.
+    Chapter: foundations/synthesiser
+    """
+    roll = np.zeros((n_frames, 128), dtype=bool)
+    notes = np.asarray(notes, dtype=np.float64)
+    if notes.size == 0:
+        return roll
+    slack = tolerance * frame_rate + 1e-9
+    for onset, offset, pitch in notes.reshape(len(notes), -1)[:, :3]:
+        first = max(int(np.ceil(onset * frame_rate - slack)), 0)
+        last = max(int(np.ceil(offset * frame_rate - slack)), first + 1)
+        if 0 <= pitch < 128 and first < n_frames:
+            roll[first:min(last, n_frames), int(round(pitch))] = True
     return roll
 
 
@@ -729,7 +744,7 @@ def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
     stems = {inst: (stem * scale).astype(np.float32) for inst, stem in stems.items()}
     mixture = sum(stems.values())
 
-    rolls = {inst: _roll(notes[inst], n_frames, frame_rate) for inst in names}
+    rolls = {inst: notes_to_roll(notes[inst], n_frames, frame_rate) for inst in names}
     meta = {
         "style": style.name, "seed": seed, "tempo": score.tempo,
         "key": f"{_NOTE_NAMES[score.tonic]} {'minor' if score.minor else 'major'}",

@@ -62,6 +62,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         "step": int(step),
         "history": {k: list(v) for k, v in history.items()},
         "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, tmp)
@@ -96,7 +97,7 @@ def _progress(total: int, initial: int, enabled: bool):
         from tqdm import tqdm
 
         return tqdm(total=total, initial=initial, disable=not enabled, file=sys.stdout, ascii=True,
-                    mininterval=3600, maxinterval=3600, miniters=max(1, total // 4), ncols=80)
+                    mininterval=0, maxinterval=3600, miniters=max(1, total // 4), ncols=80)
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, mininterval=1.0, dynamic_ncols=True)
@@ -143,7 +144,9 @@ def fit(
     if checkpoint is not None and Path(checkpoint).is_file():
         state = load_checkpoint(checkpoint, model, optimizer, map_location=str(device))
         start, history = state["step"], state["history"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
     else:
         torch.manual_seed(seed)
     end = min(steps, stop_after) if stop_after is not None else steps

@@ -8,6 +8,7 @@ Chapter: foundations/first_separator
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -19,11 +20,9 @@ import torch
 from sepbook import metrics, profiles
 from sepbook.audio import resample
 from sepbook.datasets import SongDataset, step_batches
-from sepbook.masks import oracle_separation
+from sepbook.masks import ORACLE_KINDS as ORACLES, oracle_separation
 from sepbook.models.blstm import MaskSeparator, blstm_separator, magnitude_loss
 from sepbook.train import fit, pick_device, seed_everything
-
-ORACLES = ("ibm", "irm", "wiener", "psm")
 
 
 @dataclass
@@ -36,11 +35,20 @@ class Track:
 
 
 def load_tracks(cfg: dict, subset: str) -> list[Track]:
-    """Read the ``subset`` ('train' or 'test') of the synthetic MUSDB18-HQ corpus through ``musdb``; mono, at ``cfg['sr']``."""
+    """Read the ``subset`` ('train' or 'test') of the MUSDB18-HQ corpus through ``musdb``; mono, at ``cfg['sr']``.
+
+    The synthetic corpus for ``tiny`` and ``book``; the real MUSDB18-HQ from ``$MUSDB_PATH`` for ``paper``.
+    """
     from sepbook.corpora import musdb_synth
     from sepbook.layouts import musdb_track_arrays, open_musdb
 
-    db = open_musdb(musdb_synth(cfg), subsets=subset)
+    if cfg.get("dataset") == "musdb18hq":
+        if not os.environ.get("MUSDB_PATH"):
+            raise FileNotFoundError("the paper profile reads the real MUSDB18-HQ: set $MUSDB_PATH to its folder "
+                                    "(the one holding train/ and test/)")
+        db = open_musdb(os.environ["MUSDB_PATH"], subsets=subset)
+    else:
+        db = open_musdb(musdb_synth(cfg), subsets=subset)
     tracks = []
     for track in db:
         _, sources, sr = musdb_track_arrays(track, cfg["sources"])
@@ -108,7 +116,7 @@ def mixture_fn(track: Track) -> torch.Tensor:
 
 def train_blstm(cfg: dict, train_tracks: Sequence[Track], valid_tracks: Sequence[Track], seed: int = 0,
                 checkpoint: str | Path | None = None, progress: bool = True, **fit_options):
-    """Train the BLSTM for ``cfg['steps']`` steps; returns ``(model, history)``.
+    """Train the BLSTM for ``cfg['steps']`` steps; returns ``(model, history)``, the model on the CPU in eval mode.
 
     Validation reports the mean SI-SDRi over ``valid_tracks`` every ``cfg['valid_every']`` steps.
     """
@@ -123,7 +131,7 @@ def train_blstm(cfg: dict, train_tracks: Sequence[Track], valid_tracks: Sequence
     history = fit(model, magnitude_loss, partial(step_batches, data, cfg["batch_size"], seed),
                   steps=cfg["steps"], lr=cfg["lr"], seed=seed, valid_fn=valid_fn, valid_every=cfg["valid_every"],
                   checkpoint=checkpoint, progress=progress, **fit_options)
-    return model, history
+    return model.cpu().eval(), history
 
 
 def _separate_track(model: torch.nn.Module, track: Track) -> torch.Tensor:
@@ -158,13 +166,15 @@ def run(profile: str | None = None, seeds: Sequence[int] | None = None, progress
     histories = {}
     for seed in seeds if seeds is not None else cfg["seeds"]:
         model, histories[seed] = train_blstm(cfg, train, valid, seed=seed, progress=progress, device=device)
-        model.cpu()
         rows += [dict(r, seed=seed) for r in si_sdr_rows(partial(_separate_track, model), test, cfg, "BLSTM")]
     return {"profile": cfg["profile"], "rows": rows, "histories": histories}
 
 
 def summarise(rows: Sequence[dict], value: str = "SI-SDRi"):
-    """Mean of ``value`` over tracks and sources per method (and per seed), then mean and std over seeds."""
+    """Mean of ``value`` over tracks and sources per method (and per seed), then mean and std over seeds.
+
+    The std is the population std over seeds (as in the adversarial chapter); NaN with a single seed.
+    """
     import pandas as pd
 
     frame = pd.DataFrame(list(rows))
@@ -172,5 +182,5 @@ def summarise(rows: Sequence[dict], value: str = "SI-SDRi"):
         frame["seed"] = 0
     frame["seed"] = frame["seed"].fillna(0)
     per_seed = frame.groupby(["method", "seed"])[value].mean()
-    table = per_seed.groupby("method").agg(["mean", "std", "count"]).rename(columns={"count": "seeds"})
-    return table.fillna(0.0)
+    return per_seed.groupby("method").agg(
+        mean="mean", std=lambda v: v.std(ddof=0) if len(v) > 1 else float("nan"), seeds="count")
