@@ -123,7 +123,7 @@ def machine() -> str:
 
 def write_results(results: dict) -> None:
     lines = ["# Benchmark results", "",
-             "Written by `python benchmarks/run.py` (`make benchmarks`); numbers below come from that run.", "",
+             "Written by `python benchmarks/run.py` (`make benchmarks`); each row comes from the run dated in its last column.", "",
              f"- last run: {results['date']} on {results['machine']}", "",
              "| measurement | seconds | reference (same run) | ratio | date |", "| --- | ---: | --- | ---: | --- |"]
     for key, entry in results["measurements"].items():
@@ -131,6 +131,11 @@ def write_results(results: dict) -> None:
         if key.startswith("quality"):
             reference = f"oracle IRM SI-SDRi {entry['irm_sisdri']:.2f} dB; BLSTM {entry['blstm_sisdri_mean']:.2f} ± {entry['blstm_sisdri_std']:.2f} dB"
         lines.append(f"| {entry['what']} | {entry['seconds']:.1f} | {reference} | {entry['ratio']:.3f} | {entry['date']} |")
+    for profile in ("tiny", "book"):
+        if f"quality-{profile}" not in results["measurements"]:
+            lines.append(f"| Foundations BLSTM SI-SDRi vs oracle IRM ({profile} profile) | not measured yet: run "
+                         f"`SEPBOOK_PROFILE={profile} python benchmarks/run.py quality`"
+                         f"{' on a CUDA GPU' if profile == 'book' else ''} | | | |")
     machines = sorted({entry["machine"] for entry in results["measurements"].values()})
     lines += ["", "Machines: " + "; ".join(machines)]
     lines += ["", "Ratios: synthesis time over audio duration; one-thread over all-core step time; BLSTM SI-SDRi over oracle IRM SI-SDRi (the "
