@@ -39,6 +39,16 @@ def synth_songs(n: int, first_seed: int, seconds: float, sr: int):
             for i in range(n)]
 
 
+def _synth_digest() -> str:
+    import hashlib
+    import inspect
+
+    from sepbook import layouts, synth
+
+    text = inspect.getsource(synth) + inspect.getsource(layouts.write_musdb)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def musdb_synth(cfg: dict | None = None) -> Path:
     """The MUSDB18-HQ-layout synthetic corpus (built if missing or stale); returns its root.
 
@@ -50,7 +60,8 @@ def musdb_synth(cfg: dict | None = None) -> Path:
     cfg = cfg or profiles.settings("foundations")
     if cfg.get("dataset") == "musdb18hq":
         raise ValueError("the paper profile reads the real MUSDB18-HQ: set $MUSDB_PATH and use sepbook.layouts.open_musdb")
-    spec = {k: cfg[k] for k in ("n_train", "n_test", "song_seconds", "sr")} | {"version": 2}
+    # the synthesiser's own source is part of the stamp: editing it regenerates the corpus
+    spec = {k: cfg[k] for k in ("n_train", "n_test", "song_seconds", "sr")} | {"version": 2, "synth": _synth_digest()}
     root = data_root() / f"musdb-synth-{cfg['profile']}"
     stamp = root / "corpus.json"
     if stamp.is_file() and json.loads(stamp.read_text()) == spec:

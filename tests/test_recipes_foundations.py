@@ -44,3 +44,17 @@ def test_oracle_kind_is_checked():
 def test_mixture_baseline_shape():
     track = foundations.Track("t", torch.randn(1, 100), torch.randn(3, 1, 100))
     assert foundations.mixture_fn(track).shape == (3, 1, 100)
+
+
+def test_corpus_is_rebuilt_when_its_recipe_changes(tmp_path, monkeypatch):
+    from sepbook import corpora, profiles
+
+    monkeypatch.setenv("SEPBOOK_DATA", str(tmp_path))
+    cfg = dict(profiles.settings("foundations", "tiny"), n_train=1, n_test=1, song_seconds=1.0)
+    root = corpora.musdb_synth(cfg)
+    first = (root / "corpus.json").stat().st_mtime_ns
+    assert corpora.musdb_synth(cfg) == root and (root / "corpus.json").stat().st_mtime_ns == first
+    monkeypatch.setattr(corpora, "_synth_digest", lambda: "changed")
+    corpora.musdb_synth(cfg)
+    assert (root / "corpus.json").stat().st_mtime_ns != first
+    assert len(list((root / "train").iterdir())) == 1
