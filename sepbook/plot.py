@@ -94,6 +94,18 @@ def waveform(audio: Any, *, sr: int, ax=None, title: str = "", label: str | None
     return ax
 
 
+def smoothed(values: Sequence[float], width: int) -> np.ndarray:
+    """Moving average over ``width`` steps (over fewer at the start), for noisy training curves."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return values
+    width = max(1, min(width, values.size))
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    end = np.arange(1, values.size + 1)
+    start = np.maximum(0, end - width)
+    return (cumulative[end] - cumulative[start]) / (end - start)
+
+
 def training_curve(history: Mapping[str, list], *, ax=None, metric: str | None = None, title: str = "training",
                    smooth: int = 20):
     """Plot the training loss (smoothed over ``smooth`` steps) and, on a twin axis, one validation metric."""
@@ -102,10 +114,8 @@ def training_curve(history: Mapping[str, list], *, ax=None, metric: str | None =
     if loss.size == 0:
         raise ValueError("history: holds no training steps yet")
     steps = np.asarray(history["step"])
-    k = max(1, min(smooth, loss.size))
-    smoothed = np.convolve(loss, np.ones(k) / k, mode="valid")
     ax.plot(steps, loss, color="0.8", lw=0.5)
-    ax.plot(steps[k - 1:], smoothed, color="C0", label="train loss")
+    ax.plot(steps, smoothed(loss, smooth), color="C0", label="train loss")
     ax.set(xlabel="step", ylabel="loss", title=title, yscale="log")
     if history.get("valid"):
         metric = metric or next(iter(history["valid"][0]))

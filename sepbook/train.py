@@ -89,7 +89,8 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None,
     return state
 
 
-def _progress(total: int, initial: int, enabled: bool):
+def progress_bar(total: int, initial: int, enabled: bool):
+    """A tqdm bar: a widget in a live notebook, a few plain log lines in the static book build."""
     from sepbook.book import static_build
 
     if static_build():
@@ -150,7 +151,7 @@ def fit(
     else:
         torch.manual_seed(seed)
     end = min(steps, stop_after) if stop_after is not None else steps
-    bar = _progress(steps, start, progress)
+    bar = progress_bar(steps, start, progress)
     curve = LiveCurve() if live and progress else None
     step = start
     model.train()

@@ -84,3 +84,9 @@ def test_live_curve_is_silent_outside_a_notebook():
     assert curve.enabled is False
     curve.update({"step": [1], "loss": [1.0]})
     assert curve.handle is None
+
+
+def test_smoothed_is_a_moving_average_that_keeps_the_length():
+    out = plot.smoothed([1.0, 3.0, 5.0, 7.0], 2)
+    assert out.tolist() == [1.0, 2.0, 4.0, 6.0]
+    assert plot.smoothed([], 5).size == 0

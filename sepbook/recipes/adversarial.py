@@ -37,8 +37,8 @@ from sepbook.adversarial import (
 )
 from sepbook.audio import STFT
 from sepbook.models.unet import UNet
-from sepbook.plot import LiveCurve
-from sepbook.train import _progress, pick_device, seed_everything
+from sepbook.plot import LiveCurve, smoothed
+from sepbook.train import pick_device, progress_bar, seed_everything
 
 #: Separator output channels, in order. The paper's table calls them "Inst." and "V.".
 SOURCES: tuple[str, str] = ("accompaniment", "vocals")
@@ -529,7 +529,7 @@ def train_variant(cfg: Mapping[str, Any], domains: Domains, variant: str, seed: 
     penalty_generator = torch.Generator(device=device).manual_seed(10_000 + seed)
     history = new_history(critics.keys())
     best_loss, best_state, best_step, stale = math.inf, None, 0, 0
-    bar = _progress(cfg["steps"], 0, progress)
+    bar = progress_bar(cfg["steps"], 0, progress)
     bar.set_description(label or f"{variant} seed {seed}")
     curve = LiveCurve(title=label or f"{variant} seed {seed}") if live and progress else None
     separator.train()
@@ -856,20 +856,6 @@ def gradient_on_voice_and_leakage(example: Mapping[str, np.ndarray], level: floa
     pick = lambda mask: float(gradient[mask].mean()) if mask.any() else float("nan")
     return {"voice": pick(loud & voice), "leakage": pick(loud & ~voice),
             "voice bins": int((loud & voice).sum()), "leakage bins": int((loud & ~voice).sum())}
-
-
-def smoothed(values: Sequence[float], width: int) -> np.ndarray:
-    """Moving average over ``width`` steps (shorter at the start), for noisy training curves."""
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return values
-    width = max(1, min(width, values.size))
-    cumulative = np.cumsum(np.insert(values, 0, 0.0))
-    out = np.empty_like(values)
-    for i in range(values.size):
-        lo = max(0, i + 1 - width)
-        out[i] = (cumulative[i + 1] - cumulative[lo]) / (i + 1 - lo)
-    return out
 
 
 # --------------------------------------------------------------------------- book checkpoints
