@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: book test data setup ffmpeg clean benchmarks
+.PHONY: book test data setup ffmpeg clean benchmarks results
 
 book: setup data
 	SEPBOOK_STATIC_HTML=1 $(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
@@ -40,6 +40,12 @@ ffmpeg:
 	else \
 		echo "ffmpeg (with ffprobe) is missing: install it, e.g. 'sudo apt-get install ffmpeg' or 'brew install ffmpeg', then run make again." >&2; exit 1; \
 	fi
+
+# Train a chapter's whole `book` experiment on the CPU and write chapters/$(CHAPTER)/results/book/
+# (resumes if interrupted). Example: make results CHAPTER=adversarial
+results: setup
+	@test -n "$(CHAPTER)" || { echo "name the chapter: make results CHAPTER=foundations (or adversarial)" >&2; exit 1; }
+	$(PY) -m sepbook.results $(CHAPTER)
 
 benchmarks: setup data
 	$(PY) benchmarks/run.py

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from sepbook import seeds
 from sepbook.errors import check_audio, check_same_length
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class SongDataset(Dataset):
     given, are matching lists of ``{name: (frames, 128)}`` / ``{name: (frames,)}`` at ``frame_rate``;
     they are returned only if every track has them for every source it holds.
 
-    Item ``index`` draws from ``np.random.default_rng([seed, index])``: with ``coherent=True`` one
+    Item ``index`` draws from ``seeds.rng(seed, 'item', index)``: with ``coherent=True`` one
     song and one offset for all sources (the real mix), else each source from its own random song and
     offset (new mixes, no musical agreement). Each source is scaled by a gain drawn uniformly from
     ``gain_range``. ``pitch_shift=(lo, hi)`` shifts by a whole number of semitones drawn from
@@ -245,7 +246,7 @@ class SongDataset(Dataset):
         index = int(index)
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for a dataset of {self.length} items")
-        rng = np.random.default_rng([self.seed, index])
+        rng = seeds.rng(self.seed, "item", index)
         n_sources = len(self.source_names)
         # Draw every random number in a fixed order so an item depends on nothing but (seed, index).
         song_choices = self.eligible[rng.integers(len(self.eligible), size=n_sources)]
@@ -365,7 +366,7 @@ def step_batches(
     """Yield ``(step, batch)`` from ``start_step`` on (up to ``num_steps`` total, else forever).
 
     Batch ``step`` holds items ``step * batch_size ...`` of an endless sequence of epochs, each a
-    permutation of the dataset drawn from ``default_rng([seed, epoch])``: it is a pure function of
+    permutation of the dataset drawn from ``seeds.rng(seed, 'epoch', epoch)``: it is a pure function of
     ``(seed, step)``, so resuming at ``start_step=s`` reproduces an uninterrupted run exactly.
     Batches are collated with ``torch.utils.data.default_collate``: ``(batch, ...)`` tensors.
     Chapter: foundations/synthesiser
@@ -383,7 +384,7 @@ def step_batches(
         epoch, offset = divmod(flat, n_items)
         if epoch not in permutations:
             permutations.clear()  # one or two epochs are ever needed at once
-            permutations[epoch] = np.random.default_rng([seed, epoch]).permutation(n_items)
+            permutations[epoch] = seeds.rng(seed, "epoch", epoch).permutation(n_items)
         return int(permutations[epoch][offset])
 
     step = start_step

@@ -1,7 +1,9 @@
 """One switch, ``SEPBOOK_PROFILE``, sizes every experiment in the book.
 
 - ``tiny``: CI and CPU readers; every notebook runs top to bottom in minutes on 2 cores.
-- ``book``: the reduced-size experiment a chapter reports (minutes per chapter on one GPU).
+- ``book``: the reduced-size experiment a chapter reports. A CPU budget: one command
+  (``make results CHAPTER=...``) trains a chapter's whole ``book`` experiment on 2 cores in at most
+  about an hour, and its results are committed (see :mod:`sepbook.results`).
 - ``paper``: the paper's own configuration, for readers with the real datasets and time.
 
 The default is ``book`` when CUDA is available, else ``tiny``. Every recipe reads its sizes from
@@ -40,9 +42,9 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
             hidden=96, layers=2, steps=500, batch_size=16, lr=3e-3, valid_every=100, seeds=(0, 1, 2),
         ),
         "book": dict(
-            n_train=120, n_test=12, song_seconds=12.0, sr=16000, n_fft=1024, hop=256,
-            sources=("vocals", "bass", "drums", "other"), segment_seconds=3.0,
-            hidden=256, layers=3, steps=6000, batch_size=32, lr=1e-3, valid_every=500, seeds=(0, 1, 2),
+            n_train=120, n_test=12, song_seconds=12.0, sr=16000, n_fft=512, hop=128,
+            sources=("vocals", "bass", "drums", "other"), segment_seconds=1.5,
+            hidden=128, layers=2, steps=2500, batch_size=16, lr=2e-3, valid_every=250, seeds=(0, 1, 2),
         ),
         "paper": dict(
             dataset="musdb18hq", sr=44100, n_fft=4096, hop=1024,
@@ -63,11 +65,11 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
             seeds=(0, 1), ablation_seeds=(0,), scarce_fraction=0.25,
         ),
         "book": dict(
-            dataset="synthetic", sr=8192, n_fft=512, hop=256, frames=64, song_seconds=12.0,
+            dataset="synthetic", sr=8192, n_fft=256, hop=128, frames=32, song_seconds=12.0,
             paired_style="pop", domain_styles=("rock", "jazz", "electronic"), mismatched_style="quartet",
             n_paired=24, n_paired_eval=6, songs_per_third=8, data_seed=0,
-            unet_base=16, unet_depth=4, critic_base=32, critic_strided_layers=4, critic_frequency_layers=2,
-            critic_hidden=32, batch_size=64, steps=1000, lr=5e-4, critic_lr=5e-4, n_critic=5, gp_weight=10.0,
+            unet_base=8, unet_depth=3, critic_base=16, critic_strided_layers=3, critic_frequency_layers=1,
+            critic_hidden=32, batch_size=16, steps=1000, lr=5e-4, critic_lr=5e-4, n_critic=2, gp_weight=10.0,
             alpha_V=0.01, alpha_VA=0.001, valid_every=100, patience=None, eval_window=None,
             seeds=(0, 1, 2), ablation_seeds=(0,), scarce_fraction=0.25,
         ),
@@ -84,11 +86,47 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
 })
 
 
-def settings(chapter: str, profile: str | None = None) -> dict[str, Any]:
-    """The sizes ``chapter``'s recipe uses under ``profile`` (default: :func:`current`), plus ``profile`` itself."""
+def settings(chapter: str, profile: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """``chapter``'s sizes under ``profile`` (default: :func:`current`), plus ``profile`` itself.
+
+    ``overrides`` replace single settings (the tests shrink experiments this way); a name the
+    chapter does not have, or a value of another type than the profile's, raises ``ValueError``.
+    """
     if chapter not in SETTINGS:
         raise ValueError(f"chapter={chapter!r} has no settings; expected one of {', '.join(SETTINGS)}")
     profile = profile or current()
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} is not a profile; expected one of {', '.join(PROFILES)}")
-    return {"profile": profile, **SETTINGS[chapter][profile]}
+    cfg = {"profile": profile, **SETTINGS[chapter][profile]}
+    for name, value in overrides.items():
+        if name not in cfg or name == "profile":
+            raise ValueError(f"overrides: {chapter} has no setting {name!r}; expected some of {sorted(cfg)[:-1]}")
+        if isinstance(cfg[name], tuple) and isinstance(value, list):
+            overrides[name] = value = tuple(value)  # settings read back from JSON
+        _check_override(name, value, cfg[name])
+    return cfg | overrides
+
+
+def _check_override(name: str, value: Any, default: Any) -> None:
+    if default is None or value is None:
+        return
+    numbers = (int, float)
+    if isinstance(default, bool) != isinstance(value, bool):
+        raise ValueError(f"{name}: expected {type(default).__name__}, got {value!r}")
+    if isinstance(default, numbers) and isinstance(value, numbers):
+        if isinstance(default, int) and not isinstance(value, int):
+            raise ValueError(f"{name}: expected an integer, got {value!r}")
+        if default > 0 and value <= 0:
+            raise ValueError(f"{name}: expected a positive number, got {value!r}")
+        return
+    if not isinstance(value, type(default)):
+        raise ValueError(f"{name}: expected {type(default).__name__}, got {value!r}")
+
+
+def digest(cfg: Mapping[str, Any]) -> str:
+    """A short hash of settings, written to a results manifest so stale results can be detected."""
+    import hashlib
+    import json
+
+    text = json.dumps({k: v for k, v in cfg.items()}, sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import functools
 import math
-import zlib
 from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import signal
+
+from sepbook import seeds
 
 # ---------------------------------------------------------------------------- instruments
 
@@ -201,11 +202,6 @@ _QUALITY = {"": (0, 4, 7), "m": (0, 3, 7), "7": (0, 4, 7, 10), "m7": (0, 3, 7, 1
 _MAJOR, _MINOR = (0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10)
 
 
-def _rng(seed: int, *labels: str) -> np.random.Generator:
-    """A generator per (seed, purpose): changing one part never reshuffles the others."""
-    return np.random.default_rng([seed, *(zlib.crc32(label.encode()) for label in labels)])
-
-
 def _split_numeral(symbol: str) -> tuple[bool, str, str]:
     flat = symbol.startswith("b")
     body = symbol[1:] if flat else symbol
@@ -250,7 +246,7 @@ class _Score:
 
 
 def _compose(seed: int, style: Style, seconds: float) -> _Score:
-    rng = _rng(seed, style.name, "score")
+    rng = seeds.rng(seed, style.name, "score")
     tempo = float(rng.uniform(*style.tempo))
     progression = style.progressions[rng.integers(len(style.progressions))].split()
     tonic = int(rng.integers(12))
@@ -372,7 +368,7 @@ def _drum_part(score: _Score, rng) -> list[tuple]:
 
 def _arrange(seed: int, style: Style, instruments: Sequence[str], n_sections: int) -> dict[str, np.ndarray]:
     """Which sections each instrument plays in; every instrument and every section gets someone."""
-    rng = _rng(seed, style.name, "arrangement")
+    rng = seeds.rng(seed, style.name, "arrangement")
     draws = {name: rng.random(n_sections) for name in INSTRUMENTS}   # independent of the line-up
     active = {}
     for name in instruments:
@@ -706,11 +702,11 @@ def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
     n_frames = max(int(round(n_samples * frame_rate / sr)), 1)
     score = _compose(seed, style, seconds)
     active = _arrange(seed, style, names, math.ceil(score.n_bars / _SECTION_BARS))
-    harmony = _four_part(score, _rng(seed, style.name, "four-part"))
+    harmony = _four_part(score, seeds.rng(seed, style.name, "four-part"))
 
     stems, notes, vowels, timbres, gains = {}, {}, {}, {}, {}
     for inst in names:
-        rng = _rng(seed, style.name, "part", inst)
+        rng = seeds.rng(seed, style.name, "part", inst)
         timbre = _timbre(inst, style, rng)
         role = _ROLE[inst]
         if role == "melody":
@@ -729,7 +725,7 @@ def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
         if inst in ("vocals", "soprano", "alto", "tenor", "bass_voice"):
             vowels[inst] = [str(v) for v in rng.choice(list("aaeioou"), len(notes[inst]))]
         stem = _render(inst, notes[inst], vowels.get(inst), timbre, sr, n_samples,
-                       _rng(seed, style.name, "render", inst))
+                       seeds.rng(seed, style.name, "render", inst))
         # Balance stems by their loudness while playing, so sparse parts are not drowned.
         active_fraction = max(float(np.mean(np.abs(stem) > 1e-4)), 1e-3)
         rms = math.sqrt(float(np.mean(stem.astype(np.float64) ** 2)) / active_fraction) + 1e-12

@@ -1,15 +1,20 @@
 """The one training loop every chapter uses: seeding, device choice, progress, validation,
-checkpoints with exact resume, and mixed precision on CUDA.
+best-model selection, checkpoints with exact resume, a NaN guard and mixed precision on CUDA.
 
-Batches are a pure function of ``(seed, step)`` (see :func:`sepbook.datasets.step_batches`), and a
-checkpoint holds the model, the optimiser, the step, the history and the torch RNG state. So a run
-stopped at step *s* and resumed ends with exactly the weights of a run that never stopped.
+A training step is a function ``step_fn(model, optimizers, batch) -> {name: float}`` that updates
+the model and returns what to log. Plain supervised training needs only a loss,
+``loss_fn(model, batch) -> scalar``, which :func:`supervised_step` turns into a step; a chapter
+that alternates updates (critics and a separator, say) passes its own step and one optimiser per
+part. Batches are a pure function of ``(seed, step)`` (see :func:`sepbook.datasets.step_batches`),
+and a checkpoint holds the model, every optimiser, the step, the history, the best model so far
+and the torch RNG state, so a run stopped at step *s* and resumed ends with exactly the weights of
+a run that never stopped.
 
 Chapter: foundations/first_separator
 """
 from __future__ import annotations
 
-import random
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -20,6 +25,7 @@ import torch
 from sepbook.plot import LiveCurve
 
 LossFn = Callable[[torch.nn.Module, Mapping[str, torch.Tensor]], torch.Tensor]
+StepFn = Callable[[torch.nn.Module, Mapping[str, torch.optim.Optimizer], Mapping[str, Any]], Mapping[str, float]]
 ValidFn = Callable[[torch.nn.Module], Mapping[str, float]]
 
 
@@ -35,32 +41,41 @@ def pick_device(prefer: str | None = None) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (all devices) so model initialisation is reproducible."""
-    random.seed(seed)
-    np.random.seed(seed)
+    """Seed numpy's and torch's global generators (all devices) so model initialisation is reproducible."""
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
-def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
-    """Move every tensor in a batch dict to ``device``."""
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor in a batch (nested dicts and lists too) to ``device``; leave the rest alone."""
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
 
 
 def new_history() -> dict[str, list]:
-    """An empty training history: train loss per step, validation metrics every ``valid_every`` steps."""
-    return {"step": [], "loss": [], "valid_step": [], "valid": []}
+    """An empty history: ``step`` and one list per logged name; validation results every ``valid_every`` steps."""
+    return {"step": [], "valid_step": [], "valid": []}
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    step: int, history: Mapping[str, list]) -> Path:
-    """Write a checkpoint of plain tensors and numbers (loadable with ``weights_only=True``)."""
+def save_checkpoint(path: str | Path, model: torch.nn.Module,
+                    optimizers: Mapping[str, torch.optim.Optimizer] | torch.optim.Optimizer | None,
+                    step: int, history: Mapping[str, list], best: Mapping[str, Any] | None = None) -> Path:
+    """Write a checkpoint of plain tensors and numbers (loadable with ``weights_only=True``), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(optimizers, torch.optim.Optimizer):
+        optimizers = {"model": optimizers}
     state = {
         "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else {},
+        "optimizers": {name: opt.state_dict() for name, opt in (optimizers or {}).items()},
         "step": int(step),
         "history": {k: list(v) for k, v in history.items()},
+        "best": dict(best) if best else {},
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -71,8 +86,9 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None,
-                    optimizer: torch.optim.Optimizer | None = None, map_location: str = "cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``; load it into ``model``/``optimizer`` when given."""
+                    optimizers: Mapping[str, torch.optim.Optimizer] | torch.optim.Optimizer | None = None,
+                    map_location: str = "cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True``; load it into ``model``/``optimizers`` when given."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file {path} does not exist")
@@ -84,8 +100,12 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None,
         raise ValueError(f"checkpoint file {path} holds no 'model' state dict")
     if model is not None:
         model.load_state_dict(state["model"])
-    if optimizer is not None and state.get("optimizer"):
-        optimizer.load_state_dict(state["optimizer"])
+    if isinstance(optimizers, torch.optim.Optimizer):
+        optimizers = {"model": optimizers}
+    for name, optimizer in (optimizers or {}).items():
+        if name not in state.get("optimizers", {}):
+            raise ValueError(f"checkpoint file {path} holds no state for optimiser {name!r}")
+        optimizer.load_state_dict(state["optimizers"][name])
     return state
 
 
@@ -104,17 +124,35 @@ def progress_bar(total: int, initial: int, enabled: bool):
     return tqdm(total=total, initial=initial, disable=not enabled, mininterval=1.0, dynamic_ncols=True)
 
 
+def supervised_step(loss_fn: LossFn, grad_clip: float | None = 5.0) -> StepFn:
+    """The plain step: ``loss_fn(model, batch)``, backward, clip the gradient norm, one optimiser step."""
+
+    def step(model, optimizers, batch):
+        optimizer = optimizers["model"]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model, batch)
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        return {"loss": float(loss.detach())}
+
+    return step
+
+
 def fit(
     model: torch.nn.Module,
-    loss_fn: LossFn,
-    batches: Callable[[int], Iterable[tuple[int, Mapping[str, torch.Tensor]]]],
+    loss_fn: LossFn | None = None,
+    batches: Callable[[int], Iterable[tuple[int, Mapping[str, Any]]]] | None = None,
     *,
     steps: int,
+    step_fn: StepFn | None = None,
+    optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
     lr: float = 1e-3,
     seed: int = 0,
-    optimizer: torch.optim.Optimizer | None = None,
     valid_fn: ValidFn | None = None,
     valid_every: int = 100,
+    keep_best: tuple[str, str] | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 0,
     stop_after: int | None = None,
@@ -123,28 +161,32 @@ def fit(
     progress: bool = True,
     grad_clip: float | None = 5.0,
     live: bool = True,
+    label: str = "training",
 ) -> dict[str, list]:
-    """Train ``model`` for ``steps`` optimiser steps and return its history.
+    """Train ``model`` for ``steps`` steps and return its history.
 
-    ``batches(start_step)`` yields ``(step, batch)`` pairs from ``start_step`` on (use
-    ``functools.partial(step_batches, dataset, batch_size, seed)``); ``loss_fn(model, batch)`` returns a
-    scalar. If ``checkpoint`` names an existing file the run resumes from it; a checkpoint is written
-    every ``checkpoint_every`` steps and at the end. ``stop_after`` ends the run early at that step (to
-    show or test an interruption). ``amp`` (default: on for CUDA) runs the forward pass in bfloat16.
+    ``batches(start_step)`` yields ``(step, batch)`` pairs from ``start_step`` on (e.g.
+    ``functools.partial(step_batches, dataset, batch_size, seed)``). Give either ``loss_fn`` (plain
+    supervised training with one Adam optimiser at ``lr``) or ``step_fn`` with its ``optimizers``
+    (a dict name -> optimiser over parts of ``model``). ``keep_best=(name, "min" | "max")`` restores,
+    at the end, the weights of the validation with the best ``name``. If ``checkpoint`` names an
+    existing file the run resumes from it; one is written every ``checkpoint_every`` steps and at the
+    end. ``stop_after`` ends the run early at that step (to show or test an interruption). ``amp``
+    (default: on for CUDA) runs the step under bfloat16 autocast, which needs no gradient scaler.
     ``live`` redraws the loss curve at every validation in a live notebook (never in the static book).
+    Any non-finite logged value stops training with ``FloatingPointError``.
     """
-    if steps <= 0:
-        raise ValueError(f"steps must be a positive number of optimiser steps, got {steps}")
-    if valid_every <= 0:
-        raise ValueError(f"valid_every must be positive, got {valid_every}")
+    _check_fit_arguments(loss_fn, step_fn, optimizers, batches, steps, valid_every, keep_best)
     device = pick_device(device) if not isinstance(device, torch.device) else device
     amp = (device.type == "cuda") if amp is None else amp
     model.to(device)
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
-    history, start = new_history(), 0
+    if step_fn is None:
+        step_fn = supervised_step(loss_fn, grad_clip)
+        optimizers = {"model": torch.optim.Adam(model.parameters(), lr=lr)}
+    history, start, best = new_history(), 0, {}
     if checkpoint is not None and Path(checkpoint).is_file():
-        state = load_checkpoint(checkpoint, model, optimizer, map_location=str(device))
-        start, history = state["step"], state["history"]
+        state = load_checkpoint(checkpoint, model, optimizers, map_location=str(device))
+        start, history, best = state["step"], state["history"], state["best"]
         torch.set_rng_state(state["torch_rng"].cpu())
         if state.get("cuda_rng") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
@@ -152,41 +194,74 @@ def fit(
         torch.manual_seed(seed)
     end = min(steps, stop_after) if stop_after is not None else steps
     bar = progress_bar(steps, start, progress)
-    curve = LiveCurve() if live and progress else None
-    step = start
+    bar.set_description(label)
+    curve = LiveCurve(title=label) if live and progress else None
+    done = start
     model.train()
     for step, batch in batches(start):
         if step >= end:
             break
-        batch = to_device(batch, device)
-        optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = loss_fn(model, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or check the data")
-        loss.backward()
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        history["step"].append(step + 1)
-        history["loss"].append(float(loss.detach()))
-        bar.update(1)
-        bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", refresh=False)
+            logs = step_fn(model, optimizers, to_device(batch, device))
+        _log(history, step + 1, logs)
         done = step + 1
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in list(logs.items())[:2]}, refresh=False)
         if valid_fn is not None and (done % valid_every == 0 or done == steps):
-            model.eval()
-            with torch.no_grad():
-                metrics = {k: float(v) for k, v in valid_fn(model).items()}
-            model.train()
-            history["valid_step"].append(done)
-            history["valid"].append(metrics)
+            best = _validate(model, valid_fn, history, done, keep_best, best)
             if curve is not None:
                 curve.update(history)
         if checkpoint is not None and checkpoint_every and done % checkpoint_every == 0:
-            save_checkpoint(checkpoint, model, optimizer, done, history)
-        step = done
+            save_checkpoint(checkpoint, model, optimizers, done, history, best)
     bar.close()
     if checkpoint is not None:
-        save_checkpoint(checkpoint, model, optimizer, step, history)
+        save_checkpoint(checkpoint, model, optimizers, done, history, best)
+    if best and done == steps:
+        model.load_state_dict(best["model"])
     model.eval()
     return history
+
+
+def _log(history: dict[str, list], step: int, logs: Mapping[str, float]) -> None:
+    bad = [name for name, value in logs.items() if not math.isfinite(value)]
+    if bad:
+        raise FloatingPointError(f"{', '.join(bad)} became non-finite at step {step}; lower the learning rate "
+                                 "or check the data")
+    history["step"].append(step)
+    for name, value in logs.items():
+        history.setdefault(name, []).append(float(value))
+
+
+def _validate(model, valid_fn, history, done, keep_best, best) -> dict:
+    model.eval()
+    with torch.no_grad():
+        metrics = {k: float(v) for k, v in valid_fn(model).items()}
+    model.train()
+    history["valid_step"].append(done)
+    history["valid"].append(metrics)
+    if keep_best is None:
+        return best
+    name, mode = keep_best
+    if name not in metrics:
+        raise ValueError(f"keep_best: validation reports {sorted(metrics)}, not {name!r}")
+    value = metrics[name]
+    better = not best or (value < best["value"] if mode == "min" else value > best["value"])
+    if better:
+        weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        best = {"step": done, "value": value, "model": weights}
+    return best
+
+
+def _check_fit_arguments(loss_fn, step_fn, optimizers, batches, steps, valid_every, keep_best) -> None:
+    if (loss_fn is None) == (step_fn is None):
+        raise ValueError("fit: give either loss_fn (plain supervised training) or step_fn, not both or neither")
+    if step_fn is not None and not optimizers:
+        raise ValueError("optimizers: a custom step_fn needs its optimisers, as a dict name -> optimiser")
+    if batches is None:
+        raise ValueError("batches: expected a function start_step -> iterable of (step, batch)")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+        raise ValueError(f"steps must be a positive number of optimiser steps, got {steps}")
+    if valid_every <= 0:
+        raise ValueError(f"valid_every must be positive, got {valid_every}")
+    if keep_best is not None and (len(keep_best) != 2 or keep_best[1] not in ("min", "max")):
+        raise ValueError(f"keep_best: expected (metric name, 'min' or 'max'), got {keep_best!r}")

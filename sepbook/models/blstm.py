@@ -84,13 +84,3 @@ def blstm_separator(n_sources: int, n_fft: int, hop: int, n_channels: int = 1, h
     """The Foundations baseline: a :class:`BLSTMMasker` inside a :class:`MaskSeparator`."""
     masker = BLSTMMasker(n_fft // 2 + 1, n_sources, n_channels, hidden, layers)
     return MaskSeparator(masker, n_fft, hop)
-
-
-def magnitude_loss(model: MaskSeparator, batch: dict) -> torch.Tensor:
-    """Open-Unmix's training loss: mean squared error between estimated and true source magnitudes.
-
-    ``batch['mixture']`` is ``(batch, channels, time)`` and ``batch['sources']`` ``(batch, K, channels, time)``.
-    """
-    mixture_spec = model.stft(batch["mixture"])
-    target = model.stft(batch["sources"]).abs()
-    return torch.mean((model.estimate_magnitudes(mixture_spec) - target) ** 2)

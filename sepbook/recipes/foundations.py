@@ -1,8 +1,9 @@
 """The Foundations experiment: a BLSTM mask estimator against the unprocessed mixture and the
 oracle masks, on the synthetic MUSDB18-HQ corpus.
 
-Each step is a function the notebook calls in turn; :func:`run` calls them all (the tests run it at
-``tiny`` size, the benchmarks at ``book`` size).
+The recipe contract, the same in every chapter: :func:`config`, :func:`data`, :func:`build`,
+:func:`train`, :func:`evaluate`, :func:`separate`, :func:`runs` and :data:`PAPER`; the notebook
+calls the pieces in turn and ``python -m sepbook.results foundations`` runs them all.
 
 Chapter: foundations/first_separator
 """
@@ -11,27 +12,50 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from sepbook import metrics, profiles
+from sepbook import metrics, profiles, report
 from sepbook.audio import resample
 from sepbook.datasets import SongDataset, step_batches
+from sepbook.losses.masking import magnitude_loss
 from sepbook.masks import ORACLE_KINDS as ORACLES, oracle_separation
-from sepbook.models.blstm import MaskSeparator, blstm_separator, magnitude_loss
-from sepbook.train import fit, pick_device, seed_everything
+from sepbook.models.blstm import MaskSeparator, blstm_separator
+from sepbook.tracks import Track
+from sepbook.train import fit, seed_everything
+
+CHAPTER = "foundations"
+VARIANTS: tuple[str, ...] = ("BLSTM",)
+#: Foundations follows no single paper: the reference points are the mixture and the oracle masks.
+PAPER: dict[str, Any] = {"source": "no paper: the BLSTM is compared with the oracle masks on the same songs",
+                         "table": {}}
 
 
 @dataclass
-class Track:
-    """One evaluation song: ``mixture`` ``(1, time)`` and ``sources`` ``(K, 1, time)``, mono at the recipe's rate."""
+class Splits:
+    """Training, validation and test songs."""
 
-    name: str
-    mixture: torch.Tensor
-    sources: torch.Tensor
+    train: list[Track]
+    valid: list[Track]
+    test: list[Track]
+
+
+def config(profile: str | None = None, **overrides: Any) -> dict:
+    """The chapter's settings for ``profile`` with ``overrides``; bad values raise ``ValueError``."""
+    return profiles.settings(CHAPTER, profile, **overrides)
+
+
+def data(cfg: dict) -> Splits:
+    """The corpus's training songs (the last tenth held out for validation) and its test songs."""
+    train, valid = split_validation(load_tracks(cfg, "train"))
+    return Splits(train, valid, load_tracks(cfg, "test"))
+
+
+def runs(cfg: dict) -> list[tuple[str, int]]:
+    """Every (variant, seed) the experiment trains: the BLSTM once per seed."""
+    return [("BLSTM", seed) for seed in cfg["seeds"]]
 
 
 def load_tracks(cfg: dict, subset: str) -> list[Track]:
@@ -54,8 +78,7 @@ def load_tracks(cfg: dict, subset: str) -> list[Track]:
         _, sources, sr = musdb_track_arrays(track, cfg["sources"])
         sources = resample(sources.mean(axis=-2, keepdims=True), sr, cfg["sr"]).astype(np.float32)
         # re-sum after resampling so that mixture == sum of sources holds exactly
-        sources = torch.from_numpy(sources)
-        tracks.append(Track(track.name, sources.sum(0), sources))
+        tracks.append(Track(track.name, sources.sum(0), sources, tuple(cfg["sources"])))
     return tracks
 
 
@@ -75,8 +98,10 @@ def training_set(tracks: Sequence[Track], cfg: dict, seed: int) -> SongDataset:
                        track_names=[t.name for t in tracks])
 
 
-def build_model(cfg: dict) -> MaskSeparator:
+def build(cfg: dict, variant: str = "BLSTM") -> MaskSeparator:
     """The Foundations BLSTM separator at the profile's size."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
     return blstm_separator(len(cfg["sources"]), cfg["n_fft"], cfg["hop"], hidden=cfg["hidden"], layers=cfg["layers"])
 
 
@@ -89,16 +114,32 @@ def separate(model: torch.nn.Module, mixture: torch.Tensor) -> torch.Tensor:
 
 
 def si_sdr_rows(estimate_fn: Callable[[Track], torch.Tensor], tracks: Sequence[Track], cfg: dict,
-                method: str) -> list[dict]:
-    """One row per track and source: SI-SDR of ``estimate_fn(track)`` and its improvement over the mixture."""
+                variant: str, seed: int | None = None) -> list[dict]:
+    """Report rows: SI-SDR of ``estimate_fn(track)`` and its improvement over the mixture, per song and source."""
     rows = []
     for track in tracks:
         estimates = estimate_fn(track)
         score = metrics.si_sdr(estimates, track.sources).squeeze(-1)
         gain = metrics.si_sdr_improvement(estimates, track.sources, track.mixture).squeeze(-1)
-        for k, name in enumerate(cfg["sources"]):
-            rows.append({"method": method, "track": track.name, "source": name,
-                         "SI-SDR": float(score[k]), "SI-SDRi": float(gain[k])})
+        values = {name: {"SI-SDR": float(score[k]), "SI-SDRi": float(gain[k])}
+                  for k, name in enumerate(cfg["sources"])}
+        rows += report.rows_for(values, variant=variant, seed=seed, song=track.name, domain=track.domain)
+    return rows
+
+
+def evaluate(cfg: dict, models: dict, tracks: Sequence[Track]) -> list[dict]:
+    """SI-SDR rows of every ``(variant, seed) -> model`` on ``tracks``."""
+    rows = []
+    for (variant, seed), model in models.items():
+        rows += si_sdr_rows(partial(_separate_track, model), tracks, cfg, variant, seed)
+    return rows
+
+
+def reference_rows(cfg: dict, tracks: Sequence[Track]) -> list[dict]:
+    """The same rows for the unprocessed mixture and every oracle mask (no seed: nothing is trained)."""
+    rows = si_sdr_rows(mixture_fn, tracks, cfg, "mixture")
+    for kind in ORACLES:
+        rows += si_sdr_rows(oracle_fn(kind, cfg), tracks, cfg, f"oracle {kind.upper()}")
     return rows
 
 
@@ -114,23 +155,24 @@ def mixture_fn(track: Track) -> torch.Tensor:
     return track.mixture.expand_as(track.sources)
 
 
-def train_blstm(cfg: dict, train_tracks: Sequence[Track], valid_tracks: Sequence[Track], seed: int = 0,
-                checkpoint: str | Path | None = None, progress: bool = True, **fit_options):
-    """Train the BLSTM for ``cfg['steps']`` steps; returns ``(model, history)``, the model on the CPU in eval mode.
+def train(cfg: dict, splits: Splits, variant: str = "BLSTM", seed: int = 0, **options):
+    """Train the BLSTM for ``cfg['steps']`` steps; -> ``(model, history)``, the model on the CPU in eval mode.
 
-    Validation reports the mean SI-SDRi over ``valid_tracks`` every ``cfg['valid_every']`` steps.
+    Validation reports the mean SI-SDRi over the validation songs every ``cfg['valid_every']``
+    steps, and the weights of the best validation are kept. ``options`` go to :func:`sepbook.train.fit`.
     """
     seed_everything(seed)
-    model = build_model(cfg)
-    data = training_set(train_tracks, cfg, seed)
+    model = build(cfg, variant)
+    segments = training_set(splits.train, cfg, seed)
 
     def valid_fn(m):
-        rows = si_sdr_rows(partial(_separate_track, m), valid_tracks, cfg, "BLSTM")
-        return {"valid SI-SDRi": float(np.mean([r["SI-SDRi"] for r in rows]))}
+        rows = si_sdr_rows(partial(_separate_track, m), splits.valid, cfg, variant)
+        return {"valid SI-SDRi": float(np.mean([r["value"] for r in rows if r["metric"] == "SI-SDRi"]))}
 
-    history = fit(model, magnitude_loss, partial(step_batches, data, cfg["batch_size"], seed),
+    options.setdefault("label", f"{variant} seed {seed}")
+    history = fit(model, magnitude_loss, partial(step_batches, segments, cfg["batch_size"], seed),
                   steps=cfg["steps"], lr=cfg["lr"], seed=seed, valid_fn=valid_fn, valid_every=cfg["valid_every"],
-                  checkpoint=checkpoint, progress=progress, **fit_options)
+                  keep_best=("valid SI-SDRi", "max"), **options)
     return model.cpu().eval(), history
 
 
@@ -144,43 +186,3 @@ def bss_eval_rows(estimate_fn: Callable[[Track], torch.Tensor], tracks: Sequence
     per_track = [metrics.bss_eval(t.sources, estimate_fn(t), cfg["sr"]) for t in tracks]
     summary = metrics.bss_eval_summary(per_track, cfg["sources"])
     return [{"method": method, "source": name, **values} for name, values in summary.items()]
-
-
-def run(profile: str | None = None, seeds: Sequence[int] | None = None, progress: bool = False,
-        **overrides) -> dict:
-    """The whole experiment: returns SI-SDR rows for the mixture, every oracle and the BLSTM (one per seed).
-
-    ``overrides`` replace individual settings of the profile (the tests shrink ``steps`` this way).
-    """
-    cfg = profiles.settings("foundations", profile)
-    unknown = set(overrides) - set(cfg)
-    if unknown:
-        raise ValueError(f"overrides: unknown settings {sorted(unknown)}; expected some of {sorted(cfg)}")
-    cfg.update(overrides)
-    device = pick_device()
-    train_valid, test = load_tracks(cfg, "train"), load_tracks(cfg, "test")
-    train, valid = split_validation(train_valid)
-    rows = si_sdr_rows(mixture_fn, test, cfg, "mixture")
-    for kind in ORACLES:
-        rows += si_sdr_rows(oracle_fn(kind, cfg), test, cfg, f"oracle {kind.upper()}")
-    histories = {}
-    for seed in seeds if seeds is not None else cfg["seeds"]:
-        model, histories[seed] = train_blstm(cfg, train, valid, seed=seed, progress=progress, device=device)
-        rows += [dict(r, seed=seed) for r in si_sdr_rows(partial(_separate_track, model), test, cfg, "BLSTM")]
-    return {"profile": cfg["profile"], "rows": rows, "histories": histories}
-
-
-def summarise(rows: Sequence[dict], value: str = "SI-SDRi"):
-    """Mean of ``value`` over tracks and sources per method (and per seed), then mean and std over seeds.
-
-    The std is the population std over seeds (as in the adversarial chapter); NaN with a single seed.
-    """
-    import pandas as pd
-
-    frame = pd.DataFrame(list(rows))
-    if "seed" not in frame:
-        frame["seed"] = 0
-    frame["seed"] = frame["seed"].fillna(0)
-    per_seed = frame.groupby(["method", "seed"])[value].mean()
-    return per_seed.groupby("method").agg(
-        mean="mean", std=lambda v: v.std(ddof=0) if len(v) > 1 else float("nan"), seeds="count")

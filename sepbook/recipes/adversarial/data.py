@@ -1,0 +1,344 @@
+"""The adversarial chapter's data: four synthetic domains in the roles of the paper's datasets,
+their spectrograms, and batches that are a pure function of ``(seed, step)``.
+
+Chapter: adversarial/adversarial_separation
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from sepbook import seeds
+from sepbook.audio import STFT
+from sepbook.losses.adversarial import log_magnitude
+from sepbook.tracks import Track, track_from_stems
+
+#: Separator output channels, in order. The paper's table calls them "Inst." and "V.".
+SOURCES: tuple[str, str] = ("accompaniment", "vocals")
+#: The paper's datasets, in the order of its table: the paired one first, then the unlabelled ones.
+PAPER_ROLES: tuple[str, ...] = ("DSD100", "MedleyDB", "CCMixter", "iKala")
+ROLE_DESCRIPTIONS: dict[str, str] = {
+    "DSD100": "paired multitracks, plus its own validation and test songs",
+    "MedleyDB": "unlabelled mixtures and solo sources; validation and test thirds",
+    "CCMixter": "unlabelled mixtures and solo sources; validation and test thirds",
+    "iKala": "unlabelled mixtures and solo sources; validation and test thirds",
+}
+REAL_DATA_ENV = "SEPBOOK_ADVERSARIAL_DATA"
+
+
+@dataclass
+class Domains:
+    """The experiment's sets, as in the paper's Sec. 4.2 (all songs disjoint).
+
+    ``paired`` is the multitrack set ``D_m`` (one domain); ``unlabelled`` the songs whose *mixtures*
+    form ``D_u``; ``solo`` other songs whose *stems* form the solo sets ``D_s^k``; ``valid`` and
+    ``test`` hold songs of every domain. ``roles`` maps a domain to the paper dataset it plays.
+    """
+
+    paired: list[Track]
+    unlabelled: list[Track]
+    solo: list[Track]
+    valid: list[Track]
+    test: list[Track]
+    roles: dict[str, str]
+    paired_domain: str
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def sets(self) -> dict[str, list[Track]]:
+        """The five sets by name."""
+        return {"paired": self.paired, "unlabelled": self.unlabelled, "solo": self.solo,
+                "valid": self.valid, "test": self.test}
+
+    def role_table(self):
+        """A DataFrame: which domain plays which paper dataset, and how many songs each set takes from it."""
+        import pandas as pd
+
+        rows = []
+        for domain, role in self.roles.items():
+            counts = {name: sum(t.domain == domain for t in tracks) for name, tracks in self.sets().items()}
+            rows.append({"domain": domain, "plays the role of": role,
+                         "paired (D_m)": counts["paired"], "unlabelled mixtures (D_u)": counts["unlabelled"],
+                         "solo sources (D_s)": counts["solo"], "validation": counts["valid"], "test": counts["test"],
+                         "why": self.notes.get(domain, ROLE_DESCRIPTIONS.get(role, ""))})
+        return pd.DataFrame(rows).set_index("domain")
+
+
+def style_tracks(style: str, n: int, cfg: Mapping[str, Any]) -> list[Track]:
+    """``n`` synthetic songs of ``style``: voice = the 'vocals' stem, accompaniment = all other stems."""
+    from sepbook.synth import STYLES, synthesize_songs
+
+    if style not in STYLES:
+        raise ValueError(f"style: unknown style {style!r}; choose one of {sorted(STYLES)}")
+    lineup = STYLES[style].instruments
+    # A style without a singer (the quartet) gets one, so every domain has a voice to extract.
+    instruments = lineup if "vocals" in lineup else ("vocals",) + tuple(lineup)
+    first_seed = seeds.derive(cfg["data_seed"], "adversarial", style) % 2**31
+    songs = synthesize_songs(n, first_seed, seconds=cfg["song_seconds"], sr=cfg["sr"], style=style,
+                             instruments=instruments)
+    tracks = []
+    for song in songs:
+        voice = song.stems["vocals"]
+        tracks.append(track_from_stems(song.name, [song.mixture - voice, voice], SOURCES, style))
+    return tracks
+
+
+def _thirds(tracks: Sequence[Track]) -> tuple[list[Track], list[Track], list[Track]]:
+    third = len(tracks) // 3
+    return list(tracks[:third]), list(tracks[third:2 * third]), list(tracks[2 * third:])
+
+
+def build_domains(cfg: Mapping[str, Any]) -> Domains:
+    """Synthesise the songs (mono, ``cfg['sr']``) and split them as the paper does.
+
+    ``paired_style`` plays DSD100: ``n_paired`` paired songs, ``n_paired_eval`` each for
+    validation and test. Each of the ``domain_styles`` plays MedleyDB, CCMixter and iKala in turn:
+    ``3 * songs_per_third`` songs in thirds, the first for semi-supervised training (half its
+    songs give unlabelled mixtures, the other half solo stems, so no mixture meets its own stems),
+    the others for validation and test. The ``paper`` profile reads the real datasets instead.
+    """
+    if cfg["dataset"] != "synthetic":
+        return load_real_domains(cfg)
+    _check_styles(cfg)
+    paired_style, n, n_eval = cfg["paired_style"], cfg["n_paired"], cfg["n_paired_eval"]
+    pool = style_tracks(paired_style, n + 2 * n_eval, cfg)
+    domains = Domains(paired=pool[:n], unlabelled=[], solo=[], valid=pool[n:n + n_eval], test=pool[n + n_eval:],
+                      roles={paired_style: PAPER_ROLES[0]}, paired_domain=paired_style)
+    for style, role in zip(cfg["domain_styles"], PAPER_ROLES[1:]):
+        semi, valid, test = _thirds(style_tracks(style, 3 * cfg["songs_per_third"], cfg))
+        half = max(1, len(semi) // 2)
+        domains.unlabelled += semi[:half]
+        domains.solo += semi[half:]
+        domains.valid += valid
+        domains.test += test
+        domains.roles[style] = role
+    return domains
+
+
+def _check_styles(cfg: Mapping[str, Any]) -> None:
+    styles = [cfg["paired_style"], *cfg["domain_styles"]]
+    if len(set(styles)) != len(styles):
+        raise ValueError(f"paired_style and domain_styles must all differ, got {styles}")
+    if len(cfg["domain_styles"]) != len(PAPER_ROLES) - 1:
+        raise ValueError(f"domain_styles: expected {len(PAPER_ROLES) - 1} styles (the roles of "
+                         f"{', '.join(PAPER_ROLES[1:])}), got {list(cfg['domain_styles'])}")
+    if cfg["songs_per_third"] < 2:
+        raise ValueError(f"songs_per_third: expected at least 2 (one mixture song and one solo song), "
+                         f"got {cfg['songs_per_third']}")
+
+
+def mismatched_domains(cfg: Mapping[str, Any], domains: Domains, style: str | None = None) -> Domains:
+    """``domains`` with unlabelled mixtures and solo sources from ``style`` (default ``cfg['mismatched_style']``),
+    a domain absent from validation and test: the paper's warning case of a different distribution."""
+    style = style or cfg["mismatched_style"]
+    if not style:
+        raise ValueError("mismatched_style: this profile names no mismatched style (the real datasets have none)")
+    if style in domains.roles:
+        raise ValueError(f"style: {style!r} is already one of the experiment's domains {sorted(domains.roles)}")
+    n_mix, n_solo = len(domains.unlabelled), len(domains.solo)
+    tracks = style_tracks(style, n_mix + n_solo, cfg)
+    notes = dict(domains.notes, **{style: "unlabelled data from a style absent from validation and test"})
+    return replace(domains, unlabelled=tracks[:n_mix], solo=tracks[n_mix:], notes=notes,
+                   roles={**domains.roles, style: "(mismatched)"})
+
+
+def scarce_domains(domains: Domains, fraction: float) -> Domains:
+    """``domains`` keeping ``fraction`` of the unlabelled and of the solo songs (at least one each).
+
+    Songs are kept in turn from each domain, so a small fraction still spans as many domains as it can.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction: expected a fraction in (0, 1], got {fraction!r}")
+
+    def keep(tracks: Sequence[Track]) -> list[Track]:
+        by_domain: dict[str, list[Track]] = {}
+        for track in tracks:
+            by_domain.setdefault(track.domain, []).append(track)
+        turns = [own[i] for i in range(max(map(len, by_domain.values()), default=0))
+                 for own in by_domain.values() if i < len(own)]
+        return turns[:max(1, math.floor(len(tracks) * fraction))]
+
+    return replace(domains, unlabelled=keep(domains.unlabelled), solo=keep(domains.solo))
+
+
+def load_real_domains(cfg: Mapping[str, Any]) -> Domains:
+    """The paper's data from ``$SEPBOOK_ADVERSARIAL_DATA`` (mono, resampled to ``cfg['sr']``).
+
+    One folder per song holding ``vocals.wav`` and ``accompaniment.wav`` (the mixture is their sum)::
+
+        DSD100/train/<song>/   DSD100/test/<song>/   MedleyDB/<song>/   CCMixter/<song>/   iKala/<song>/
+
+    Songs with a silent voice are left out (the paper excludes 22 instrumental tracks). DSD100's
+    training songs are ``D_m``, its test songs are halved into validation and test; every other
+    dataset is split into thirds (sorted by name), its first third used unpaired, as in the paper.
+    """
+    root = os.environ.get(REAL_DATA_ENV)
+    if not root or not Path(root).is_dir():
+        raise FileNotFoundError(
+            f"the {cfg.get('profile', 'paper')} profile needs the real DSD100, MedleyDB, CCMixter and iKala: set "
+            f"${REAL_DATA_ENV} to a folder with DSD100/train/<song>/, DSD100/test/<song>/, MedleyDB/<song>/, "
+            f"CCMixter/<song>/ and iKala/<song>/, each holding vocals.wav and accompaniment.wav "
+            f"(currently {REAL_DATA_ENV}={root!r})")
+    root = Path(root)
+    dsd_test = _read_songs(root / "DSD100" / "test", "DSD100", cfg["sr"])
+    half = len(dsd_test) // 2
+    domains = Domains(paired=_read_songs(root / "DSD100" / "train", "DSD100", cfg["sr"]), unlabelled=[], solo=[],
+                      valid=dsd_test[:half], test=dsd_test[half:], roles={"DSD100": "DSD100"}, paired_domain="DSD100")
+    for name in PAPER_ROLES[1:]:
+        semi, valid, test = _thirds(_read_songs(root / name, name, cfg["sr"]))
+        domains.unlabelled += semi
+        domains.solo += semi
+        domains.valid += valid
+        domains.test += test
+        domains.roles[name] = name
+    return domains
+
+
+def _read_songs(folder: Path, domain: str, sr: int) -> list[Track]:
+    from sepbook.audio import load
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist; see load_real_domains for the expected layout")
+    tracks = []
+    for song in sorted(p for p in folder.iterdir() if p.is_dir()):
+        stems = []
+        for stem in SOURCES:
+            path = song / f"{stem}.wav"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing; every song folder needs vocals.wav and accompaniment.wav")
+            stems.append(load(path, sr=sr, mono=True)[0][0])
+        length = min(len(s) for s in stems)
+        if np.abs(stems[1][:length]).max() > 0:
+            tracks.append(track_from_stems(song.name, [s[:length] for s in stems], SOURCES, domain))
+    return tracks
+
+
+# ----------------------------------------------------------------------------- spectrograms
+
+
+def front_end(cfg: Mapping[str, Any]) -> STFT:
+    """The STFT of the profile (paper: 512-point FFT, hop 256 at 8192 Hz)."""
+    return STFT(cfg["n_fft"], cfg["hop"])
+
+
+def n_bins(cfg: Mapping[str, Any]) -> int:
+    """Frequency bins the networks see: ``n_fft // 2``, the Nyquist bin dropped (257 -> 256 in the paper)."""
+    return cfg["n_fft"] // 2
+
+
+def magnitudes(cfg: Mapping[str, Any], waves: torch.Tensor) -> torch.Tensor:
+    """Linear STFT magnitudes of ``(..., time)`` waveforms without the Nyquist bin: ``(..., n_fft // 2, frames)``."""
+    return front_end(cfg)(torch.as_tensor(waves))[..., : n_bins(cfg), :].abs()
+
+
+@dataclass
+class Bank:
+    """Magnitudes of songs laid end to end, ``frames`` ``(channels, freq, total_frames)``;
+    song ``i`` occupies ``starts[i] : starts[i] + lengths[i]``, and excerpts never straddle two songs."""
+
+    frames: torch.Tensor
+    starts: np.ndarray
+    lengths: np.ndarray
+
+    def to(self, device: torch.device | str) -> "Bank":
+        return Bank(self.frames.to(device), self.starts, self.lengths)
+
+    def channel(self, index: int) -> "Bank":
+        """The same songs with one channel only."""
+        return Bank(self.frames[index:index + 1], self.starts, self.lengths)
+
+    def excerpts(self, frames: int) -> torch.Tensor:
+        """All non-overlapping excerpts of ``frames`` frames, ``(n, channels, freq, frames)``."""
+        pieces = [self.frames[..., start + offset:start + offset + frames]
+                  for start, length in zip(self.starts, self.lengths)
+                  for offset in range(0, length - frames + 1, frames)]
+        return torch.stack(pieces) if pieces else self.frames.new_zeros(0, *self.frames.shape[:2], frames)
+
+    def draw(self, batch: int, frames: int, rng: np.random.Generator) -> torch.Tensor:
+        """``batch`` random excerpts ``(batch, C, F, frames)``, uniform over all excerpt positions."""
+        positions = self.lengths - frames + 1
+        songs = rng.choice(len(positions), size=batch, p=positions / positions.sum())
+        starts = self.starts[songs] + (rng.random(batch) * positions[songs]).astype(np.int64)
+        device = self.frames.device
+        columns = torch.as_tensor(starts, device=device)[:, None] + torch.arange(frames, device=device)
+        return self.frames[:, :, columns].permute(2, 0, 1, 3)
+
+
+@dataclass
+class SpectrogramSets:
+    """The training sets as :class:`Bank` s, and fixed validation excerpts.
+
+    Channels: ``paired`` mixture, accompaniment, vocals; ``unlabelled`` mixture; ``solo``
+    accompaniment, vocals (other songs); ``valid`` ``(excerpts, 3, freq, frames)`` as ``paired``.
+    """
+
+    paired: Bank
+    unlabelled: Bank
+    solo: Bank
+    valid: torch.Tensor
+
+
+def _bank(cfg: Mapping[str, Any], tracks: Sequence[Track], channels: str, name: str) -> Bank:
+    if not tracks:
+        raise ValueError(f"domains.{name}: no songs; the experiment needs paired, unlabelled, solo and validation songs")
+    specs = []
+    for t in tracks:
+        parts = {"m": t.mixture[0], "a": t.sources[0, 0], "v": t.sources[1, 0]}
+        spec = magnitudes(cfg, torch.stack([parts[c] for c in channels]))     # (C, F, frames)
+        if spec.shape[-1] < cfg["frames"]:
+            raise ValueError(f"frames: song {t.name} has {spec.shape[-1]} STFT frames, fewer than one excerpt "
+                             f"({cfg['frames']} frames); use longer songs or smaller frames")
+        specs.append(spec)
+    lengths = np.array([spec.shape[-1] for spec in specs])
+    return Bank(torch.cat(specs, dim=-1), np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+
+
+def spectrogram_sets(cfg: Mapping[str, Any], domains: Domains, max_valid_excerpts: int = 256) -> SpectrogramSets:
+    """:class:`SpectrogramSets` of ``domains`` (at most ``max_valid_excerpts`` validation excerpts)."""
+    valid = _bank(cfg, domains.valid, "mav", "valid").excerpts(cfg["frames"])
+    if len(valid) > max_valid_excerpts:
+        valid = valid[torch.linspace(0, len(valid) - 1, max_valid_excerpts).long()]
+    return SpectrogramSets(_bank(cfg, domains.paired, "mav", "paired"),
+                           _bank(cfg, domains.unlabelled, "m", "unlabelled"),
+                           _bank(cfg, domains.solo, "av", "solo"), valid)
+
+
+def random_loudness(magnitude: torch.Tensor, rng: np.random.Generator,
+                    low_high: tuple[float, float] = (0.2, 1.2)) -> torch.Tensor:
+    """Scale each example's linear magnitudes ``(batch, ...)`` by one factor from ``U[low, high]``.
+
+    Applied to unlabelled mixtures and solo excerpts before the log, so no critic can tell real
+    from separated by level alone (paper Sec. 4.3.1).
+    """
+    low, high = low_high
+    factor = torch.as_tensor(rng.uniform(low, high, size=len(magnitude)), dtype=magnitude.dtype)
+    return magnitude * factor.to(magnitude.device).view(-1, *([1] * (magnitude.dim() - 1)))
+
+
+def paired_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step: int):
+    """Log-magnitude mixtures ``(batch, 1, F, frames)`` and sources ``(batch, 2, F, frames)`` of paired songs."""
+    excerpt = log_magnitude(sets.paired.draw(cfg["batch_size"], cfg["frames"], seeds.rng(seed, "paired", step)))
+    return excerpt[:, :1], excerpt[:, 1:]
+
+
+def unlabelled_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step: int,
+                     repeat: int = 0) -> torch.Tensor:
+    """Log-magnitude unlabelled mixtures ``(batch, 1, F, frames)``, each at a random loudness."""
+    rng = seeds.rng(seed, "unlabelled", step, repeat)
+    return log_magnitude(random_loudness(sets.unlabelled.draw(cfg["batch_size"], cfg["frames"], rng), rng))
+
+
+def solo_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step: int,
+               repeat: int = 0) -> dict[str, torch.Tensor]:
+    """Real solo excerpts per source, ``{name: (batch, 1, F, frames)}``, drawn independently, random loudness."""
+    batches = {}
+    for index, name in enumerate(SOURCES):
+        rng = seeds.rng(seed, "solo", name, step, repeat)
+        excerpt = sets.solo.channel(index).draw(cfg["batch_size"], cfg["frames"], rng)
+        batches[name] = log_magnitude(random_loudness(excerpt, rng))
+    return batches

@@ -1,0 +1,131 @@
+"""Separating whole songs with the U-Net and scoring them with BSS Eval, in the paper's table layout.
+
+Chapter: adversarial/adversarial_separation
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from sepbook import metrics, report
+from sepbook.losses.adversarial import inverse_log_magnitude, log_magnitude
+from sepbook.recipes.adversarial.data import PAPER_ROLES, SOURCES, front_end, n_bins
+from sepbook.tracks import Track
+
+#: The paper's table rows: (label, metric, source).
+METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("SDR Inst.", "SDR", "accompaniment"), ("SDR V.", "SDR", "vocals"),
+    ("SIR Inst.", "SIR", "accompaniment"), ("SIR V.", "SIR", "vocals"),
+    ("SAR Inst.", "SAR", "accompaniment"), ("SAR V.", "SAR", "vocals"),
+)
+TEST_SET = "Test set"
+OUT_OF_DOMAIN = "out-of-domain"
+
+#: The paper's Fig. 2 (mean test-set BSS Eval v3 scores in dB of Baseline / V / VA), per subset.
+PAPER: dict[str, Any] = {
+    "source": "Stoller, Ewert and Dixon (ICASSP 2018), Fig. 2: mean SDR/SIR/SAR (dB, BSS Eval v3 via mir_eval) "
+              "of Baseline / V / VA on the whole test set and per dataset",
+    "systems": ("baseline", "V", "VA"),
+    "table": {
+        "SDR Inst.": {"Test set": (8.09, 8.89, 8.55), "DSD100": (11.11, 10.75, 10.76), "MedleyDB": (9.40, 9.60, 9.65),
+                      "CCMixter": (10.65, 11.09, 10.89), "iKala": (6.34, 7.71, 7.13)},
+        "SDR V.": {"Test set": (6.80, 7.28, 7.47), "DSD100": (3.74, 3.17, 3.54), "MedleyDB": (2.48, 2.43, 3.00),
+                   "CCMixter": (3.25, 3.52, 3.70), "iKala": (9.50, 10.47, 10.52)},
+        "SIR Inst.": {"Test set": (12.03, 12.58, 12.67), "DSD100": (14.46, 13.56, 13.86),
+                      "MedleyDB": (12.18, 12.07, 12.74), "CCMixter": (15.99, 15.49, 16.08),
+                      "iKala": (10.42, 11.79, 11.57)},
+        "SIR V.": {"Test set": (13.72, 14.00, 14.45), "DSD100": (10.03, 9.92, 10.49), "MedleyDB": (9.40, 9.21, 9.48),
+                   "CCMixter": (8.39, 8.94, 9.35), "iKala": (16.98, 17.44, 17.90)},
+        "SAR Inst.": {"Test set": (11.27, 12.05, 11.40), "DSD100": (14.20, 14.60, 14.10),
+                      "MedleyDB": (13.94, 14.23, 13.45), "CCMixter": (12.84, 13.69, 13.24),
+                      "iKala": (9.43, 10.42, 9.70)},
+        "SAR V.": {"Test set": (8.54, 9.00, 9.04), "DSD100": (5.50, 4.84, 5.12), "MedleyDB": (4.71, 4.69, 5.20),
+                   "CCMixter": (6.43, 6.17, 6.17), "iKala": (10.81, 11.83, 11.73)},
+    },
+}
+
+
+@torch.no_grad()
+def separate(model: torch.nn.Module, mixture: torch.Tensor) -> torch.Tensor:
+    """Separate a mono mixture ``(1, time)`` into ``(K, 1, time)`` (accompaniment, vocals), on the CPU.
+
+    The song's log-magnitude is cut into excerpts of ``frames`` frames (the last one zero-padded),
+    the U-Net estimates each, and the estimates are inverted with the mixture's phase.
+    """
+    cfg = model.settings
+    separator = model["separator"].eval()
+    stft, frames, bins = front_end(cfg), cfg["frames"], n_bins(cfg)
+    spec = stft(torch.as_tensor(mixture, dtype=torch.float32)[0])                 # (freq, T) complex
+    n_frames = spec.shape[-1]
+    padded = math.ceil(n_frames / frames) * frames
+    log_mix = log_magnitude(torch.nn.functional.pad(spec[:bins].abs(), (0, padded - n_frames)))
+    chunks = log_mix.reshape(bins, -1, frames).permute(1, 0, 2).unsqueeze(1)    # (chunks, 1, bins, frames)
+    device = next(separator.parameters()).device
+    outputs = torch.cat([separator(chunks[i:i + 32].to(device)).float().cpu() for i in range(0, len(chunks), 32)])
+    estimates = outputs.permute(1, 2, 0, 3).reshape(len(SOURCES), bins, padded)[..., :n_frames]
+    magnitude = torch.zeros(len(SOURCES), spec.shape[0], n_frames)
+    magnitude[:, :bins] = inverse_log_magnitude(estimates).clamp_min(0)
+    waves = stft.inverse(torch.polar(magnitude, spec.angle().expand_as(magnitude)), mixture.shape[-1])
+    return waves.unsqueeze(1)                                                      # (K, 1, time)
+
+
+def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.Module],
+             tracks: Sequence[Track]) -> list[dict]:
+    """BSS Eval v4 (museval) of every ``(variant, seed) -> model`` on every track, as report rows.
+
+    With ``eval_window`` of ``None`` each track is scored as one frame (the paper's track-wise
+    metrics); otherwise the median over windows of that many seconds.
+    """
+    rows = []
+    for (variant, seed), model in models.items():
+        for track in tracks:
+            scores = metrics.bss_eval(track.sources, separate(model, track.mixture), cfg["sr"],
+                                      window_seconds=cfg["eval_window"], hop_seconds=cfg["eval_window"])
+            rows += report.bss_rows(scores, SOURCES, variant=variant, seed=seed, song=track.name,
+                                    domain=track.domain, metrics=("SDR", "SIR", "SAR"))
+    return rows
+
+
+def roles(cfg: Mapping[str, Any]) -> dict[str, str]:
+    """Which paper dataset each domain of ``cfg`` plays (the real datasets play themselves)."""
+    if cfg["dataset"] != "synthetic":
+        return {role: role for role in PAPER_ROLES}
+    return dict(zip([cfg["paired_style"], *cfg["domain_styles"]], PAPER_ROLES))
+
+
+def with_subsets(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]):
+    """Rows as a DataFrame with the paper's ``subset`` of each song, plus the test set and out-of-domain pools."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(rows))
+    by_role = frame.assign(subset=frame["domain"].map(roles(cfg)))
+    whole = frame.assign(subset=TEST_SET)
+    outside = by_role[by_role["subset"] != PAPER_ROLES[0]].assign(subset=OUT_OF_DOMAIN)
+    return pd.concat([whole, by_role, outside], ignore_index=True)
+
+
+def paper_table(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], profile: str, digits: int = 2):
+    """The paper's Fig. 2 layout, ours (mean ± std over seeds) beside the paper's number in each cell."""
+    frame = with_subsets(cfg, rows)
+    frame = frame[frame["subset"] != OUT_OF_DOMAIN]
+    frame["row"] = frame["metric"] + " " + frame["source"].map({"accompaniment": "Inst.", "vocals": "V."})
+    paper = {(label, subset, system): values[i] for label, by_subset in PAPER["table"].items()
+             for subset, values in by_subset.items() for i, system in enumerate(PAPER["systems"])}
+    return report.paper_table(frame, index="row", columns=("subset", "variant"), paper=paper, profile=profile,
+                              index_order=[label for label, _, _ in METRIC_ROWS],
+                              column_order=([TEST_SET, *PAPER_ROLES], list(PAPER["systems"])), digits=digits)
+
+
+def gains(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], variant: str, baseline: str = "baseline"):
+    """Per subset and metric row: ``variant - baseline`` per seed (same songs), summarised over seeds."""
+    frame = with_subsets(cfg, rows)
+    frame["row"] = frame["metric"] + " " + frame["source"].map({"accompaniment": "Inst.", "vocals": "V."})
+    return report.gains(frame, variant, baseline, by=("subset", "row"))
+
+
+def paper_gain(variant: str, row: str, subset: str = TEST_SET) -> float:
+    """The paper's gain of ``variant`` over its baseline (dB) on one metric row and subset."""
+    values = PAPER["table"][row][subset]
+    return round(values[PAPER["systems"].index(variant)] - values[0], 2)

@@ -1,0 +1,200 @@
+"""The adversarial chapter's figures: the training scheme, training curves, and the critic's
+input gradient (the paper's Fig. 3).
+
+Chapter: adversarial/adversarial_separation
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from sepbook.losses.adversarial import critic_input_gradient, log_magnitude
+from sepbook.plot import smoothed
+from sepbook.recipes.adversarial.data import SOURCES, Domains, magnitudes, n_bins
+from sepbook.tracks import Track
+
+
+def draw_training_scheme(ax=None):
+    """Draw the paper's Fig. 1(b): supervised loss on paired data, one critic per source on unlabelled mixtures."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(12, 5.6))
+    ax.set_xlim(0, 12.3)
+    ax.set_ylim(0.4, 7.45)
+    ax.axis("off")
+    styles = {"data": ("#e8f1fb", "#2b6cb0"), "net": ("#fdf0e6", "#c05621"), "loss": ("#edf7ed", "#2f855a"),
+              "critic": ("#f6ecfb", "#6b46c1")}
+
+    def box(x, y, text, kind, w=2.0, h=0.75):
+        face, edge = styles[kind]
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.05", fc=face, ec=edge, lw=1.5))
+        ax.text(x, y, text, ha="center", va="center", fontsize=9.5)
+
+    def arrow(a, b, text="", color="0.25", rad=0.0):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=12, color=color, lw=1.2,
+                                     connectionstyle=f"arc3,rad={rad}"))
+        if text:
+            ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.15, text, ha="center", fontsize=8, color=color)
+
+    box(1.1, 5.9, "paired multitracks\n$\\mathcal{D}_m$: $(m_i, \\mathbf{s}_i)$", "data", h=0.9)
+    box(3.6, 5.9, "separator $f_\\phi$\n(U-Net)", "net")
+    box(6.0, 5.9, "$f_\\phi(m_i)$", "data", w=1.6)
+    box(8.9, 5.9, "$L_s = \\|f_\\phi(m_i) - \\mathbf{s}_i\\|^2$", "loss", w=2.6)
+    arrow((2.15, 5.9), (2.55, 5.9))
+    arrow((4.65, 5.9), (5.15, 5.9))
+    arrow((6.85, 5.9), (7.55, 5.9))
+    arrow((1.1, 6.4), (8.9, 6.4), color="0.55", rad=-0.15)
+    ax.text(5.0, 7.12, "targets $\\mathbf{s}_i$", ha="center", fontsize=8, color="0.45")
+
+    ax.text(6.1, 4.55, "separator: $L = L_s + \\alpha L_u + \\beta L_{add}$, with $L_u = -\\sum_k \\mathbb{E}\\,D_{\\theta_k}"
+            "(f_\\phi(m^u)_k)$;   critic $k$: $\\mathbb{E}\\,D(\\mathrm{fake}) - \\mathbb{E}\\,D(\\mathrm{real}) + "
+            "\\lambda L_{grad}$", ha="center", fontsize=9.5, color=styles["loss"][1])
+    box(1.1, 3.0, "unlabelled mixtures\n$\\mathcal{D}_u$: $m^u$", "data", h=0.9)
+    box(3.6, 3.0, "separator $f_\\phi$\n(same weights)", "net")
+    box(6.0, 3.8, "voice estimate", "data", w=1.8)
+    box(6.0, 2.2, "accompaniment\nestimate", "data", w=1.8, h=0.8)
+    box(8.6, 3.8, "voice critic $D_{\\theta_1}$", "critic")
+    box(8.6, 2.2, "accomp. critic $D_{\\theta_2}$\n(VA only)", "critic", h=0.8)
+    box(11.2, 3.8, "solo voices $\\mathcal{D}_s^1$\n(other songs)", "data", w=1.9, h=0.8)
+    box(11.2, 2.2, "solo accomp. $\\mathcal{D}_s^2$\n(other songs)", "data", w=1.9, h=0.8)
+    box(3.6, 1.0, "$L_{add}$: $\\sum_k f_\\phi(m^u)_k \\approx m^u$", "loss", w=2.8)
+    arrow((2.15, 3.0), (2.55, 3.0))
+    arrow((4.65, 3.15), (5.05, 3.75))
+    arrow((4.65, 2.85), (5.05, 2.25))
+    arrow((6.95, 3.8), (7.55, 3.8), "fake")
+    arrow((6.95, 2.2), (7.55, 2.2), "fake")
+    arrow((10.2, 3.8), (9.65, 3.8), "real", color=styles["critic"][1])
+    arrow((10.2, 2.2), (9.65, 2.2), "real", color=styles["critic"][1])
+    arrow((3.6, 2.55), (3.6, 1.45))
+    return ax
+
+
+def plot_critic_curves(histories: Mapping[tuple[str, int], Mapping[str, list]], variants: Sequence[str] = ("V", "VA"),
+                       smooth: int = 10, axes=None):
+    """Wasserstein estimates and gradient penalties of every critic over training, one line per (variant, critic, seed)."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 3.4))
+    colors = {("V", "vocals"): "C0", ("VA", "vocals"): "C1", ("VA", "accompaniment"): "C2"}
+    labelled = set()
+    for (variant, seed), history in histories.items():
+        if variant not in variants:
+            continue
+        for name in SOURCES:
+            if f"{name}_wasserstein" not in history:
+                continue
+            color = colors.get((variant, name), "C3")
+            label = None if (variant, name) in labelled else f"{variant}: {name} critic"
+            labelled.add((variant, name))
+            for ax, key in zip(axes, ("wasserstein", "gradient_penalty")):
+                ax.plot(history["step"], smoothed(history[f"{name}_{key}"], smooth), color=color, lw=1.2,
+                        alpha=0.85, label=label)
+    axes[0].set(xlabel="separator step", ylabel="$E\\,D(real) - E\\,D(fake)$", title="Wasserstein estimate")
+    axes[1].set(xlabel="separator step", ylabel="$L_{grad}$", title="one-sided gradient penalty")
+    axes[0].legend(fontsize=8)
+    return axes
+
+
+def plot_losses(histories: Mapping[tuple[str, int], Mapping[str, list]], smooth: int = 10, axes=None):
+    """Training ``L_s`` (smoothed) and validation ``L_s`` of every (variant, seed)."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 3.4))
+    variants = list(dict.fromkeys(v for v, _ in histories))
+    for (variant, seed), history in histories.items():
+        color = f"C{variants.index(variant)}"
+        label = f"{variant}" if seed == min(s for v, s in histories if v == variant) else None
+        axes[0].plot(history["step"], smoothed(history["Ls"], smooth), color=color, lw=1.1, label=label)
+        axes[1].plot(history["valid_step"], [v["valid L_s"] for v in history["valid"]], "o-", color=color, ms=3, lw=1.1, label=label)
+    axes[0].set(xlabel="separator step", ylabel="$L_s$ (paired batches)", title="supervised loss", yscale="log")
+    axes[1].set(xlabel="separator step", ylabel="$L_s$ (validation)", title="validation loss (all domains)")
+    axes[0].legend(fontsize=8)
+    return axes
+
+
+def plot_critic_gradient(example: Mapping[str, Any], cfg: Mapping[str, Any], max_bin: int | None = None, axes=None):
+    """The paper's Fig. 3: (a) the voice estimate ``x``; (b) ``grad_x D(x)`` on a diverging map centred at 0.
+
+    Contours in (b) outline the bins where the true voice dominates, so positive gradient on them and
+    negative gradient elsewhere is the paper's reading. Only bins below ``max_bin`` are shown.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+    max_bin = max_bin or example["estimate"].shape[0] // 2
+    hz = cfg["sr"] / cfg["n_fft"]
+    seconds = cfg["hop"] / cfg["sr"]
+    extent = (0, example["estimate"].shape[1] * seconds, 0, max_bin * hz)
+    estimate, gradient = example["estimate"][:max_bin], example["gradient"][:max_bin]
+    image = axes[0].imshow(estimate, origin="lower", aspect="auto", extent=extent, cmap="gray")
+    axes[0].figure.colorbar(image, ax=axes[0], label="log(1 + |x|)", pad=0.01)
+    limit = float(np.quantile(np.abs(gradient), 0.99)) or 1.0
+    image = axes[1].imshow(gradient, origin="lower", aspect="auto", extent=extent, cmap="RdBu_r",
+                           norm=TwoSlopeNorm(0.0, -limit, limit))
+    axes[1].contour(example["voice_dominant"][:max_bin].astype(float), levels=[0.5], colors="k", linewidths=0.5,
+                    extent=extent, origin="lower")
+    axes[1].figure.colorbar(image, ax=axes[1], label="$\\nabla_x D(x)$", pad=0.01)
+    axes[0].set(title="(a) separator voice estimate $x$", xlabel="time (s)", ylabel="frequency (Hz)")
+    axes[1].set(title="(b) $\\nabla_x D(x)$ (red > 0 > blue; black: true voice dominates)", xlabel="time (s)")
+    return axes
+
+
+def showcase_track(domains: Domains) -> Track:
+    """The test song outside the paired domain whose voice is active longest: the one to look at and listen to."""
+    candidates = [t for t in domains.test if t.domain != domains.paired_domain] or list(domains.test)
+    if not candidates:
+        raise ValueError("domains.test: no test songs")
+
+    def voice_activity(track: Track) -> float:
+        voice = track.source("vocals")[0].numpy()
+        frames = voice[: len(voice) // 1024 * 1024].reshape(-1, 1024)
+        return float(np.mean(np.sqrt(np.mean(frames**2, axis=1)) > 0.01 * np.abs(voice).max()))
+
+    return max(candidates, key=voice_activity)
+
+
+def critic_gradient_example(cfg: Mapping[str, Any], separator: torch.nn.Module, critic: torch.nn.Module,
+                            track: Track, start_frame: int | None = None) -> dict[str, np.ndarray]:
+    """The paper's Fig. 3 on one excerpt: the separator's voice estimate ``x`` and the critic's ``grad_x D(x)``.
+
+    Returns ``estimate`` and ``gradient`` ``(freq, frames)``, and ``voice_dominant``: True where the
+    true voice is louder than the true accompaniment (so that energy in the estimate is voice, not
+    leakage). ``start_frame`` defaults to the excerpt where the voice is most active.
+    """
+    frames, bins = cfg["frames"], n_bins(cfg)
+    spec = magnitudes(cfg, torch.cat([track.mixture, track.sources[:, 0]]))   # (3, bins, T): m, a, v
+    if spec.shape[-1] < frames:
+        raise ValueError(f"track: {spec.shape[-1]} frames is shorter than one excerpt of {frames}")
+    if start_frame is None:
+        energy = torch.nn.functional.avg_pool1d(spec[2].sum(0)[None, None], frames, 1)[0, 0]
+        start_frame = int(energy.argmax())
+    excerpt = spec[..., start_frame:start_frame + frames]
+    mixture = log_magnitude(excerpt[:1]).unsqueeze(0)                         # (1, 1, bins, frames)
+    with torch.no_grad():
+        estimate = separator(mixture)[:, SOURCES.index("vocals"):SOURCES.index("vocals") + 1]
+    gradient = critic_input_gradient(critic, estimate)
+    return {"estimate": estimate[0, 0].numpy(), "gradient": gradient[0, 0].numpy(),
+            "voice_dominant": (excerpt[2] > excerpt[1]).numpy(), "start_frame": start_frame, "bins": bins}
+
+
+def gradient_on_voice_and_leakage(example: Mapping[str, np.ndarray], level: float = 0.25) -> dict[str, float]:
+    """Mean critic gradient on the estimate's energetic bins, split by which true source owns them.
+
+    Energetic bins hold at least ``level`` times the excerpt's largest log-magnitude. ``voice``: those
+    where the true voice dominates; ``leakage``: those where the accompaniment dominates, i.e.
+    accompaniment energy that leaked into the voice estimate. The paper's Fig. 3 reading predicts
+    ``voice > 0 > leakage``.
+    """
+    estimate, gradient, voice = (np.asarray(example[k]) for k in ("estimate", "gradient", "voice_dominant"))
+    loud = estimate >= level * estimate.max() if estimate.max() > 0 else np.zeros_like(voice)
+    pick = lambda mask: float(gradient[mask].mean()) if mask.any() else float("nan")
+    return {"voice": pick(loud & voice), "leakage": pick(loud & ~voice),
+            "voice bins": int((loud & voice).sum()), "leakage bins": int((loud & ~voice).sum())}

@@ -1,0 +1,146 @@
+"""From result rows to what a chapter reports: means and spread over seeds, the paper's table
+layout with the paper's numbers beside ours, gains over a baseline, and verdict sentences.
+
+Every chapter's ``evaluate`` returns rows with the same columns, :data:`COLUMNS`: one row per
+(variant, seed, song, source, metric) with its ``value``; ``domain`` says where the song comes
+from. Scores are averaged over songs within a seed first, then mean and standard deviation are
+taken over seeds, so the spread is the seed-to-seed spread a reader would see on retraining.
+
+Chapter: preface
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+COLUMNS = ("variant", "seed", "song", "domain", "source", "metric", "value")
+
+
+def rows_for(values: Mapping[str, Mapping[str, float]], **keys: Any) -> list[dict]:
+    """Rows from ``{source: {metric: value}}`` for one (variant, seed, song, domain) given as ``keys``."""
+    return [{**keys, "source": source, "metric": metric, "value": float(value)}
+            for source, by_metric in values.items() for metric, value in by_metric.items()]
+
+
+def bss_rows(scores: Mapping[str, np.ndarray], source_names: Sequence[str], *, metrics=("SDR", "SIR", "SAR"),
+             **keys: Any) -> list[dict]:
+    """Rows from one track's :func:`sepbook.metrics.bss_eval` scores: the median over frames, as SiSEC does."""
+    values = {}
+    for k, source in enumerate(source_names):
+        values[source] = {m: float(np.nanmedian(scores[m][k])) if np.isfinite(scores[m][k]).any() else math.nan
+                          for m in metrics}
+    return rows_for(values, **keys)
+
+
+def frame(rows):
+    """Rows (dicts or a DataFrame) as a DataFrame with at least :data:`COLUMNS`."""
+    import pandas as pd
+
+    table = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    missing = [c for c in COLUMNS if c not in table]
+    if missing:
+        raise ValueError(f"rows: missing columns {missing}; expected {list(COLUMNS)}")
+    return table
+
+
+def per_seed(rows, by: Sequence[str] = ("variant",)):
+    """The mean over songs (and anything not in ``by``) of each seed: a Series indexed by ``(*by, seed)``."""
+    table = frame(rows)
+    return table.groupby([*by, "seed"], dropna=False)["value"].mean()
+
+
+def summary(rows, by: Sequence[str] = ("variant",)):
+    """``mean``, ``std`` (over seeds, ``ddof=1``; NaN for one seed) and ``seeds`` per group of ``by``."""
+    seeds = per_seed(rows, by)
+    grouped = seeds.groupby(level=list(range(len(by))), dropna=False)
+    return grouped.agg(mean="mean", std=lambda v: v.std(ddof=1) if len(v) > 1 else math.nan, seeds="count")
+
+
+def cell(mean: float, std: float, seeds: int, digits: int = 2) -> str:
+    """``'mean ± std'`` (or just the mean for one seed; '–' when there is no number)."""
+    if not math.isfinite(mean):
+        return "–"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if seeds > 1 and math.isfinite(std) else f"{mean:.{digits}f}"
+
+
+def table(rows, index: str, columns: Sequence[str], digits: int = 2, index_order=None, column_order=None):
+    """Mean ± std over seeds in a grid: one row per value of ``index``, columns by ``columns``."""
+    import pandas as pd
+
+    stats = summary(rows, (index, *columns))
+    cells = {key: cell(r["mean"], r["std"], int(r["seeds"]), digits) for key, r in stats.iterrows()}
+    rows_ = index_order or sorted({k[0] for k in cells})
+    cols = _product(column_order) if column_order else sorted({k[1:] for k in cells})
+    cols = [c for c in cols if any((r, *c) in cells for r in rows_)]
+    data = [[cells.get((r, *c), "–") for c in cols] for r in rows_]
+    return pd.DataFrame(data, index=rows_, columns=pd.MultiIndex.from_tuples(cols, names=list(columns)))
+
+
+def paper_table(rows, index: str, columns: Sequence[str], paper: Mapping[tuple, float], profile: str,
+                digits: int = 2, index_order=None, column_order=None):
+    """:func:`table` with the paper's number beside each of our cells (an extra column level ``numbers``)."""
+    import pandas as pd
+
+    ours = table(rows, index, columns, digits, index_order, column_order)
+    data, keys = {}, []
+    for column in ours.columns:
+        for who in (f"ours ({profile})", "paper"):
+            keys.append((*column, who))
+            if who == "paper":
+                data[keys[-1]] = [_number(paper.get((r, *column)), digits) for r in ours.index]
+            else:
+                data[keys[-1]] = list(ours[column])
+    result = pd.DataFrame(data, index=ours.index)
+    result.columns = pd.MultiIndex.from_tuples(keys, names=[*columns, "numbers"])
+    return result
+
+
+def gains(rows, variant: str, baseline: str, by: Sequence[str] = ()):
+    """``variant - baseline`` per seed on the same songs, per group of ``by``: mean, std, wins, seeds."""
+    import pandas as pd
+
+    seeds = per_seed(rows, (*by, "variant")) if by else per_seed(rows)
+    level = "variant"
+    ours, base = seeds.xs(variant, level=level), seeds.xs(baseline, level=level)
+    difference = (ours - base).dropna()
+    groups = list(range(len(by))) if by else None
+    if groups is None:
+        difference = pd.concat({"all": difference}, names=["group"])
+        groups = [0]
+    stats = difference.groupby(level=groups).agg(
+        mean="mean", std=lambda v: v.std(ddof=1) if len(v) > 1 else math.nan,
+        wins=lambda v: int((v > 0).sum()), seeds="count")
+    return stats
+
+
+def verdict(gain: Mapping[str, float], variant: str, baseline: str, what: str, where: str, profile: str) -> str:
+    """One honest sentence, built from a row of :func:`gains`, on whether ``variant`` beats ``baseline``."""
+    mean, std, wins, seeds = gain["mean"], gain["std"], int(gain["wins"]), int(gain["seeds"])
+    if not math.isfinite(mean):
+        return f"In the {profile} profile there are no {what} scores for {variant} {where}."
+    if mean > 0 and wins == seeds:
+        claim = f"{variant} beats the {baseline} {where}" + (" in every seed" if seeds > 1 else "")
+    elif mean > 0:
+        claim = f"{variant} beats the {baseline} {where} on average, but not in every seed"
+    elif wins > 0:
+        claim = f"{variant} does not beat the {baseline} {where} on average (it wins in some seeds only)"
+    else:
+        claim = f"{variant} does not beat the {baseline} {where}"
+    if seeds > 1:
+        spread = f"mean over {seeds} seeds, std {std:.2f} dB; better in {wins} of {seeds}"
+        noise = " — within the seed-to-seed spread" if abs(mean) <= std else ""
+    else:
+        spread, noise = "one seed only, so no spread to judge it by", ""
+    return f"In the {profile} profile, {claim}: {mean:+.2f} dB {what} ({spread}){noise}."
+
+
+def _number(value, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _product(levels):
+    import itertools
+
+    return list(itertools.product(*levels))

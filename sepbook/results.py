@@ -1,0 +1,329 @@
+"""A chapter's ``book`` experiment: trained on the CPU from one command, committed, re-checked on every build.
+
+``python -m sepbook.results CHAPTER`` (or ``make results CHAPTER=...``) trains every run of the
+chapter's recipe (``recipe.runs(cfg)``: each variant on each seed, plus ablations) in worker
+processes of one thread each, evaluates them, and writes ``chapters/CHAPTER/results/book/``:
+
+- ``metrics.csv``: one row per (variant, seed, song, domain, source, metric, value);
+- ``manifest.json``: the command, the commit, the settings and their hash, package versions, the
+  machine, the wall time of every run and of the whole, the date;
+- ``histories.json``: every run's training curve (every tenth step) and validation scores;
+- ``checkpoints/VARIANT-seedS.pt``: the seed-0 models the page draws and plays, as float16 state dicts.
+
+An interrupted command resumes: finished runs are kept (``data/generated/runs/``) and a run cut
+short continues from its own training checkpoint. Committed weights are rounded to float16
+*before* evaluation, so ``metrics.csv`` describes exactly the committed models; the manifest
+records how far float32 weights would score from them.
+
+:func:`load` reads the results for a page and, with ``check=True``, separates a few test songs
+again with the committed checkpoints and stops with :class:`ResultsMismatch` if they no longer
+give the numbers in ``metrics.csv``.
+
+Chapter: preface
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from sepbook import profiles
+from sepbook.recipes import adversarial, foundations
+
+#: Every chapter with committed results, and the recipe that produces them.
+RECIPES: dict[str, ModuleType] = {"foundations": foundations, "adversarial": adversarial}
+ROOT = Path(__file__).resolve().parent.parent
+TOLERANCE_DB = 0.05
+HISTORY_STRIDE = 10
+
+
+class ResultsMismatch(RuntimeError):
+    """Committed results that their own checkpoints no longer reproduce."""
+
+
+def recipe(chapter: str) -> ModuleType:
+    """The recipe module of ``chapter``."""
+    if chapter not in RECIPES:
+        raise ValueError(f"chapter: expected one of {sorted(RECIPES)}, got {chapter!r}")
+    return RECIPES[chapter]
+
+
+def results_dir(chapter: str, profile: str = "book") -> Path:
+    """``chapters/<chapter>/results/<profile>/``."""
+    return ROOT / "chapters" / chapter / "results" / profile
+
+
+def command(chapter: str) -> str:
+    """The command that (re)generates ``chapter``'s committed results."""
+    return f"make results CHAPTER={chapter}"
+
+
+def plain(value: Any) -> Any:
+    """Settings as JSON keeps them (tuples become lists)."""
+    if isinstance(value, (tuple, list)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+# ----------------------------------------------------------------------------- producing
+
+
+def half_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict with floating-point tensors stored as float16 (on the CPU)."""
+    return {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()
+            for k, v in model.state_dict().items()}
+
+
+def load_half(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """Load float16 weights into ``model`` as float32; -> the model in eval mode."""
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    return model.eval()
+
+
+_DATA: dict[tuple[str, str], Any] = {}
+
+
+def _data(chapter: str, cfg: dict):
+    key = (chapter, profiles.digest(cfg))
+    if key not in _DATA:
+        _DATA[key] = recipe(chapter).data(cfg)
+    return _DATA[key]
+
+
+def train_one(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path, out: Path | None) -> dict:
+    """Train, round to float16, evaluate and record one run; -> its record (also written to ``scratch``).
+
+    With ``out`` the float16 weights are kept as ``out/checkpoints/VARIANT-seedS.pt``.
+    """
+    torch.set_num_threads(1)
+    module = recipe(chapter)
+    splits = _data(chapter, cfg)
+    name = f"{variant}-seed{seed}"
+    started = time.perf_counter()
+    model, history = module.train(cfg, splits, variant, seed, checkpoint=scratch / f"{name}.pt", progress=False,
+                                  checkpoint_every=max(1, cfg["steps"] // 10), live=False)
+    trained = time.perf_counter() - started
+    full = module.evaluate(cfg, {(variant, seed): model}, splits.test[:2])
+    weights = half_weights(model)
+    load_half(model, weights)
+    rows = module.evaluate(cfg, {(variant, seed): model}, splits.test)
+    drift = max((abs(a["value"] - b["value"]) for a, b in zip(full, rows) if math.isfinite(a["value"])),
+                default=0.0)
+    if out is not None:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        torch.save(weights, out / "checkpoints" / f"{name}.pt")
+    record = {"variant": variant, "seed": seed, "rows": rows, "train_seconds": trained,
+              "wall_seconds": time.perf_counter() - started, "float16_drift_db": drift,
+              "history": _thin(history)}
+    (scratch / f"{name}.json").write_text(json.dumps(record))
+    return record
+
+
+def _thin(history: dict) -> dict:
+    keep = {k: v[HISTORY_STRIDE - 1::HISTORY_STRIDE] for k, v in history.items()
+            if k not in ("valid", "valid_step")}
+    return keep | {"valid_step": history["valid_step"], "valid": history["valid"]}
+
+
+def _worker(job):
+    return train_one(*job)
+
+
+def produce(chapter: str, profile: str = "book", workers: int = 2, out: Path | None = None, **overrides) -> Path:
+    """Train every run of ``chapter`` (resuming what is done) and write its results folder.
+
+    ``out`` defaults to :func:`results_dir`; ``overrides`` change settings (the tests shrink runs
+    this way) and are recorded in the manifest.
+    """
+    import multiprocessing
+
+    module = recipe(chapter)
+    cfg = module.config(profile, **overrides)
+    out = Path(out) if out is not None else results_dir(chapter, profile)
+    scratch = _scratch(chapter, profile, cfg)
+    first = cfg["seeds"][0]
+    todo = [(chapter, cfg, v, s, scratch, out if (s == first and v in module.VARIANTS) else None)
+            for v, s in module.runs(cfg) if not (scratch / f"{v}-seed{s}.json").is_file()]
+    started = time.perf_counter()
+    _data(chapter, cfg)  # builds any generated corpus once, before workers read it
+    print(f"{chapter} ({profile}): {len(todo)} of {len(module.runs(cfg))} runs to train on {workers} workers",
+          flush=True)
+    if todo and workers == 1:
+        for job in todo:
+            _worker(job)
+    elif todo:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(workers, len(todo))) as pool:
+            for record in pool.imap_unordered(_worker, todo):
+                print(f"  {record['variant']} seed {record['seed']}: {record['wall_seconds'] / 60:.1f} min",
+                      flush=True)
+    return write(chapter, cfg, scratch, out, time.perf_counter() - started, workers, overrides)
+
+
+def _scratch(chapter: str, profile: str, cfg: dict) -> Path:
+    from sepbook.corpora import data_root
+
+    scratch = data_root() / "runs" / f"{chapter}-{profile}-{profiles.digest(cfg)}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return scratch
+
+
+def write(chapter: str, cfg: dict, scratch: Path, out: Path, session_seconds: float, workers: int,
+          overrides: dict) -> Path:
+    """Assemble the runs in ``scratch`` into ``metrics.csv``, ``histories.json`` and ``manifest.json`` in ``out``."""
+    module = recipe(chapter)
+    records = [json.loads((scratch / f"{v}-seed{s}.json").read_text()) for v, s in module.runs(cfg)]
+    rows = [row for r in records for row in r["rows"]]
+    if hasattr(module, "reference_rows"):
+        rows = module.reference_rows(cfg, _data(chapter, cfg).test) + rows
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "metrics.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=["variant", "seed", "song", "domain", "source", "metric", "value"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "seed": "" if row["seed"] is None else row["seed"],
+                             "value": repr(float(row["value"]))})
+    histories = {f"{r['variant']}/{r['seed']}": r["history"] for r in records}
+    (out / "histories.json").write_text(json.dumps(histories, separators=(",", ":")))
+    manifest = {
+        "chapter": chapter, "profile": cfg["profile"], "overrides": plain(overrides),
+        "command": command(chapter) if not overrides else f"sepbook.results.produce({chapter!r}, **{overrides!r})",
+        "commit": _git("rev-parse", "HEAD"), "uncommitted_changes": bool(_git("status", "--porcelain", "sepbook")),
+        "settings": plain(cfg), "settings_digest": profiles.digest(cfg),
+        "versions": _versions(), "machine": {"system": platform.platform(), "processor": platform.machine(),
+                                             "cores": os.cpu_count(), "workers": workers, "threads_per_worker": 1},
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "runs": [{"variant": r["variant"], "seed": r["seed"], "train_seconds": round(r["train_seconds"], 1),
+                  "wall_seconds": round(r["wall_seconds"], 1)} for r in records],
+        "total_run_seconds": round(sum(r["wall_seconds"] for r in records), 1),
+        "wall_seconds_last_session": round(session_seconds, 1),
+        "float16_storage_max_drift_db": max(r["float16_drift_db"] for r in records),
+        "checkpoints": sorted(p.name for p in (out / "checkpoints").glob("*.pt")),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return out
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("sepbook", "torch", "numpy", "scipy", "museval", "librosa"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+@dataclass
+class BookResults:
+    """A chapter's committed results: ``rows`` (DataFrame), ``manifest``, ``histories`` and ``models``."""
+
+    chapter: str
+    cfg: dict
+    rows: Any
+    manifest: dict
+    histories: dict
+    models: dict
+
+    def provenance(self) -> str:
+        """Where these numbers come from, in one sentence for the page."""
+        m = self.manifest
+        seeds = ", ".join(map(str, m["settings"]["seeds"]))
+        minutes = m["total_run_seconds"] / 60
+        return (f"`{m['profile']}` profile, seeds {seeds}, trained with `{m['command']}` on {m['date']} on a "
+                f"{m['machine']['cores']}-core {m['machine']['processor']} CPU ({m['machine']['workers']} workers of "
+                f"one thread; {minutes:.1f} min of training and evaluation in all), commit {m['commit'][:10]}")
+
+
+def load(chapter: str, profile: str = "book", check: bool = True, songs: int = 2,
+         folder: Path | None = None) -> BookResults:
+    """Read ``chapter``'s committed results; with ``check``, verify them against their checkpoints."""
+    import pandas as pd
+
+    module = recipe(chapter)
+    folder = Path(folder) if folder is not None else results_dir(chapter, profile)
+    if not (folder / "manifest.json").is_file():
+        raise FileNotFoundError(f"{folder / 'manifest.json'} does not exist: the {chapter} chapter has no committed "
+                                f"{profile} results; create them with `{command(chapter)}`")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    cfg = module.config(profile, **manifest.get("overrides", {}))
+    if manifest["settings_digest"] != profiles.digest(cfg):
+        raise ResultsMismatch(f"{chapter}: the {profile} settings in sepbook/profiles.py changed since the results in "
+                              f"{folder} were made; regenerate them with `{command(chapter)}`")
+    rows = pd.read_csv(folder / "metrics.csv", dtype={"domain": str}, keep_default_na=False, na_values={"value": ["nan"]})
+    rows["seed"] = pd.to_numeric(rows["seed"], errors="coerce")
+    histories = json.loads((folder / "histories.json").read_text())
+    models = {}
+    for path in sorted((folder / "checkpoints").glob("*.pt")):
+        variant, seed = path.stem.rsplit("-seed", 1)
+        weights = torch.load(path, map_location="cpu", weights_only=True)
+        models[(variant, int(seed))] = load_half(module.build(cfg, variant), weights)
+    results = BookResults(chapter, cfg, rows, manifest, histories, models)
+    if check:
+        verify(results, songs)
+    return results
+
+
+def verify(results: BookResults, songs: int = 2) -> float:
+    """Separate the first ``songs`` test songs with every committed model; raise :class:`ResultsMismatch`
+    if any score differs from ``metrics.csv`` by more than :data:`TOLERANCE_DB`. -> the largest difference."""
+    module = recipe(results.chapter)
+    tracks = _data(results.chapter, results.cfg).test[:songs]
+    fresh = module.evaluate(results.cfg, results.models, tracks)
+    committed = results.rows.set_index(["variant", "seed", "song", "source", "metric"])["value"]
+    worst = 0.0
+    for row in fresh:
+        key = (row["variant"], row["seed"], row["song"], row["source"], row["metric"])
+        if key not in committed.index:
+            raise ResultsMismatch(f"{results.chapter}: metrics.csv has no row for {key}; the test songs changed. "
+                                  f"Regenerate the results with `{command(results.chapter)}`")
+        old = float(committed.loc[key])
+        if math.isnan(old) and math.isnan(row["value"]):
+            continue
+        worst = max(worst, abs(old - row["value"]))
+    if not worst <= TOLERANCE_DB:
+        raise ResultsMismatch(f"{results.chapter}: the committed checkpoints score up to {worst:.3f} dB away from "
+                              f"metrics.csv (tolerance {TOLERANCE_DB} dB); the code changed since the results were made. "
+                              f"Regenerate them with `{command(results.chapter)}`")
+    return worst
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sepbook.results", description=__doc__.splitlines()[0])
+    parser.add_argument("chapter", choices=sorted(RECIPES))
+    parser.add_argument("--profile", default="book", choices=profiles.PROFILES)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes, one thread each (default 2)")
+    args = parser.parse_args(argv)
+    out = produce(args.chapter, args.profile, args.workers)
+    print(f"wrote {out}; check it with: python -c \"from sepbook import results; results.load('{args.chapter}')\"")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The one song type every chapter evaluates on, and the one ``separate`` contract.
+
+Chapter: foundations/first_separator
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Track:
+    """One song: ``mixture`` ``(channels, time)`` and ``sources`` ``(K, channels, time)`` (torch waveforms).
+
+    ``source_names`` names the K sources in order; ``domain`` says where the song comes from (a
+    synthesiser style or a dataset). ``rolls`` ``(K, pitches, frames)`` and ``activity``
+    ``(K, frames)`` are there when the data has them.
+    """
+
+    name: str
+    mixture: torch.Tensor
+    sources: torch.Tensor
+    source_names: tuple[str, ...]
+    domain: str = ""
+    rolls: torch.Tensor | None = None
+    activity: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        self.mixture = torch.as_tensor(np.asarray(self.mixture, dtype=np.float32))
+        self.sources = torch.as_tensor(np.asarray(self.sources, dtype=np.float32))
+        self.source_names = tuple(self.source_names)
+        if self.mixture.dim() != 2 or self.sources.dim() != 3:
+            raise ValueError(f"track {self.name}: expected mixture (channels, time) and sources (K, channels, time), "
+                             f"got {tuple(self.mixture.shape)} and {tuple(self.sources.shape)}")
+        if self.sources.shape[1:] != self.mixture.shape or len(self.source_names) != len(self.sources):
+            raise ValueError(f"track {self.name}: sources {tuple(self.sources.shape)} do not match mixture "
+                             f"{tuple(self.mixture.shape)} and names {self.source_names}")
+
+    def source(self, name: str) -> torch.Tensor:
+        """The source called ``name``, ``(channels, time)``."""
+        if name not in self.source_names:
+            raise ValueError(f"name: track {self.name} has sources {self.source_names}, not {name!r}")
+        return self.sources[self.source_names.index(name)]
+
+
+def track_from_stems(name: str, stems: Sequence[np.ndarray], source_names: Sequence[str], domain: str = "") -> Track:
+    """A :class:`Track` whose mixture is the sum of ``stems`` (each ``(time,)`` or ``(channels, time)``)."""
+    sources = np.stack([np.atleast_2d(np.asarray(s, dtype=np.float32)) for s in stems])
+    return Track(name, sources.sum(0), sources, tuple(source_names), domain)
