@@ -159,7 +159,7 @@ def produce(chapter: str, profile: str = "book", workers: int = 2, out: Path | N
     first = cfg["seeds"][0]
     todo = [(chapter, cfg, v, s, scratch, out if (s == first and v in module.VARIANTS) else None)
             for v, s in module.runs(cfg) if not (scratch / f"{v}-seed{s}.json").is_file()]
-    started = time.perf_counter()
+    started, commit = time.perf_counter(), _commit()
     _data(chapter, cfg)  # builds any generated corpus once, before workers read it
     print(f"{chapter} ({profile}): {len(todo)} of {len(module.runs(cfg))} runs to train on {workers} workers",
           flush=True)
@@ -172,7 +172,7 @@ def produce(chapter: str, profile: str = "book", workers: int = 2, out: Path | N
             for record in pool.imap_unordered(_worker, todo):
                 print(f"  {record['variant']} seed {record['seed']}: {record['wall_seconds'] / 60:.1f} min",
                       flush=True)
-    return write(chapter, cfg, scratch, out, time.perf_counter() - started, workers, overrides)
+    return write(chapter, cfg, scratch, out, time.perf_counter() - started, workers, overrides, commit)
 
 
 def _scratch(chapter: str, profile: str, cfg: dict) -> Path:
@@ -184,7 +184,7 @@ def _scratch(chapter: str, profile: str, cfg: dict) -> Path:
 
 
 def write(chapter: str, cfg: dict, scratch: Path, out: Path, session_seconds: float, workers: int,
-          overrides: dict) -> Path:
+          overrides: dict, commit: str) -> Path:
     """Assemble the runs in ``scratch`` into ``metrics.csv``, ``histories.json`` and ``manifest.json`` in ``out``."""
     module = recipe(chapter)
     records = [json.loads((scratch / f"{v}-seed{s}.json").read_text()) for v, s in module.runs(cfg)]
@@ -203,7 +203,7 @@ def write(chapter: str, cfg: dict, scratch: Path, out: Path, session_seconds: fl
     manifest = {
         "chapter": chapter, "profile": cfg["profile"], "overrides": plain(overrides),
         "command": command(chapter) if not overrides else f"sepbook.results.produce({chapter!r}, **{overrides!r})",
-        "commit": _git("rev-parse", "HEAD"), "uncommitted_changes": bool(_git("status", "--porcelain", "sepbook")),
+        "commit": commit,
         "settings": plain(cfg), "settings_digest": profiles.digest(cfg),
         "versions": _versions(), "machine": {"system": platform.platform(), "processor": platform.machine(),
                                              "cores": os.cpu_count(), "workers": workers, "threads_per_worker": 1},
@@ -219,9 +219,13 @@ def write(chapter: str, cfg: dict, scratch: Path, out: Path, session_seconds: fl
     return out
 
 
-def _git(*args: str) -> str:
-    try:
+def _commit() -> str:
+    """The commit the code was checked out at, with ``+changes`` if ``sepbook/`` differs from it."""
+    def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        return git("rev-parse", "HEAD") + ("+changes" if git("status", "--porcelain", "sepbook") else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
