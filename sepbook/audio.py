@@ -15,7 +15,7 @@ import numpy as np
 import soundfile
 import torch
 
-from sepbook.errors import check_audio
+from sepbook.checks import check_audio, check_sample_rate
 
 # One sample has no time structure to analyse; refuse it rather than return a lone, meaningless frame.
 MIN_STFT_SAMPLES = 2
@@ -30,7 +30,7 @@ def load(path: str | Path, *, sr: int | None = None, mono: bool = False) -> tupl
     Chapter: foundations/stft_and_masks
     """
     if sr is not None:
-        _check_rate(sr, "sr")
+        check_sample_rate(sr, "sr")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"audio file not found: {path}")
@@ -55,7 +55,7 @@ def save(path: str | Path, audio: Any, sr: int) -> Path:
     are created. Accepts numpy arrays or torch tensors.
     Chapter: foundations/stft_and_masks
     """
-    _check_rate(sr, "sr")
+    check_sample_rate(sr, "sr")
     array = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
     check_audio(array, "audio")
     if array.ndim == 1:
@@ -92,8 +92,8 @@ def resample(x: Any, orig_sr: int, target_sr: int) -> Any:
     with the same dtype and device, but the operation is not differentiable.
     Chapter: foundations/stft_and_masks
     """
-    _check_rate(orig_sr, "orig_sr")
-    _check_rate(target_sr, "target_sr")
+    check_sample_rate(orig_sr, "orig_sr")
+    check_sample_rate(target_sr, "target_sr")
     check_audio(x, "x")
     if int(orig_sr) == int(target_sr):
         return x
@@ -243,8 +243,3 @@ def resynthesise(magnitude: torch.Tensor, mixture_spec: torch.Tensor, stft: STFT
     if magnitude.ndim == mixture_spec.ndim + 1:
         phase = phase.unsqueeze(-3)
     return stft.inverse(polar(magnitude, phase), length)
-
-
-def _check_rate(sr: Any, name: str) -> None:
-    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer, float)) or sr <= 0 or int(sr) != sr:
-        raise ValueError(f"{name}: expected a positive whole number of samples per second, got {sr!r}")

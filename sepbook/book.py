@@ -17,6 +17,26 @@ def static_build() -> bool:
     return os.environ.get(STATIC_ENV, "") not in ("", "0")
 
 
+def setup() -> str:
+    """Prepare a chapter page; -> the active profile (``tiny``, ``book`` or ``paper``).
+
+    Without a GPU, training runs on one CPU thread: measured faster than two threads whenever
+    anything else shares the CPU (``benchmarks/RESULTS.md``). Prints the versions and profile, so a
+    page's output says what produced it.
+    """
+    import torch
+
+    import sepbook
+    from sepbook import profiles
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(1)
+    profile = profiles.current()
+    device = "CUDA" if torch.cuda.is_available() else "CPU"
+    print(f"sepbook {sepbook.__version__}, torch {torch.__version__} on {device}, profile: {profile}")
+    return profile
+
+
 def in_colab() -> bool:
     """True inside Google Colab."""
     return "google.colab" in sys.modules

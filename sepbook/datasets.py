@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from sepbook import seeds
-from sepbook.errors import check_audio, check_same_length
+from sepbook.checks import check_audio, check_same_length, check_sample_rate
 
 if TYPE_CHECKING:
     from sepbook.layouts import SlakhTrack
@@ -78,8 +78,7 @@ class SongDataset(Dataset):
             raise ValueError("source_names: expected at least one source name, got none")
         if len(set(source_names)) != len(source_names):
             raise ValueError(f"source_names: names must be unique, got {source_names}")
-        if not isinstance(sr, (int, np.integer)) or sr <= 0:
-            raise ValueError(f"sr: expected a positive integer sample rate in Hz, got {sr!r}")
+        check_sample_rate(sr)
         if not segment_seconds > 0:
             raise ValueError(f"segment_seconds: expected a positive duration, got {segment_seconds}")
         low, high = _check_range(gain_range, "gain_range", minimum=0.0)

@@ -204,7 +204,7 @@ def check_critic_gradient(critic_gradient: Callable, seed: int = 0) -> str:
 
     Chapter: adversarial/adversarial_separation
     """
-    from sepbook.adversarial import critic_input_gradient as reference
+    from sepbook.losses.adversarial import critic_input_gradient as reference
     from sepbook.models.critic import Critic
 
     generator = torch.Generator().manual_seed(seed)
@@ -235,3 +235,17 @@ def check_critic_gradient(critic_gradient: Callable, seed: int = 0) -> str:
         _fail("your function left gradients in the critic's parameters (did you call .backward()?): use "
               "torch.autograd.grad(score, x), which touches only x")
     return "correct: your function returns grad_x D(x) per example and leaves the critic untouched"
+
+
+def attempt(check: Callable[[Callable], str], answer: Callable) -> bool:
+    """Run ``check`` on a student's ``answer`` and print the verdict; -> whether it passed.
+
+    The exercise cells of every chapter call this, so a wrong or unfinished answer prints what to
+    fix instead of stopping the notebook.
+    """
+    try:
+        print("passed:", check(answer))
+        return True
+    except AssertionError as problem:
+        print("not yet:", problem)
+        return False

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import soundfile
 
-from sepbook.errors import check_audio, check_same_length
+from sepbook.checks import check_audio, check_same_length, check_sample_rate
 from sepbook.synth import GM_PROGRAMS, MUSDB_GROUPS, Song, notes_to_roll
 
 MUSDB_TARGETS = ("vocals", "drums", "bass", "other")
@@ -57,7 +57,7 @@ def write_musdb(
 
     if subset not in ("train", "test"):
         raise ValueError(f"subset: expected 'train' or 'test' (the MUSDB18 folders), got {subset!r}")
-    _check_rate(sr, "sr")
+    check_sample_rate(sr, "sr")
     groups = dict(MUSDB_GROUPS) if grouping is None else dict(grouping)
     unknown = {stem: target for stem, target in groups.items() if target not in MUSDB_TARGETS}
     if unknown:
@@ -218,7 +218,7 @@ def write_slakh(
     import yaml
 
     if sr is not None:
-        _check_rate(sr, "sr")
+        check_sample_rate(sr, "sr")
     songs = _check_songs(songs)
     if first_index < 0:
         raise ValueError(f"first_index: expected a non-negative track number, got {first_index}")
@@ -365,11 +365,6 @@ def read_slakh_track(
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _check_rate(sr: Any, name: str) -> None:
-    if not isinstance(sr, (int, np.integer)) or sr <= 0:
-        raise ValueError(f"{name}: expected a positive integer sample rate in Hz, got {sr!r}")
 
 
 def _check_songs(songs: Sequence[Song]) -> list[Song]:

@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from sepbook.book import static_build
-from sepbook.errors import check_audio
+from sepbook.checks import check_audio
 
 
 def _mono(audio: Any, name: str) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from sepbook.audio import STFT
-from sepbook.errors import check_audio, check_same_length
+from sepbook.checks import check_audio, check_same_length
 
 ORACLE_KINDS = ("ibm", "irm", "wiener", "psm")
 

@@ -14,7 +14,7 @@ import museval
 import numpy as np
 import torch
 
-from sepbook.errors import check_audio
+from sepbook.checks import check_audio, check_sample_rate
 
 BSS_METRICS = ("SDR", "SIR", "SAR", "ISR")
 
@@ -84,8 +84,7 @@ def bss_eval(
         raise ValueError(f"estimates: expected the same shape as references {refs.shape}, got {ests.shape}")
     check_audio(refs, "references")
     check_audio(ests, "estimates")
-    if not (isinstance(sr, (int, np.integer)) and sr > 0):
-        raise ValueError(f"sr: expected a positive integer sample rate, got {sr!r}")
+    check_sample_rate(sr)
     # museval wants (sources, samples, channels).
     refs, ests = (x[:, :, None] if x.ndim == 2 else x.transpose(0, 2, 1) for x in (refs, ests))
     window = np.inf if window_seconds is None else _seconds_to_samples(window_seconds, sr, "window_seconds")

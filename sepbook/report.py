@@ -120,7 +120,9 @@ def verdict(gain: Mapping[str, float], variant: str, baseline: str, what: str, w
     mean, std, wins, seeds = gain["mean"], gain["std"], int(gain["wins"]), int(gain["seeds"])
     if not math.isfinite(mean):
         return f"In the {profile} profile there are no {what} scores for {variant} {where}."
-    if mean > 0 and wins == seeds:
+    if abs(mean) < 0.005:
+        claim = f"{variant} and the {baseline} score the same {where}"
+    elif mean > 0 and wins == seeds:
         claim = f"{variant} beats the {baseline} {where}" + (" in every seed" if seeds > 1 else "")
     elif mean > 0:
         claim = f"{variant} beats the {baseline} {where} on average, but not in every seed"

@@ -247,7 +247,8 @@ def _versions() -> dict[str, str]:
 
 @dataclass
 class BookResults:
-    """A chapter's committed results: ``rows`` (DataFrame), ``manifest``, ``histories`` and ``models``."""
+    """A chapter's committed results: ``rows`` (DataFrame), ``manifest``, and ``histories`` and
+    ``models`` keyed ``(variant, seed)``."""
 
     chapter: str
     cfg: dict
@@ -255,6 +256,10 @@ class BookResults:
     manifest: dict
     histories: dict
     models: dict
+
+    def data(self):
+        """The recipe's data at these results' settings (built once per process)."""
+        return _data(self.chapter, self.cfg)
 
     def provenance(self) -> str:
         """Where these numbers come from, in one sentence for the page."""
@@ -283,7 +288,8 @@ def load(chapter: str, profile: str = "book", check: bool = True, songs: int = 2
                               f"{folder} were made; regenerate them with `{command(chapter)}`")
     rows = pd.read_csv(folder / "metrics.csv", dtype={"domain": str}, keep_default_na=False, na_values={"value": ["nan"]})
     rows["seed"] = pd.to_numeric(rows["seed"], errors="coerce")
-    histories = json.loads((folder / "histories.json").read_text())
+    histories = {(key.rsplit("/", 1)[0], int(key.rsplit("/", 1)[1])): history
+                 for key, history in json.loads((folder / "histories.json").read_text()).items()}
     models = {}
     for path in sorted((folder / "checkpoints").glob("*.pt")):
         variant, seed = path.stem.rsplit("-seed", 1)

@@ -1,48 +1,39 @@
-"""Tests for the adversarial semi-supervised separation chapter: U-Net, critic, losses and steps."""
-import copy
+"""The adversarial chapter's models and training steps: U-Net, critic, critic_step, separator_step, adversarial_step.
 
+The losses themselves are tested in test_losses.py; here each step is checked for what it
+updates, what it leaves alone and which way it moves things. The ``..._catches`` tests swap a
+mutated loss into the training module (monkeypatch, the package is untouched) to show that the
+step checks would notice a sign flip or a cut gradient.
+"""
 import pytest
 import torch
 from torch import nn
 
-from sepbook.adversarial import (
-    AdversarialConfig,
-    additive_penalty,
-    build_critics,
-    critic_input_gradient,
-    critic_step,
-    inverse_log_magnitude,
-    log_magnitude,
-    one_sided_gradient_penalty,
-    random_loudness,
-    separator_step,
-    supervised_loss,
-    unsupervised_loss,
-    wasserstein_critic_loss,
-)
+from sepbook.losses.adversarial import (additive_penalty, log_magnitude, one_sided_gradient_penalty, supervised_loss,
+                                        wasserstein_critic_loss)
 from sepbook.models.critic import Critic
 from sepbook.models.unet import UNet
+from sepbook.recipes import adversarial
+from sepbook.recipes.adversarial import training
+from sepbook.recipes.adversarial.training import adversarial_step, critic_step, separator_step
 
-NAMES = ("accompaniment", "vocals")
 FREQ, FRAMES = 16, 16
+SMALL_MODELS = dict(unet_base=4, unet_depth=2, critic_base=4, critic_strided_layers=2, critic_frequency_layers=1,
+                    critic_hidden=8, frames=FRAMES, n_fft=2 * FREQ)
 
 
-class LinearCritic(nn.Module):
-    """D(x) = <w, x> per example: its input gradient is exactly w everywhere."""
-
-    def __init__(self, weight: torch.Tensor):
-        super().__init__()
-        self.weight = nn.Parameter(weight.clone())
-
-    def forward(self, x):
-        return (x * self.weight).flatten(1).sum(dim=1)
+@pytest.fixture(scope="module")
+def cfg():
+    return adversarial.config("tiny", **SMALL_MODELS)
 
 
-def tiny_unet():
+def tiny_unet(seed=0):
+    torch.manual_seed(seed)
     return UNet(n_sources=2, base_channels=4, depth=2)
 
 
-def tiny_critic():
+def tiny_critic(seed=0):
+    torch.manual_seed(seed)
     return Critic(base_channels=4, n_strided_layers=2, n_frequency_layers=1, hidden_units=8)
 
 
@@ -50,8 +41,12 @@ def tiny_batch(batch=3, seed=0):
     """Paired log-magnitudes: sources (batch, 2, F, T) and their linear-sum mixture (batch, 1, F, T)."""
     g = torch.Generator().manual_seed(seed)
     sources_linear = torch.rand(batch, 2, FREQ, FRAMES, generator=g) * torch.tensor([3.0, 1.0]).view(1, 2, 1, 1)
-    mixture_linear = sources_linear.sum(dim=1, keepdim=True)
-    return log_magnitude(mixture_linear), log_magnitude(sources_linear)
+    return log_magnitude(sources_linear.sum(dim=1, keepdim=True)), log_magnitude(sources_linear)
+
+
+def solo_batch(seed=1):
+    _, solo = tiny_batch(seed=seed)
+    return {name: solo[:, k:k + 1] for k, name in enumerate(adversarial.SOURCES)}
 
 
 def snapshot(module):
@@ -59,38 +54,48 @@ def snapshot(module):
 
 
 def same(a, b):
-    return all(torch.equal(a[k], b[k]) for k in a)
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-# --------------------------------------------------------------------------- models
+def negated(loss_fn):
+    def flipped(*args, **kwargs):
+        out = loss_fn(*args, **kwargs)
+        return (-out[0], out[1]) if isinstance(out, tuple) else -out
+    return flipped
+
+
+def detached_input(loss_fn):
+    """The loss with its estimates cut from the graph: no gradient reaches what produced them."""
+    def cut(first, second, *rest):
+        if isinstance(first, dict):  # unsupervised_loss(critics, estimates, names)
+            return loss_fn(first, second.detach(), *rest)
+        return loss_fn(first.detach(), second, *rest)
+    return cut
+
+
+# ----------------------------------------------------------------------------- models
 
 
 def test_unet_output_shape_and_non_negative():
-    torch.manual_seed(0)
     mixture, _ = tiny_batch()
     out = tiny_unet()(mixture)
     assert out.shape == (3, 2, FREQ, FRAMES)
     assert (out >= 0).all()
-    # every source head is active at initialisation (none stuck at zero)
-    assert ((out > 0).float().mean(dim=(0, 2, 3)) > 0.5).all()
+    assert ((out > 0).float().mean(dim=(0, 2, 3)) > 0.5).all()  # every head is active at initialisation
 
 
 def test_unet_paper_size_shape():
     torch.manual_seed(0)
-    model = UNet()  # paper: 16 filters, 4 levels
     with torch.no_grad():
-        out = model(torch.rand(1, 1, 256, 64))
-    assert out.shape == (1, 2, 256, 64)
+        assert UNet()(torch.rand(1, 1, 256, 64)).shape == (1, 2, 256, 64)  # paper: 16 filters, 4 levels
 
 
 def test_unet_gradients_reach_every_parameter():
-    torch.manual_seed(0)
     model = tiny_unet()
     mixture, sources = tiny_batch()
     supervised_loss(model(mixture), sources).backward()
     for name, parameter in model.named_parameters():
-        assert parameter.grad is not None, name
-        assert parameter.grad.abs().sum() > 0, name
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
 @pytest.mark.parametrize("shape", [(2, 1, 15, 16), (2, 1, 16, 10), (2, 2, 16, 16), (1, 16, 16)])
@@ -105,12 +110,17 @@ def test_unet_rejects_bad_arguments():
 
 
 def test_critic_output_shape_and_recipe_sizes():
-    torch.manual_seed(0)
     assert tiny_critic()(torch.rand(5, 1, FREQ, FRAMES)).shape == (5,)
     paper_critic = Critic()
     with torch.no_grad():
         for freq, frames in [(128, 32), (256, 64), (256, 32), (128, 64)]:
             assert paper_critic(torch.rand(2, 1, freq, frames)).shape == (2,)
+
+
+def test_critic_scores_examples_independently():
+    critic, x = tiny_critic(), torch.rand(4, 1, FREQ, FRAMES)
+    with torch.no_grad():
+        assert torch.allclose(critic(x)[1:2], critic(x[1:2]), atol=1e-6)  # no batch statistics
 
 
 @pytest.mark.parametrize("shape", [(2, 1, 32, 64), (2, 1, 128, 8), (2, 2, 128, 32), (128, 32)])
@@ -120,213 +130,255 @@ def test_critic_rejects_bad_inputs(shape):
 
 
 def test_critic_gradients_reach_every_parameter():
-    torch.manual_seed(0)
     critic = tiny_critic()
     critic(torch.rand(4, 1, FREQ, FRAMES)).sum().backward()
     for name, parameter in critic.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
-# --------------------------------------------------------------------------- losses
+# ----------------------------------------------------------------------------- systems
 
 
-def test_log_magnitude_round_trip_and_rejects_negative():
-    mag = torch.rand(2, 1, 4, 4) * 10
-    assert torch.allclose(inverse_log_magnitude(log_magnitude(mag)), mag, atol=1e-5)
-    with pytest.raises(ValueError, match="non-negative"):
-        log_magnitude(-mag)
+@pytest.mark.parametrize("variant, critics", [("baseline", set()), ("V", {"vocals"}),
+                                              ("VA", {"vocals", "accompaniment"}), ("V (scarce)", {"vocals"})])
+def test_build_gives_each_system_its_critics(cfg, variant, critics):
+    model = adversarial.build(cfg, variant)
+    assert set(model["critics"]) == critics
+    assert isinstance(model["separator"], UNet) and model.settings == {k: cfg[k] for k in ("n_fft", "hop", "frames")}
 
 
-def test_random_loudness_one_factor_per_example_in_range():
-    mag = torch.rand(64, 1, 4, 4) + 0.5
-    louder = random_loudness(mag, generator=torch.Generator().manual_seed(0))
-    ratio = louder / mag
-    per_example = ratio.flatten(1)
-    assert torch.allclose(per_example, per_example[:, :1].expand_as(per_example), atol=1e-6)
-    assert per_example.min() >= 0.2 - 1e-6 and per_example.max() <= 1.2 + 1e-6
-    assert per_example[:, 0].std() > 0.1
-    with pytest.raises(ValueError, match="low"):
-        random_loudness(mag, low=1.0, high=0.5)
+def test_weights_follow_the_system(cfg):
+    assert training.weights(cfg, "baseline") == (0.0, 0.0)
+    assert training.weights(cfg, "V") == (cfg["alpha_V"], cfg["alpha_V"])
+    assert training.weights(cfg, "VA") == (cfg["alpha_VA"], cfg["alpha_VA"])
+    assert training.weights(cfg, "V (mismatched)") == training.weights(cfg, "V")
+    with pytest.raises(ValueError, match="'AV'"):
+        training.weights(cfg, "AV")
+    with pytest.raises(ValueError, match="'VX'"):
+        adversarial.build(cfg, "VX")
 
 
-def test_supervised_loss_zero_for_perfect_estimates_and_checks_shapes():
-    _, sources = tiny_batch()
-    assert supervised_loss(sources, sources) == 0
-    assert supervised_loss(sources + 1, sources) == pytest.approx(2.0)  # MSE 1 per source, 2 sources
-    with pytest.raises(ValueError, match="same shape"):
-        supervised_loss(sources, sources[:, :1])
+def test_every_system_starts_from_the_same_separator(cfg):
+    starts = {}
+    for variant in ("baseline", "V", "VA"):
+        training.seed_everything(0)
+        starts[variant] = snapshot(adversarial.build(cfg, variant)["separator"])
+    assert same(starts["baseline"], starts["V"]) and same(starts["baseline"], starts["VA"])
 
 
-def test_additive_penalty_zero_when_estimates_sum_to_mixture():
-    mixture, sources = tiny_batch()
-    assert additive_penalty(sources, mixture) == pytest.approx(0.0, abs=1e-10)
-    assert additive_penalty(sources * 0.5, mixture) > 0
-    assert additive_penalty(sources[:, :1], mixture) > 0
-    with pytest.raises(ValueError, match="additive_penalty"):
-        additive_penalty(sources, sources)
+# ----------------------------------------------------------------------------- critic step
 
 
-def test_gradient_penalty_one_sided_for_linear_critic():
-    torch.manual_seed(0)
-    real, fake = torch.rand(4, 1, 3, 5, dtype=torch.float64), torch.rand(4, 1, 3, 5, dtype=torch.float64)
-    direction = torch.randn(1, 1, 3, 5, dtype=torch.float64)
-    direction = direction / direction.norm()
-    inside = LinearCritic(0.7 * direction)
-    assert one_sided_gradient_penalty(inside, real, fake).item() == 0.0
-    outside = LinearCritic(2.5 * direction)
-    assert one_sided_gradient_penalty(outside, real, fake).item() == pytest.approx((2.5 - 1.0) ** 2, rel=1e-10)
-
-
-def test_gradient_penalty_trains_the_critic():
-    torch.manual_seed(0)
-    weight = 3.0 * torch.ones(1, 1, 2, 2)
-    critic = LinearCritic(weight)
-    penalty = one_sided_gradient_penalty(critic, torch.rand(3, 1, 2, 2), torch.rand(3, 1, 2, 2))
-    penalty.backward()
-    # d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||
-    norm = weight.norm()
-    assert torch.allclose(critic.weight.grad, 2 * (norm - 1) * weight / norm, atol=1e-5)
-
-
-def test_gradient_penalty_rejects_mismatched_batches():
-    with pytest.raises(ValueError, match="same shape"):
-        one_sided_gradient_penalty(tiny_critic(), torch.rand(2, 1, FREQ, FRAMES), torch.rand(3, 1, FREQ, FRAMES))
-
-
-def test_critic_input_gradient_equals_linear_weight():
-    weight = torch.randn(1, 1, FREQ, FRAMES)
-    x = torch.rand(3, 1, FREQ, FRAMES)
-    gradient = critic_input_gradient(LinearCritic(weight), x)
-    assert gradient.shape == x.shape
-    assert torch.allclose(gradient, weight.expand_as(x))
-    with torch.no_grad():  # works inside no_grad too, as in a plotting cell
-        assert critic_input_gradient(tiny_critic(), x).shape == x.shape
-
-
-def test_wasserstein_critic_loss_signs():
-    critic = LinearCritic(torch.ones(1, 1, 2, 2))
-    real, fake = torch.full((3, 1, 2, 2), 2.0), torch.full((3, 1, 2, 2), 0.5)
-    loss, wasserstein = wasserstein_critic_loss(critic, real, fake)
-    assert loss.item() == pytest.approx(2.0 - 8.0)
-    assert wasserstein.item() == pytest.approx(8.0 - 2.0)
-
-
-def test_unsupervised_loss_uses_only_sources_with_a_critic():
-    estimates = torch.rand(3, 2, 2, 2)
-    vocal_critic = LinearCritic(torch.ones(1, 1, 2, 2))
-    loss = unsupervised_loss({"vocals": vocal_critic}, estimates, NAMES)
-    assert loss.item() == pytest.approx(-estimates[:, 1].sum(dim=(1, 2)).mean().item(), rel=1e-6)
-    both = unsupervised_loss({"vocals": vocal_critic, "accompaniment": vocal_critic}, estimates, NAMES)
-    assert both.item() == pytest.approx(-estimates.sum(dim=(1, 2, 3)).mean().item(), rel=1e-6)
-    with pytest.raises(ValueError, match="drums"):
-        unsupervised_loss({"drums": vocal_critic}, estimates, NAMES)
-
-
-# --------------------------------------------------------------------------- steps
-
-
-def make_setup(seed=0):
-    torch.manual_seed(seed)
+def check_critic_step():
     separator = tiny_unet()
-    critics = build_critics(NAMES, base_channels=4, n_strided_layers=2, n_frequency_layers=1, hidden_units=8)
-    critic_optimizers = {n: torch.optim.Adam(c.parameters(), lr=1e-3) for n, c in critics.items()}
-    optimizer = torch.optim.Adam(separator.parameters(), lr=1e-3)
-    paired_mix, paired_sources = tiny_batch(seed=seed)
-    unlabelled_mix, solo = tiny_batch(seed=seed + 1)
-    solo_sources = {name: solo[:, k : k + 1] for k, name in enumerate(NAMES)}
-    return separator, optimizer, critics, critic_optimizers, paired_mix, paired_sources, unlabelled_mix, solo_sources
+    critics = nn.ModuleDict({name: tiny_critic(k) for k, name in enumerate(adversarial.SOURCES)})
+    optimizer = torch.optim.Adam(critics.parameters(), lr=1e-3)
+    mixture, _ = tiny_batch(seed=2)
+    solo = solo_batch()
 
+    def gaps():
+        with torch.no_grad():
+            estimates = separator(mixture)
+            return {name: (c(solo[name]).mean() - c(estimates[:, k:k + 1]).mean()).item()
+                    for k, (name, c) in enumerate(critics.items())}
 
-def test_critic_step_changes_only_critics():
-    separator, _, critics, critic_optimizers, _, _, unlabelled_mix, solo_sources = make_setup()
-    separator_before, critics_before = snapshot(separator), snapshot(critics)
-    logs = critic_step(
-        critics, critic_optimizers, separator, unlabelled_mix, solo_sources, source_names=NAMES, gp_weight=10.0
-    )
-    assert same(separator_before, snapshot(separator))
-    assert all(p.grad is None for p in separator.parameters())
+    separator_before, critics_before, before = snapshot(separator), snapshot(critics), gaps()
+    logs = critic_step(critics, optimizer, separator, mixture, solo, gp_weight=0.0)
+    assert same(separator_before, snapshot(separator)) and all(p.grad is None for p in separator.parameters())
     after = snapshot(critics)
-    for name in NAMES:
-        changed = [k for k in after if k.startswith(name) and not torch.equal(after[k], critics_before[k])]
-        assert changed, name
-    assert set(logs) == {f"{n}_{what}" for n in NAMES for what in ("wasserstein", "gradient_penalty")}
-    assert all(isinstance(v, float) for v in logs.values())
+    for name in adversarial.SOURCES:
+        assert any(not torch.equal(after[k], critics_before[k]) for k in after if k.startswith(name)), name
+    assert set(logs) == {f"{n}_{what}" for n in adversarial.SOURCES for what in ("wasserstein", "gradient_penalty")}
+    assert logs["vocals_wasserstein"] == pytest.approx(before["vocals"], rel=1e-4)
+    for name, gap in gaps().items():
+        assert gap > before[name], (name, before[name], gap)  # each critic tells real from separated better
 
 
-def test_separator_step_changes_only_separator():
-    separator, optimizer, critics, _, paired_mix, paired_sources, unlabelled_mix, _ = make_setup()
+def test_critic_step_trains_only_the_critics_to_tell_real_from_separated():
+    check_critic_step()
+
+
+@pytest.mark.parametrize("mutant", [negated], ids=["negated"])
+def test_critic_step_check_catches(monkeypatch, mutant):
+    monkeypatch.setattr(training, "wasserstein_critic_loss", mutant(wasserstein_critic_loss))
+    with pytest.raises(AssertionError):
+        check_critic_step()
+
+
+def _steep_critic_step(gp_weight):
+    """A critic whose input gradients are far steeper than 1; its penalty before and after one critic_step."""
+    separator, critic = tiny_unet(), tiny_critic()
+    with torch.no_grad():
+        for parameter in critic.parameters():
+            parameter.mul_(5.0)
+    mixture, _ = tiny_batch(seed=2)
+    solo = solo_batch()
+
+    def penalty():
+        fake = separator(mixture)[:, 1:2].detach()
+        return one_sided_gradient_penalty(critic, solo["vocals"], fake, torch.Generator().manual_seed(0)).item()
+
+    before = penalty()
+    critics = nn.ModuleDict({"vocals": critic})
+    logs = critic_step(critics, torch.optim.SGD(critics.parameters(), lr=1e-4), separator, mixture, solo,
+                       gp_weight, torch.Generator().manual_seed(0))
+    assert logs["vocals_gradient_penalty"] == pytest.approx(before, rel=1e-4)
+    return before, penalty()
+
+
+def test_critic_step_applies_the_gradient_penalty():
+    before, after = _steep_critic_step(gp_weight=10.0)
+    assert before > 1 and after < 0.9 * before
+
+
+def test_critic_step_penalty_check_catches_a_detached_penalty(monkeypatch):
+    real_penalty = training.one_sided_gradient_penalty
+    monkeypatch.setattr(training, "one_sided_gradient_penalty", lambda *args: real_penalty(*args).detach())
+    before, after = _steep_critic_step(gp_weight=10.0)
+    assert not after < 0.9 * before
+
+
+# ----------------------------------------------------------------------------- separator step
+
+
+def test_separator_step_trains_only_the_separator_and_logs_its_terms():
+    separator, critics = tiny_unet(), nn.ModuleDict({"vocals": tiny_critic()})
+    optimizer = torch.optim.Adam(separator.parameters(), lr=1e-3)
+    mixture, sources = tiny_batch()
+    unlabelled, _ = tiny_batch(seed=1)
     separator_before, critics_before = snapshot(separator), snapshot(critics)
-    logs = separator_step(
-        separator, optimizer, critics, paired_mix, paired_sources, unlabelled_mix, 0.5, 0.5, source_names=NAMES
-    )
+    logs = separator_step(separator, optimizer, critics, mixture, sources, unlabelled, 0.5, 0.25)
     assert same(critics_before, snapshot(critics))
-    assert all(p.grad is None for p in critics.parameters())
-    assert all(p.requires_grad for p in critics.parameters())  # frozen only during the step
     after = snapshot(separator)
     assert all(not torch.equal(after[k], separator_before[k]) for k in after)
-    assert set(logs) == {"Ls", "Lu", "Ladd", "total"}
-    assert logs["total"] == pytest.approx(logs["Ls"] + 0.5 * logs["Lu"] + 0.5 * logs["Ladd"], rel=1e-5)
+    assert set(logs) == {"loss", "Ls", "Lu", "Ladd"} and logs["Lu"] != 0 and logs["Ladd"] > 0
+    assert logs["loss"] == pytest.approx(logs["Ls"] + 0.5 * logs["Lu"] + 0.25 * logs["Ladd"], rel=1e-5)
 
 
-def test_separator_step_baseline_and_missing_unlabelled():
-    separator, optimizer, critics, _, paired_mix, paired_sources, _, _ = make_setup()
-    logs = separator_step(separator, optimizer, {}, paired_mix, paired_sources, None, 0.0, 0.0, source_names=NAMES)
-    assert logs["Lu"] == 0.0 and logs["Ladd"] == 0.0 and logs["total"] == logs["Ls"]
-    with pytest.raises(ValueError, match="unlabelled_mix"):
-        separator_step(separator, optimizer, critics, paired_mix, paired_sources, None, 0.1, 0.1, source_names=NAMES)
+def test_separator_step_without_unlabelled_data_is_supervised_only():
+    separator = tiny_unet()
+    mixture, sources = tiny_batch()
+    logs = separator_step(separator, torch.optim.Adam(separator.parameters()), {}, mixture, sources, None, 0.1, 0.1)
+    assert logs["Lu"] == 0.0 and logs["Ladd"] == 0.0 and logs["loss"] == logs["Ls"]
 
 
-def test_adversarial_loop_stays_finite():
-    separator, optimizer, critics, critic_optimizers, paired_mix, paired_sources, unlabelled_mix, solo = make_setup()
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(3):
-        for _ in range(2):
-            critic_logs = critic_step(
-                critics, critic_optimizers, separator, unlabelled_mix, solo, source_names=NAMES, generator=generator
-            )
-        logs = separator_step(
-            separator, optimizer, critics, paired_mix, paired_sources, unlabelled_mix, 0.01, 0.01, source_names=NAMES
-        )
-    values = torch.tensor(list(logs.values()) + list(critic_logs.values()))
-    assert torch.isfinite(values).all()
+def _one_sgd_step(alpha, beta):
+    """The separator after one SGD step of separator_step (double precision), its critic and its data."""
+    separator, critic = tiny_unet().double(), tiny_critic().double()
+    critic.requires_grad_(False)
+    mixture, sources = (x.double() for x in tiny_batch())
+    unlabelled = tiny_batch(seed=1)[0].double() + 0.5
+    separator_step(separator, torch.optim.SGD(separator.parameters(), lr=0.05), {"vocals": critic},
+                   mixture, sources, unlabelled, alpha, beta)
+    return separator, critic, unlabelled
 
 
-def separable_batch(batch=2, seed=0):
-    """Sustained horizontal lines (accompaniment) plus short vertical bursts (vocals): a split a U-Net can learn.
+def check_separator_direction():
+    """Against the same step without the term: L_u raises the critic's score, L_add brings the sum closer."""
+    plain, critic, unlabelled = _one_sgd_step(0.0, 0.0)
+    adversarial_, _, _ = _one_sgd_step(1.0, 0.0)
+    additive, _, _ = _one_sgd_step(0.0, 0.01)
+    with torch.no_grad():
+        def score(separator):
+            return critic(separator(unlabelled)[:, 1:2]).mean().item()
 
-    Independent random bins (``tiny_batch``) cannot be split from their sum at all, so they are no
-    test of fitting ability.
-    """
-    g = torch.Generator().manual_seed(seed)
-    rows = (torch.rand(batch, 1, FREQ, 1, generator=g) < 0.3) * torch.rand(batch, 1, FREQ, 1, generator=g) * 4
-    bursts = (torch.rand(batch, 1, 1, FRAMES, generator=g) < 0.3) * torch.rand(batch, 1, 1, FRAMES, generator=g) * 4
+        def penalty(separator):
+            return additive_penalty(separator(unlabelled), unlabelled).item()
+
+        assert score(adversarial_) > score(plain), (score(adversarial_), score(plain))
+        assert penalty(additive) < penalty(plain), (penalty(additive), penalty(plain))
+
+
+def test_separator_step_moves_estimates_towards_the_critic_and_the_mixture():
+    check_separator_direction()
+
+
+@pytest.mark.parametrize("name, mutant", [
+    ("unsupervised_loss", negated), ("unsupervised_loss", detached_input),
+    ("additive_penalty", negated), ("additive_penalty", detached_input),
+], ids=["Lu negated", "Lu detached", "Ladd negated", "Ladd detached"])
+def test_separator_step_check_catches(monkeypatch, name, mutant):
+    monkeypatch.setattr(training, name, mutant(getattr(training, name)))
+    with pytest.raises(AssertionError):
+        check_separator_direction()
+
+
+def test_unet_overfits_one_separable_batch():
+    """Sustained lines (accompaniment) plus short bursts (voice): a split a U-Net can learn."""
+    g = torch.Generator().manual_seed(0)
+    rows = (torch.rand(2, 1, FREQ, 1, generator=g) < 0.3) * torch.rand(2, 1, FREQ, 1, generator=g) * 4
+    bursts = (torch.rand(2, 1, 1, FRAMES, generator=g) < 0.3) * torch.rand(2, 1, 1, FRAMES, generator=g) * 4
     sources = torch.cat([rows.expand(-1, -1, -1, FRAMES), bursts.expand(-1, -1, FREQ, -1)], dim=1)
-    return log_magnitude(sources.sum(dim=1, keepdim=True)), log_magnitude(sources)
-
-
-def test_unet_overfits_one_batch():
-    torch.manual_seed(0)
+    mixture, targets = log_magnitude(sources.sum(dim=1, keepdim=True)), log_magnitude(sources)
     separator = tiny_unet()
     optimizer = torch.optim.Adam(separator.parameters(), lr=3e-3)
-    paired_mix, paired_sources = separable_batch()
-    losses = [
-        separator_step(separator, optimizer, {}, paired_mix, paired_sources, None, 0.0, 0.0, source_names=NAMES)["Ls"]
-        for _ in range(100)
-    ]
+    losses = [separator_step(separator, optimizer, {}, mixture, targets, None, 0.0, 0.0)["Ls"] for _ in range(100)]
     assert losses[-1] < 0.2 * losses[0], (losses[0], losses[-1])
 
 
-# --------------------------------------------------------------------------- configuration
+# ----------------------------------------------------------------------------- the whole step
 
 
-def test_config_paper_variants_and_validation():
-    assert AdversarialConfig.paper("baseline").critic_sources == ()
-    v = AdversarialConfig.paper("V")
-    assert (v.alpha, v.beta, v.critic_sources) == (0.01, 0.01, ("vocals",))
-    va = AdversarialConfig.paper("VA", accompaniment="accomp")
-    assert (va.alpha, va.critic_sources) == (0.001, ("vocals", "accomp"))
-    assert AdversarialConfig().n_critic == 5 and AdversarialConfig().lr == 5e-5
-    with pytest.raises(ValueError, match="critics"):
-        AdversarialConfig(critics="A")
-    with pytest.raises(ValueError, match="n_critic"):
-        AdversarialConfig(n_critic=0)
+def _batch(cfg, variant, repeats):
+    mixture, targets = tiny_batch(seed=3)
+    semi = variant != "baseline"
+    return {"mixture": mixture, "targets": targets,
+            "unlabelled": [tiny_batch(seed=10 + r)[0] for r in range(repeats)],
+            "solo": [solo_batch(seed=20 + r) for r in range(repeats)],
+            "generators": [torch.Generator().manual_seed(r) for r in range(repeats)],
+            "unlabelled_separator": tiny_batch(seed=30)[0] if semi else None}
+
+
+def _system(cfg, variant, separator_weights=None):
+    training.seed_everything(0)
+    model = adversarial.build(cfg, variant)
+    if separator_weights is not None:
+        model["separator"].load_state_dict(separator_weights)
+    critic_parameters = list(model["critics"].parameters()) or [nn.Parameter(torch.zeros(()))]
+    optimizers = {"separator": torch.optim.Adam(model["separator"].parameters(), lr=1e-3),
+                  "critics": torch.optim.Adam(critic_parameters, lr=1e-3)}
+    return model, optimizers
+
+
+def test_adversarial_step_with_alpha_zero_equals_the_baseline(cfg):
+    baseline, baseline_optimizers = _system(cfg, "baseline")
+    v, v_optimizers = _system(cfg, "VA", snapshot(baseline["separator"]))
+    for _ in range(2):
+        base_logs = adversarial_step(baseline, baseline_optimizers, _batch(cfg, "baseline", 0),
+                                     alpha=0.0, beta=0.0, gp_weight=10.0)
+        v_logs = adversarial_step(v, v_optimizers, _batch(cfg, "VA", 2), alpha=0.0, beta=0.0, gp_weight=10.0)
+    assert v_logs["Ls"] == base_logs["Ls"] and v_logs["Lu"] != 0 and "vocals_wasserstein" in v_logs
+    assert same(snapshot(baseline["separator"]), snapshot(v["separator"]))
+    # and with alpha > 0 the adversarial terms do change the separator
+    v2, v2_optimizers = _system(cfg, "VA", snapshot(baseline["separator"]))
+    for _ in range(2):
+        adversarial_step(v2, v2_optimizers, _batch(cfg, "VA", 2), alpha=0.5, beta=0.5, gp_weight=10.0)
+    assert not same(snapshot(v2["separator"]), snapshot(v["separator"]))
+
+
+def test_adversarial_step_updates_critics_in_their_step_only(cfg, monkeypatch):
+    model, optimizers = _system(cfg, "V")
+    seen = {}
+    real_separator_step = training.separator_step
+
+    def spying_separator_step(separator, optimizer, critics, *args):
+        seen["frozen"] = not any(p.requires_grad for p in critics.parameters())
+        seen["critics"] = snapshot(critics)
+        return real_separator_step(separator, optimizer, critics, *args)
+
+    monkeypatch.setattr(training, "separator_step", spying_separator_step)
+    start = snapshot(model["critics"])
+    logs = adversarial_step(model, optimizers, _batch(cfg, "V", 2), alpha=0.1, beta=0.1, gp_weight=10.0)
+    assert seen["frozen"] and not same(seen["critics"], start)  # critics moved before, and are frozen during
+    assert same(seen["critics"], snapshot(model["critics"]))   # the separator's update left them alone
+    assert all(p.requires_grad for p in model["critics"].parameters())
+    assert torch.isfinite(torch.tensor(list(logs.values()))).all()
+
+
+def test_adversarial_step_unfreezes_the_critics_after_an_error(cfg):
+    model, optimizers = _system(cfg, "V")
+    batch = _batch(cfg, "V", 1)
+    batch["targets"] = batch["targets"][:, :1]
+    with pytest.raises(ValueError, match="same shape"):
+        adversarial_step(model, optimizers, batch, alpha=0.1, beta=0.1, gp_weight=10.0)
+    assert all(p.requires_grad for p in model["critics"].parameters())

@@ -6,7 +6,7 @@ import torch
 
 from sepbook import audio, layouts, masks, metrics
 from sepbook.datasets import SongDataset
-from sepbook.errors import check_audio
+from sepbook.checks import check_audio
 
 
 def _musdb_without_bass(root):

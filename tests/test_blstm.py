@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from sepbook.models.blstm import BLSTMMasker, blstm_separator, magnitude_loss
+from sepbook.losses.masking import magnitude_loss
+from sepbook.models.blstm import BLSTMMasker, blstm_separator
 
 
 def _batch(batch=2, k=2, time=4096):
@@ -21,13 +22,6 @@ def test_shapes_and_mask_range():
     masks = model.masker(model.stft(mixture).abs())
     assert masks.shape == (2, 3, 1, 129, 2048 // 64 + 1)
     assert masks.min() >= 0 and masks.max() <= 1
-
-
-def test_gradients_reach_every_parameter():
-    model = blstm_separator(n_sources=2, n_fft=256, hop=64, hidden=16, layers=2)
-    magnitude_loss(model, _batch()).backward()
-    for name, parameter in model.named_parameters():
-        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
 def test_overfits_one_batch():

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from sepbook import synth
 from sepbook.datasets import SongDataset, step_batches
-
 from sepbook.synth import Song
 
 
@@ -219,7 +219,6 @@ def test_from_slakh_reads_rolls_from_midi(tmp_path):
 
 
 def test_synthesised_songs_make_a_dataset():
-    synth = pytest.importorskip("sepbook.synth")
     song = synth.synthesize_song(0, seconds=2)
     names = sorted(song.stems)
     data = SongDataset.from_songs([song], names, segment_seconds=1.0, length=2)

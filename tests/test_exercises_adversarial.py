@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from sepbook import exercises
-from sepbook.adversarial import critic_input_gradient, one_sided_gradient_penalty
+from sepbook.losses.adversarial import critic_input_gradient, one_sided_gradient_penalty
 
 
 def _norms(critic, x):

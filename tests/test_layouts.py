@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sepbook import layouts
-
+from sepbook import layouts, synth
 from sepbook.synth import Song
 
 
@@ -178,7 +177,6 @@ def test_slakh_errors_name_the_file(tmp_path, songs):
 
 
 def test_synthesised_song_round_trips_through_slakh(tmp_path):
-    synth = pytest.importorskip("sepbook.synth")
     song = synth.synthesize_song(3, seconds=2)
     (track_dir,) = layouts.write_slakh(tmp_path, [song])
     track = layouts.read_slakh_track(track_dir, frame_rate=song.frame_rate)

@@ -1,4 +1,7 @@
-"""The book's notebooks: committed without outputs, set up on Colab from the configured repository."""
+"""The book's notebooks: committed without outputs, set up alike on Colab and locally, using only the package's API."""
+import ast
+import importlib
+import re
 from pathlib import Path
 
 import nbformat
@@ -7,6 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "chapters").rglob("*.ipynb"))
+URL = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
 
 
 def _toc_files(entries):
@@ -16,7 +20,13 @@ def _toc_files(entries):
         yield from _toc_files(entry.get("chapters", []) + entry.get("sections", []))
 
 
-def test_every_notebook_is_in_the_toc():
+def _code_cells(path):
+    notebook = nbformat.read(path, as_version=4)
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def test_there_are_notebooks_and_every_one_is_in_the_toc():
+    assert NOTEBOOKS
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     listed = {toc["root"], *(_toc_files([c for part in toc["parts"] for c in part["chapters"]]))}
     for notebook in NOTEBOOKS:
@@ -24,12 +34,69 @@ def test_every_notebook_is_in_the_toc():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_has_no_outputs_and_a_colab_setup_cell(path):
+def test_notebook_is_valid_and_has_no_outputs(path):
     notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
     for cell in notebook.cells:
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, f"{path.name} has committed outputs"
-    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-    setup = next(c for c in notebook.cells if c.cell_type == "code").source
-    assert f"git+{url}" in setup and "import sepbook" in setup, f"{path.name}: first code cell must install from {url}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_code_cell_installs_sepbook_if_missing_then_calls_setup(path):
+    first = _code_cells(path)[0].source
+    guard = re.search(r"^try:\n\s+import sepbook\nexcept ImportError:\n(\s+.*\n)*?\s+%pip install .*\n", first + "\n",
+                      re.MULTILINE)
+    assert guard, f"{path.name}: the first code cell must import sepbook and %pip install it on ImportError"
+    assert f'"sepbook @ git+{URL}"' in guard.group(0), f"{path.name}: install from {URL}"
+    assert re.search(r"^from sepbook\.book import setup$", first, re.MULTILINE), path.name
+    assert re.search(r"^(\w+ = )?setup\(\)$", first, re.MULTILINE), f"{path.name}: the first code cell must call setup()"
+
+
+def _python(source: str) -> str:
+    """A cell's source without IPython magics and shell escapes, which are not Python."""
+    lines = source.splitlines()
+    return "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!")) else line
+                     for line in lines)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_uses_only_names_the_package_has(path):
+    """Every ``from sepbook... import name`` and ``module.name`` of an imported sepbook module exists.
+
+    A static check, so a renamed or removed function fails here in seconds rather than in the book build.
+    """
+    modules: dict[str, object] = {}
+    missing = []
+    for cell in _code_cells(path):
+        tree = ast.parse(_python(cell.source))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sepbook":
+                try:
+                    module = importlib.import_module(node.module)
+                except ImportError:
+                    missing.append(node.module)
+                    continue
+                for alias in node.names:
+                    if not hasattr(module, alias.name):
+                        try:
+                            value = importlib.import_module(f"{node.module}.{alias.name}")
+                        except ImportError:
+                            missing.append(f"{node.module}.{alias.name}")
+                            continue
+                    else:
+                        value = getattr(module, alias.name)
+                    if hasattr(value, "__file__"):  # a module: check what the notebook takes from it
+                        modules[alias.asname or alias.name] = value
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == "sepbook":
+                        try:
+                            modules[alias.asname or alias.name] = importlib.import_module(alias.name)
+                        except ImportError:
+                            missing.append(alias.name)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+                if not hasattr(modules[node.value.id], node.attr):
+                    missing.append(f"{node.value.id}.{node.attr}")
+    assert not missing, f"{path.name} uses names sepbook does not have: {sorted(set(missing))}"

@@ -8,20 +8,64 @@ import torch
 from sepbook import exercises, listen, plot
 
 
-def test_plots_draw_on_given_axes():
+@pytest.fixture
+def axes():
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4)
-    spec = torch.rand(1, 65, 40, dtype=torch.complex64)
-    assert plot.spectrogram(spec, sr=8000, hop=64, ax=axes[0]) is axes[0]
-    plot.mask(torch.rand(65, 40), sr=8000, hop=64, ax=axes[1])
-    roll = np.zeros((40, 128), bool)
-    roll[5:20, 60] = True
-    ax = plot.piano_roll_overlay(spec[0], roll, sr=8000, hop=64, frame_rate=125, ax=axes[2])
-    assert len(ax.collections) == 1 and len(ax.collections[0].get_offsets()) == 15
-    plot.training_curve({"step": [1, 2, 3], "loss": [3.0, 2.0, 1.0], "valid_step": [3], "valid": [{"m": 1.0}]},
-                        ax=axes[3])
+    fig, axes = plt.subplots(1, 2)
+    yield axes
     plt.close(fig)
+
+
+def test_spectrogram_draws_the_db_magnitude_of_its_input(axes):
+    spec = torch.complex(torch.randn(1, 65, 40), torch.randn(1, 65, 40))
+    spec[0, 3, 4] = 0  # a silent bin is floored, not -inf
+    ax = plot.spectrogram(spec, sr=8000, hop=64, ax=axes[0], db_range=60.0)
+    assert ax is axes[0]
+    (image,) = ax.images
+    expected = 20 * np.log10(np.maximum(spec[0].abs().numpy(), 1e-8))
+    np.testing.assert_allclose(image.get_array(), expected, rtol=1e-5)
+    assert image.get_clim() == pytest.approx((expected.max() - 60.0, expected.max()))
+    assert image.get_extent() == pytest.approx([0, 40 * 64 / 8000, 0, 4000])
+
+
+def test_mask_draws_its_values_on_a_zero_to_one_scale(axes):
+    values = torch.rand(65, 40)
+    (image,) = plot.mask(values, sr=8000, hop=64, ax=axes[0]).images
+    np.testing.assert_array_equal(image.get_array(), values.numpy())
+    assert image.get_clim() == (0, 1)
+
+
+def test_piano_roll_overlay_marks_each_active_note_at_its_pitch(axes):
+    roll = np.zeros((40, 128), bool)
+    roll[5:20, 69] = True  # A4 for 15 frames
+    roll[30, 57] = True    # A3 for one frame
+    ax = plot.piano_roll_overlay(torch.rand(65, 40), roll, sr=8000, hop=64, frame_rate=125, ax=axes[0])
+    (points,) = ax.collections
+    offsets = np.asarray(points.get_offsets())
+    expected = sorted([(f / 125, 440.0) for f in range(5, 20)] + [(30 / 125, 220.0)])
+    np.testing.assert_allclose(sorted(map(tuple, offsets)), expected)
+
+
+def test_training_curve_draws_the_loss_its_smoothed_version_and_validation(axes):
+    loss = [4.0, 1.0, 3.0, 0.5, 2.0, 0.25]
+    history = {"step": list(range(1, 7)), "loss": loss, "valid_step": [3, 6],
+               "valid": [{"SI-SDRi": 1.5, "other": 9.0}, {"SI-SDRi": 2.5, "other": 8.0}]}
+    ax = plot.training_curve(history, ax=axes[0], smooth=2, metric="SI-SDRi")
+    raw, smooth = ax.lines
+    np.testing.assert_array_equal(raw.get_ydata(), loss)
+    np.testing.assert_allclose(smooth.get_ydata(), [4.0, 2.5, 2.0, 1.75, 1.25, 1.125])
+    np.testing.assert_array_equal(smooth.get_xdata(), history["step"])
+    (twin,) = [other for other in ax.figure.axes if other is not ax and other.bbox.bounds == ax.bbox.bounds]
+    (valid,) = twin.lines
+    assert list(valid.get_xdata()) == [3, 6] and list(valid.get_ydata()) == [1.5, 2.5]
+
+
+def test_waveform_draws_the_first_channel_against_seconds(axes):
+    audio = np.stack([np.linspace(-1, 1, 80), np.zeros(80)])
+    (line,) = plot.waveform(audio, sr=8000, ax=axes[0]).lines
+    np.testing.assert_allclose(line.get_xdata(), np.arange(80) / 8000)
+    np.testing.assert_array_equal(line.get_ydata(), audio[0])
 
 
 @pytest.mark.parametrize("call, match", [
@@ -77,6 +121,28 @@ def test_check_si_sdr():
         exercises.check_si_sdr(lambda e, r: 10 * torch.log10(r.pow(2).sum(-1) / (r - e).pow(2).sum(-1)))
     with pytest.raises(AssertionError, match="factor of 2"):
         exercises.check_si_sdr(lambda e, r: si_sdr(e, r) / 2)
+
+
+def test_attempt_reports_instead_of_raising(capsys):
+    def check(answer):
+        if answer(2) != 4:
+            raise AssertionError("expected the square")
+        return "correct: squares"
+
+    assert exercises.attempt(check, lambda x: x * x) is True
+    assert "passed: correct: squares" in capsys.readouterr().out
+    assert exercises.attempt(check, lambda x: x + 3) is False
+    assert "not yet: expected the square" in capsys.readouterr().out
+    with pytest.raises(ZeroDivisionError):  # a bug in the checker itself is not hidden
+        exercises.attempt(lambda answer: 1 / 0, None)
+
+
+def test_attempt_runs_a_real_checker(capsys):
+    from sepbook.metrics import si_sdr
+
+    assert exercises.attempt(exercises.check_si_sdr, lambda e, r: si_sdr(e, r))
+    assert not exercises.attempt(exercises.check_si_sdr, lambda e, r: si_sdr(e, r) / 2)
+    assert "factor of 2" in capsys.readouterr().out
 
 
 def test_live_curve_is_silent_outside_a_notebook():

@@ -11,13 +11,6 @@ def test_profile_from_environment(monkeypatch):
         profiles.current()
 
 
-def test_default_profile_follows_cuda(monkeypatch):
-    import torch
-
-    monkeypatch.delenv("SEPBOOK_PROFILE", raising=False)
-    assert profiles.current() == ("book" if torch.cuda.is_available() else "tiny")
-
-
 def test_every_chapter_has_every_profile_and_they_grow():
     for chapter, table in profiles.SETTINGS.items():
         assert set(table) == set(profiles.PROFILES), chapter
@@ -32,6 +25,65 @@ def test_every_chapter_has_every_profile_and_they_grow():
 def test_settings_reject_unknown_names(chapter, profile, match):
     with pytest.raises(ValueError, match=match):
         profiles.settings(chapter, profile)
+
+
+@pytest.mark.parametrize("override, match", [
+    (dict(stepz=3), "stepz"),
+    (dict(steps=2.5), "steps: expected an integer"),
+    (dict(steps=True), "steps"),
+    (dict(lr="fast"), "lr: expected float"),
+    (dict(sources="vocals"), "sources: expected tuple"),
+    (dict(steps=0), "steps: expected a positive number"),
+    (dict(lr=-1e-3), "lr: expected a positive number"),
+    (dict(batch_size=-4), "batch_size"),
+])
+def test_bad_overrides_are_refused_naming_the_setting(override, match):
+    with pytest.raises(ValueError, match=match):
+        profiles.settings("foundations", "tiny", **override)
+
+
+def test_overrides_replace_settings_and_accept_json_lists():
+    cfg = profiles.settings("foundations", "tiny", steps=7, lr=1, seeds=[4, 5], sources=["vocals", "bass"])
+    assert cfg["steps"] == 7 and cfg["lr"] == 1
+    assert cfg["seeds"] == (4, 5) and cfg["sources"] == ("vocals", "bass")  # lists read back from JSON
+    assert profiles.settings("adversarial", "tiny", patience=3)["patience"] == 3  # None defaults take a value
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: profiles.settings lists sorted(cfg)[:-1] as the valid names, which drops the alphabetically last "
+    "setting (foundations: 'valid_every') and keeps 'profile', which may not be overridden"))
+def test_unknown_override_message_lists_exactly_the_overridable_settings():
+    with pytest.raises(ValueError) as raised:
+        profiles.settings("foundations", "tiny", stepz=3)
+    for name in profiles.SETTINGS["foundations"]["tiny"]:
+        assert repr(name) in str(raised.value), name
+    assert "'profile'" not in str(raised.value)
+
+
+def test_digest_follows_the_settings_not_their_spelling():
+    cfg = profiles.settings("adversarial", "book")
+    assert profiles.digest(cfg) == profiles.digest(dict(reversed(list(cfg.items()))))
+    assert profiles.digest(cfg) == profiles.digest(profiles.settings("adversarial", "book", seeds=list(cfg["seeds"])))
+    assert profiles.digest(cfg) != profiles.digest(profiles.settings("adversarial", "book", steps=cfg["steps"] + 1))
+    assert profiles.digest(cfg) != profiles.digest(profiles.settings("adversarial", "tiny"))
+
+
+def test_setup_reports_and_returns_the_profile(monkeypatch, capsys):
+    import torch
+
+    import sepbook
+
+    monkeypatch.setenv("SEPBOOK_PROFILE", "book")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert book.setup() == "book"
+        if not torch.cuda.is_available():
+            assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert f"sepbook {sepbook.__version__}" in out and "profile: book" in out
 
 
 def test_show_source_is_the_real_source():
@@ -51,12 +103,8 @@ def test_static_build_flag(monkeypatch):
     assert not book.static_build()
 
 
-def test_glue_returns_its_value():
-    assert book.glue("x", 3.0) == 3.0
-
-
 def test_docstring_is_dropped_even_after_a_long_signature():
-    from sepbook.adversarial import critic_step
+    from sepbook.recipes.adversarial.training import critic_step
 
     shown = book.show_source(critic_step, docstring=False).data
     assert "def critic_step(" in shown and "Chapter:" not in shown and "return logs" in shown

@@ -1,15 +1,18 @@
-"""The adversarial chapter's recipe: data domains, batches, separation, evaluation tables, a tiny run end to end."""
-import math
-
+"""The adversarial chapter's recipe: domains, batches, training (exact resume, a learning bar), separation, tables."""
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from sepbook import report
 from sepbook.recipes import adversarial
+from sepbook.recipes.adversarial import evaluation, training
+from sepbook.recipes.adversarial.data import (Bank, mismatched_domains, paired_batch, random_loudness, scarce_domains,
+                                              solo_batch, spectrogram_sets, unlabelled_batch)
 
 SMALL = dict(song_seconds=2.0, n_paired=2, n_paired_eval=1, songs_per_third=2, steps=6, valid_every=3,
              batch_size=2, n_critic=1, frames=16, seeds=(0,), ablation_seeds=(0,))
+QUIET = dict(progress=False, live=False)
 
 
 @pytest.fixture(scope="module")
@@ -19,61 +22,69 @@ def cfg():
 
 @pytest.fixture(scope="module")
 def domains(cfg):
-    return adversarial.build_domains(cfg)
+    return adversarial.data(cfg)
 
 
 @pytest.fixture(scope="module")
-def result():
-    return adversarial.run("tiny", device="cpu", **SMALL)
+def sets(cfg, domains):
+    return spectrogram_sets(cfg, domains)
 
 
-# --------------------------------------------------------------------------- end to end
+def weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def test_tiny_run_end_to_end(result, cfg):
-    assert result["profile"] == "tiny"
-    n_test = len(result["domains"].test)
-    rows = result["rows"]
-    assert len(rows) == len(adversarial.VARIANTS) * n_test * 2
-    assert {r["variant"] for r in rows} == set(adversarial.VARIANTS)
-    assert {r["source"] for r in rows} == {"Instrumental", "Voice"}
-    assert all(math.isfinite(r[m]) for r in rows for m in ("SDR", "SIR", "SAR"))
-    assert {r["variant"] for r in result["ablation_rows"]} == {"V (scarce)", "V (mismatched)"}
-
-    histories = result["histories"]
-    for variant in ("baseline", "V", "VA", "V (scarce)", "V (mismatched)"):
-        history = histories[(variant, 0)]
-        assert len(history["Ls"]) == len(history["Lu"]) == len(history["Ladd"]) == cfg["steps"]
-        assert history["valid_step"] == [3, 6] and all(np.isfinite(history["valid_loss"]))
-        assert 0 < history["best_step"] <= cfg["steps"]
-    assert "vocals_wasserstein" not in histories[("baseline", 0)]
-    assert set(histories[("baseline", 0)]["Lu"]) == {0.0}
-    assert len(histories[("V", 0)]["vocals_wasserstein"]) == cfg["steps"]
-    assert "accompaniment_wasserstein" not in histories[("V", 0)]
-    assert len(histories[("VA", 0)]["accompaniment_gradient_penalty"]) == cfg["steps"]
-
-    table = adversarial.paper_table(rows)
-    assert list(table.index) == [label for label, _, _ in adversarial.METRIC_ROWS]
-    assert list(table.columns.get_level_values(0).unique()) == ["Test set", *adversarial.PAPER_ROLES]
-    assert "V" in adversarial.verdict(rows, "V", "tiny") and "tiny" in adversarial.verdict(rows, "V", "tiny")
+def same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_training_is_reproducible_and_variants_share_the_start(cfg, domains):
-    sets = adversarial.spectrogram_sets(cfg, domains)
-    small = dict(cfg, steps=2, valid_every=2)
-    first, _, h1 = adversarial.train_variant(small, domains, "V", 0, sets=sets, progress=False)
-    again, _, h2 = adversarial.train_variant(small, domains, "V", 0, sets=sets, progress=False)
-    assert h1["Ls"] == h2["Ls"] and h1["vocals_wasserstein"] == h2["vocals_wasserstein"]
-    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
-    baseline, _, hb = adversarial.train_variant(small, domains, "baseline", 0, sets=sets, progress=False)
-    # same initial weights and the same first paired batch: the first supervised loss is identical
-    assert hb["Ls"][0] == pytest.approx(h1["Ls"][0])
+# ----------------------------------------------------------------------------- contract
 
 
-# --------------------------------------------------------------------------- data
+def test_runs_cover_every_system_and_seed_plus_the_ablations():
+    cfg = adversarial.config("tiny", seeds=(0, 1), ablation_seeds=(0,))
+    assert adversarial.runs(cfg) == [("baseline", 0), ("V", 0), ("VA", 0), ("baseline", 1), ("V", 1), ("VA", 1),
+                                     ("V (scarce)", 0), ("V (mismatched)", 0)]
+    # the paper profile has no mismatched style, so no mismatched ablation
+    assert adversarial.runs(adversarial.config("paper", ablation_seeds=(0,)))[-1] == ("V (scarce)", 0)
 
 
-def test_build_domains_gives_disjoint_sets_and_the_paper_roles(cfg, domains):
+def test_training_domains_swap_in_the_ablations_data(cfg, domains):
+    assert adversarial.training_domains(cfg, domains, "V") is domains
+    scarce = adversarial.training_domains(cfg, domains, "V (scarce)")
+    assert len(scarce.unlabelled) < len(domains.unlabelled) and scarce.test == domains.test
+    mismatched = adversarial.training_domains(cfg, domains, "V (mismatched)")
+    assert {t.domain for t in mismatched.unlabelled} == {cfg["mismatched_style"]}
+
+
+@pytest.mark.parametrize("override, match", [
+    (dict(stepz=3), "stepz"), (dict(frames=12), "frames"), (dict(steps=0), "steps"),
+    (dict(scarce_fraction=1.5), "scarce_fraction"), (dict(seeds=()), "seeds"),
+])
+def test_bad_settings_are_named(override, match):
+    with pytest.raises(ValueError, match=match):
+        adversarial.config("tiny", **override)
+
+
+def test_bad_styles_are_named(cfg):
+    with pytest.raises(ValueError, match="domain_styles"):
+        adversarial.data(dict(cfg, domain_styles=("rock", "jazz")))
+    with pytest.raises(ValueError, match="jazzz"):
+        adversarial.data(dict(cfg, domain_styles=("rock", "jazzz", "electronic")))
+
+
+def test_paper_profile_without_data_names_what_is_missing(monkeypatch):
+    from sepbook.recipes.adversarial.data import REAL_DATA_ENV
+
+    monkeypatch.delenv(REAL_DATA_ENV, raising=False)
+    with pytest.raises(FileNotFoundError, match=REAL_DATA_ENV):
+        adversarial.data(adversarial.config("paper"))
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_domains_are_disjoint_and_play_the_papers_roles(domains):
     names = [t.name for tracks in domains.sets().values() for t in tracks]
     assert len(names) == len(set(names)), "a song appears in two sets"
     assert domains.roles == {"pop": "DSD100", "rock": "MedleyDB", "jazz": "CCMixter", "electronic": "iKala"}
@@ -82,51 +93,147 @@ def test_build_domains_gives_disjoint_sets_and_the_paper_roles(cfg, domains):
         assert {t.domain for t in domains.sets()[name]} == {"rock", "jazz", "electronic"}
     for name in ("valid", "test"):
         assert {t.domain for t in domains.sets()[name]} == set(domains.roles)
-    table = domains.role_table()
-    assert list(table["plays the role of"]) == list(adversarial.PAPER_ROLES)
+    assert list(domains.role_table()["plays the role of"]) == list(adversarial.PAPER_ROLES)
     track = domains.paired[0]
-    assert track.sources.shape == (2, len(track.mixture))
-    np.testing.assert_allclose(track.sources.sum(0), track.mixture, atol=1e-5)
+    assert track.source_names == adversarial.SOURCES and track.sources.shape == (2, *track.mixture.shape)
+    torch.testing.assert_close(track.sources.sum(0), track.mixture)
 
 
 def test_scarce_and_mismatched_domains(cfg, domains):
-    scarce = adversarial.scarce_domains(domains, 0.1)
-    assert len(scarce.unlabelled) == 1 and len(scarce.solo) == 1
-    assert scarce.test == domains.test
-    mismatched = adversarial.mismatched_domains(cfg, domains)
+    scarce = scarce_domains(domains, 0.1)
+    assert len(scarce.unlabelled) == 1 and len(scarce.solo) == 1 and scarce.test == domains.test
+    mismatched = mismatched_domains(cfg, domains)
     style = cfg["mismatched_style"]
     assert {t.domain for t in mismatched.unlabelled + mismatched.solo} == {style}
     assert style not in {t.domain for t in mismatched.test + mismatched.valid}
-    assert mismatched.unlabelled[0].sources[1].any()  # the quartet got a singer
+    assert mismatched.unlabelled[0].source("vocals").abs().sum() > 0  # the quartet got a singer
     with pytest.raises(ValueError, match="fraction"):
-        adversarial.scarce_domains(domains, 0)
+        scarce_domains(domains, 0)
     with pytest.raises(ValueError, match="already"):
-        adversarial.mismatched_domains(cfg, domains, style="rock")
+        mismatched_domains(cfg, domains, style="rock")
 
 
-def test_batches_are_deterministic_and_shaped(cfg, domains):
-    sets = adversarial.spectrogram_sets(cfg, domains)
+def test_batches_are_a_pure_function_of_seed_and_step(cfg, sets):
     bins = adversarial.n_bins(cfg)
-    assert bins == cfg["n_fft"] // 2
-    mixture, sources = adversarial.paired_batch(cfg, sets, seed=0, step=3)
+    mixture, sources = paired_batch(cfg, sets, seed=0, step=3)
     assert mixture.shape == (cfg["batch_size"], 1, bins, cfg["frames"])
     assert sources.shape == (cfg["batch_size"], 2, bins, cfg["frames"])
-    again, _ = adversarial.paired_batch(cfg, sets, seed=0, step=3)
-    other, _ = adversarial.paired_batch(cfg, sets, seed=0, step=4)
-    assert torch.equal(mixture, again) and not torch.equal(mixture, other)
-    solo = adversarial.solo_batch(cfg, sets, seed=0, step=3)
+    assert torch.equal(mixture, paired_batch(cfg, sets, seed=0, step=3)[0])
+    assert not torch.equal(mixture, paired_batch(cfg, sets, seed=0, step=4)[0])
+    assert not torch.equal(mixture, paired_batch(cfg, sets, seed=1, step=3)[0])
+    solo = solo_batch(cfg, sets, seed=0, step=3)
     assert set(solo) == set(adversarial.SOURCES)
     assert all(x.shape == mixture.shape and (x >= 0).all() for x in solo.values())
-    assert adversarial.unlabelled_batch(cfg, sets, seed=0, step=3).shape == mixture.shape
+    assert unlabelled_batch(cfg, sets, seed=0, step=3).shape == mixture.shape
+    assert not torch.equal(unlabelled_batch(cfg, sets, 0, 3, repeat=0), unlabelled_batch(cfg, sets, 0, 3, repeat=1))
 
 
-def test_paper_profile_without_data_names_what_is_missing(monkeypatch):
-    monkeypatch.delenv(adversarial.REAL_DATA_ENV, raising=False)
-    with pytest.raises(FileNotFoundError, match=adversarial.REAL_DATA_ENV):
-        adversarial.build_domains(adversarial.config("paper"))
+def test_step_batches_resume_anywhere_and_systems_share_paired_batches(cfg, sets):
+    from itertools import islice
+
+    def take(variant, start, n):
+        return list(islice(training.step_batches(cfg, sets, variant, 0, start), n))
+
+    straight, resumed = take("VA", 0, 4), take("VA", 2, 2)
+    assert [s for s, _ in resumed] == [2, 3]
+    for (_, a), (_, b) in zip(straight[2:], resumed):
+        assert torch.equal(a["mixture"], b["mixture"]) and torch.equal(a["unlabelled"][0], b["unlabelled"][0])
+        assert torch.equal(a["solo"][0]["vocals"], b["solo"][0]["vocals"])
+        assert torch.equal(torch.rand(3, generator=a["generators"][0]), torch.rand(3, generator=b["generators"][0]))
+    (_, baseline), (_, v) = take("baseline", 1, 1)[0], take("V", 1, 1)[0]
+    assert torch.equal(baseline["mixture"], v["mixture"]) and torch.equal(baseline["targets"], v["targets"])
+    assert baseline["unlabelled"] == [] and baseline["unlabelled_separator"] is None
+    assert len(v["unlabelled"]) == len(v["solo"]) == cfg["n_critic"] and v["unlabelled_separator"] is not None
 
 
-# --------------------------------------------------------------------------- separation
+def test_random_loudness_scales_each_example_by_one_factor():
+    magnitude = torch.rand(64, 1, 4, 4) + 0.5
+    ratio = (random_loudness(magnitude, np.random.default_rng(0)) / magnitude).flatten(1)
+    torch.testing.assert_close(ratio, ratio[:, :1].expand_as(ratio))
+    assert ratio.min() >= 0.2 - 1e-6 and ratio.max() <= 1.2 + 1e-6 and ratio[:, 0].std() > 0.1
+
+
+def test_excerpts_never_straddle_songs_of_different_lengths():
+    bank = Bank(torch.cat([torch.zeros(1, 4, 20), torch.ones(1, 4, 37)], dim=-1), np.array([0, 20]), np.array([20, 37]))
+    excerpts = bank.draw(200, 8, np.random.default_rng(0))
+    assert excerpts.shape == (200, 1, 4, 8)
+    per_excerpt = excerpts.flatten(1)
+    assert bool(((per_excerpt == 0).all(1) | (per_excerpt == 1).all(1)).all())
+    # positions are uniform over the 13 + 30 possible starts, so the longer song is drawn more often
+    assert 0.55 < float((per_excerpt[:, 0] == 1).float().mean()) < 0.85
+    assert bank.excerpts(8).shape == (2 + 4, 1, 4, 8)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_interrupted_adversarial_run_resumes_exactly(cfg, domains, tmp_path):
+    """Separator, critics and both optimisers: a run stopped at step 4 and resumed equals one that never stopped."""
+    straight, straight_history = adversarial.train(cfg, domains, "VA", 0, checkpoint=tmp_path / "straight.pt", **QUIET)
+    _, partial = adversarial.train(cfg, domains, "VA", 0, checkpoint=tmp_path / "cut.pt", stop_after=4, **QUIET)
+    assert partial["step"] == [1, 2, 3, 4]
+    resumed, history = adversarial.train(cfg, domains, "VA", 0, checkpoint=tmp_path / "cut.pt", **QUIET)
+
+    assert history["step"] == list(range(1, cfg["steps"] + 1))
+    for key in ("Ls", "Lu", "vocals_wasserstein", "accompaniment_gradient_penalty"):
+        assert history[key] == straight_history[key], key
+    assert history["valid"] == straight_history["valid"]
+    assert same(weights(straight), weights(resumed))  # the best weights, critics included
+    a = torch.load(tmp_path / "straight.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut.pt", weights_only=True)
+    assert {k.split(".")[0] for k in a["model"]} == {"separator", "critics"}
+    assert any(k.startswith("critics.accompaniment") for k in a["model"])
+    assert same(a["model"], b["model"])  # the last weights
+    assert set(a["optimizers"]) == {"separator", "critics"}
+    for name in a["optimizers"]:
+        for p, state in a["optimizers"][name]["state"].items():
+            assert same(state, b["optimizers"][name]["state"][p]), name
+
+
+def test_each_system_logs_its_own_terms(cfg, domains):
+    _, baseline = adversarial.train(cfg, domains, "baseline", 0, **QUIET)
+    _, v = adversarial.train(cfg, domains, "V", 0, **QUIET)
+    assert "vocals_wasserstein" not in baseline and set(baseline["Lu"]) == {0.0} and set(baseline["Ladd"]) == {0.0}
+    assert len(v["vocals_wasserstein"]) == cfg["steps"] and "accompaniment_wasserstein" not in v
+    assert all(x != 0 for x in v["Lu"]) and all(x > 0 for x in v["Ladd"])
+    assert v["valid_step"] == [3, 6] and all(np.isfinite(x["valid L_s"]) for x in v["valid"])
+
+
+@pytest.fixture(scope="module")
+def learning():
+    """The baseline trained for 150 steps on slightly larger data, and the same separator untrained."""
+    cfg = adversarial.config("tiny", **dict(SMALL, song_seconds=3.0, n_paired=3, steps=150, valid_every=50,
+                                            batch_size=8, lr=3e-3))
+    domains = adversarial.data(cfg)
+    training.seed_everything(0)
+    untrained = adversarial.build(cfg, "baseline").eval()
+    trained, history = adversarial.train(cfg, domains, "baseline", 0, **QUIET)
+    return cfg, domains, untrained, trained, history
+
+
+def test_brief_baseline_training_beats_an_untrained_separator(learning):
+    cfg, domains, untrained, trained, history = learning
+    sets = spectrogram_sets(cfg, domains)
+    before = training.validation_loss(untrained, sets)["valid L_s"]
+    after = training.validation_loss(trained, sets)["valid L_s"]
+    assert after == pytest.approx(min(v["valid L_s"] for v in history["valid"]))  # the best weights were kept
+    assert after < 0.5 * before, (before, after)
+
+    rows = adversarial.evaluate(cfg, {("untrained", 0): untrained, ("baseline", 0): trained}, domains.test)
+    vocals_sdr = report.summary([r for r in rows if r["source"] == "vocals" and r["metric"] == "SDR"])["mean"]
+    assert vocals_sdr["baseline"] > vocals_sdr["untrained"] + 2.0, vocals_sdr.to_dict()
+
+
+def test_evaluate_gives_report_rows_for_every_song(learning):
+    cfg, domains, _, trained, _ = learning
+    rows = adversarial.evaluate(cfg, {("baseline", 0): trained}, domains.test[:2])
+    assert all(tuple(r) == report.COLUMNS for r in rows)
+    assert len(rows) == 2 * len(adversarial.SOURCES) * 3
+    assert {r["domain"] for r in rows} == {t.domain for t in domains.test[:2]}
+    assert all(np.isfinite(r["value"]) for r in rows)
+
+
+# ----------------------------------------------------------------------------- separation
 
 
 class SplitSeparator(nn.Module):
@@ -141,108 +248,82 @@ class SplitSeparator(nn.Module):
         return torch.log1p(torch.cat([0.3 * linear, 0.7 * linear], dim=1))
 
 
+def split_model(cfg):
+    model = nn.ModuleDict({"separator": SplitSeparator(), "critics": nn.ModuleDict()})
+    model.settings = {k: cfg[k] for k in ("n_fft", "hop", "frames")}
+    return model
+
+
 def test_separate_returns_waveforms_that_sum_to_the_mixture(cfg, domains):
-    mixture = domains.test[0].mixture[:12_345]  # not a multiple of the hop or of a chunk
-    voice, accompaniment = adversarial.separate(SplitSeparator(), mixture, cfg)
-    assert voice.shape == accompaniment.shape == mixture.shape
-    error = np.sqrt(np.mean((voice + accompaniment - mixture) ** 2)) / np.sqrt(np.mean(mixture**2))
+    mixture = domains.test[0].mixture[:, :12_345]  # not a multiple of the hop or of an excerpt
+    estimates = adversarial.separate(split_model(cfg), mixture)
+    assert estimates.shape == (2, 1, 12_345)
+    accompaniment, voice = estimates
+    error = (voice + accompaniment - mixture).pow(2).mean().sqrt() / mixture.pow(2).mean().sqrt()
     assert error < 0.02  # only the dropped Nyquist bin is missing
-    np.testing.assert_allclose(voice, 0.7 / 0.3 * accompaniment, atol=1e-4)
+    torch.testing.assert_close(voice, 0.7 / 0.3 * accompaniment, atol=1e-4, rtol=1e-3)
 
 
-def test_separate_with_a_unet_and_bad_input(cfg):
-    separator = adversarial.build_separator(cfg)
-    mixture = np.random.default_rng(0).standard_normal(5000).astype(np.float32)
-    voice, accompaniment = adversarial.separate(separator, torch.from_numpy(mixture)[None], cfg)
-    assert voice.shape == accompaniment.shape == (5000,)
-    with pytest.raises(ValueError, match="mono"):
-        adversarial.separate(separator, np.zeros((2, 5000), np.float32), cfg)
-    with pytest.raises(ValueError, match="shorter"):
-        adversarial.separate(separator, np.zeros(10, np.float32), cfg)
+def test_separate_with_a_unet(cfg):
+    torch.manual_seed(0)
+    estimates = adversarial.separate(adversarial.build(cfg, "V"), torch.randn(1, 5000))
+    assert estimates.shape == (2, 1, 5000) and torch.isfinite(estimates).all()
 
 
-# --------------------------------------------------------------------------- tables
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: recipes/adversarial/evaluation.py separate() takes mixture[0] without checking the shape: a stereo "
+    "(2, time) mixture is silently cut to its first channel and gives (K, 1, time) instead of the contract's "
+    "(K, C, time) or a ValueError; a 1-D mixture fails with a message about 'x: ... a scalar'"))
+@pytest.mark.parametrize("shape", [(2, 5000), (5000,)], ids=["stereo", "1-D"])
+def test_separate_refuses_what_is_not_a_mono_mixture(cfg, shape):
+    with pytest.raises(ValueError, match="mixture"):
+        adversarial.separate(split_model(cfg), torch.randn(shape))
 
 
-def _fake_rows(gain=1.0, seeds=(0, 1, 2)):
+# ----------------------------------------------------------------------------- tables
+
+
+def fake_rows(gain=1.0, seeds=(0, 1, 2)):
+    """Rows where V and VA beat the baseline by ``gain`` dB on every song outside the paired (pop) domain."""
     rows = []
     for seed in seeds:
         for variant in adversarial.VARIANTS:
-            for role in adversarial.PAPER_ROLES:
-                for source in ("Instrumental", "Voice"):
-                    base = 5.0 + seed
-                    value = base + (gain if variant != "baseline" and role != "DSD100" else 0.0)
-                    rows.append({"variant": variant, "seed": seed, "track": f"{role}-1", "domain": role, "role": role,
-                                 "source": source, "SDR": value, "SIR": value + 5, "SAR": value + 3})
+            for domain in ("pop", "rock", "jazz", "electronic"):
+                for source in adversarial.SOURCES:
+                    for metric, offset in (("SDR", 0.0), ("SIR", 5.0), ("SAR", 3.0)):
+                        value = 5.0 + seed + offset + (gain if variant != "baseline" and domain != "pop" else 0.0)
+                        rows.append({"variant": variant, "seed": seed, "song": f"{domain}-1", "domain": domain,
+                                     "source": source, "metric": metric, "value": value})
     return rows
 
 
-def test_paper_layout_tables_have_the_papers_shape():
-    ours, paper = adversarial.paper_table(_fake_rows()), adversarial.paper_numbers_table()
-    assert ours.shape == paper.shape == (6, 15)
-    assert list(ours.index) == ["SDR Inst.", "SDR V.", "SIR Inst.", "SIR V.", "SAR Inst.", "SAR V."]
-    assert list(ours.columns) == list(paper.columns)
-    assert tuple(paper.loc["SDR V.", "iKala"]) == (9.50, 10.47, 10.52)
-    assert ours.loc["SDR V.", ("DSD100", "baseline")] == "6.00 ± 0.82"
-    assert adversarial.side_by_side(_fake_rows(), "tiny").shape == (6, 30)
-    assert adversarial.gains_table(_fake_rows()).shape[1] == 12
+def test_paper_table_has_the_papers_layout_with_its_numbers_beside_ours(cfg):
+    table = evaluation.paper_table(cfg, fake_rows(), "tiny")
+    assert list(table.index) == [label for label, _, _ in evaluation.METRIC_ROWS]
+    assert list(table.columns.get_level_values(0).unique()) == ["Test set", *adversarial.PAPER_ROLES]
+    assert table.shape == (6, 5 * 3 * 2)
+    assert table.loc["SDR V.", ("DSD100", "baseline", "ours (tiny)")] == "6.00 ± 1.00"
+    assert table.loc["SDR V.", ("iKala", "V", "ours (tiny)")] == "7.00 ± 1.00"
+    assert table.loc["SDR V.", ("iKala", "V", "paper")] == "10.47"
+    assert table.loc["SIR Inst.", ("Test set", "VA", "paper")] == "12.67"
 
 
-def test_improvements_and_verdict_follow_the_numbers():
-    gains = adversarial.improvements(_fake_rows(gain=1.0))
-    assert gains.loc[("V", "out-of-domain"), "SDR V."] == pytest.approx(1.0)
-    assert gains.loc[("V", "DSD100"), "SDR V."] == pytest.approx(0.0)
-    assert gains.loc[("VA", "iKala"), "SDR V. wins"] == 3
-    assert "beats the baseline outside the supervised domain in every seed" in adversarial.verdict(
-        _fake_rows(gain=1.0), "V", "book")
-    assert "does not beat" in adversarial.verdict(_fake_rows(gain=-1.0), "V", "book")
-    paper = adversarial.paper_improvements()
-    assert paper.loc[("V", "Test set"), "SDR V."] == pytest.approx(0.48)
+def test_gains_and_verdict_follow_the_numbers(cfg):
+    gains = evaluation.gains(cfg, fake_rows(gain=1.0), "V")
+    assert gains.loc[("out-of-domain", "SDR V."), "mean"] == pytest.approx(1.0)
+    assert gains.loc[("DSD100", "SDR V."), "mean"] == pytest.approx(0.0)
+    assert gains.loc[("Test set", "SDR V."), "mean"] == pytest.approx(0.75)  # 3 of 4 domains gain 1 dB
+    assert gains.loc[("iKala", "SAR Inst."), "wins"] == 3
+    assert "V beats the baseline outside the supervised domain in every seed" in evaluation.verdict(
+        cfg, fake_rows(gain=1.0), "V", "book")
+    assert "does not beat the baseline outside the supervised domain" in evaluation.verdict(
+        cfg, fake_rows(gain=-1.0), "V", "book")
+    assert "on the DSD100 songs" in evaluation.verdict(cfg, fake_rows(), "VA", "tiny", subset="DSD100")
 
 
-def test_save_and_load_models_round_trip(tmp_path, cfg):
-    torch.manual_seed(0)
-    separator = adversarial.build_separator(cfg)
-    critics = adversarial.build_variant_critics(cfg, "V")
-    path = adversarial.save_models(tmp_path / "book-adversarial.pt", cfg, {("V", 0): separator}, _fake_rows()[:3],
-                                   critics={("V", 0): critics})
-    loaded = adversarial.load_models(path)
-    assert loaded["rows"] == _fake_rows()[:3]
-    assert loaded["cfg"]["seeds"] == cfg["seeds"]
-    for a, b in zip(separator.state_dict().values(), loaded["separators"][("V", 0)].state_dict().values()):
-        torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
-    assert set(loaded["critics"][("V", 0)]) == {"vocals"}
-    with pytest.raises(FileNotFoundError):
-        adversarial.load_models(tmp_path / "missing.pt")
-
-
-# --------------------------------------------------------------------------- bad input
-
-
-def test_bad_overrides_and_variants_are_named(cfg, domains):
-    with pytest.raises(ValueError, match="stepz"):
-        adversarial.run("tiny", stepz=3)
-    with pytest.raises(ValueError, match="frames"):
-        adversarial.config("tiny", frames=12)
-    with pytest.raises(ValueError, match="steps"):
-        adversarial.config("tiny", steps=0)
-    with pytest.raises(ValueError, match="'VX'"):
-        adversarial.train_variant(cfg, domains, "VX")
-    with pytest.raises(ValueError, match="'AV'"):
-        adversarial.train_all(cfg, domains, variants=("baseline", "AV"))
-    with pytest.raises(ValueError, match="domain_styles"):
-        adversarial.build_domains(dict(cfg, domain_styles=("rock", "jazz")))
-    with pytest.raises(ValueError, match="jazzz"):
-        adversarial.build_domains(dict(cfg, domain_styles=("rock", "jazzz", "electronic")))
-
-
-def test_excerpts_never_straddle_songs_of_different_lengths():
-    bank = adversarial.Bank(torch.cat([torch.zeros(1, 4, 20), torch.ones(1, 4, 37)], dim=-1),
-                            np.array([0, 20]), np.array([20, 37]))
-    excerpts = adversarial._draw(bank, 200, 8, np.random.default_rng(0))
-    assert excerpts.shape == (200, 1, 4, 8)
-    per_excerpt = excerpts.flatten(1)
-    assert bool(((per_excerpt == 0).all(1) | (per_excerpt == 1).all(1)).all())
-    # positions are uniform over the 13 + 30 possible starts, so the longer song is drawn more often
-    assert 0.55 < float((per_excerpt[:, 0] == 1).float().mean()) < 0.85
-    assert bank.excerpts(8).shape == (2 + 4, 1, 4, 8)
+def test_gains_table_puts_the_papers_gain_beside_ours(cfg):
+    table = evaluation.gains_table(cfg, fake_rows(gain=0.5))
+    assert table.shape == (2 * 6, 6 * 2)
+    assert table.loc[("V", "out-of-domain"), ("SDR V.", "ours")] == 0.5
+    assert table.loc[("V", "Test set"), ("SDR V.", "paper")] == evaluation.paper_gain("V", "SDR V.") == 0.48
+    assert table.loc[("VA", "out-of-domain"), ("SDR V.", "paper")] == "–"  # the paper pools no such subset

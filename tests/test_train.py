@@ -1,3 +1,4 @@
+"""sepbook.train.fit: exact resume, best-model selection, the NaN guard, checkpoints and argument checks."""
 from functools import partial
 
 import pytest
@@ -5,7 +6,7 @@ import torch
 from torch import nn
 
 from sepbook.datasets import step_batches
-from sepbook.train import fit, load_checkpoint, pick_device, save_checkpoint
+from sepbook.train import fit, load_checkpoint, save_checkpoint, supervised_step, to_device
 
 
 class _Pairs(torch.utils.data.Dataset):
@@ -22,7 +23,7 @@ class _Pairs(torch.utils.data.Dataset):
 
 def _model():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.1), nn.Linear(16, 8))
+    return nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.1), nn.Linear(16, 8))  # dropout: resume must restore the RNG
 
 
 def _loss(model, batch):
@@ -33,41 +34,157 @@ def _batches():
     return partial(step_batches, _Pairs(), 4, 3)
 
 
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+QUIET = dict(progress=False, live=False, device="cpu")
+
+
+# ----------------------------------------------------------------------------- resume
+
+
 def test_interrupted_then_resumed_run_ends_with_identical_weights(tmp_path):
     straight = _model()
-    fit(straight, _loss, _batches(), steps=30, seed=1, progress=False, device="cpu")
+    fit(straight, _loss, _batches(), steps=30, seed=1, **QUIET)
 
-    resumed = _model()
     checkpoint = tmp_path / "run.pt"
-    fit(resumed, _loss, _batches(), steps=30, seed=1, progress=False, device="cpu",
-        checkpoint=checkpoint, checkpoint_every=5, stop_after=13)
+    interrupted = _model()
+    first = fit(interrupted, _loss, _batches(), steps=30, seed=1, checkpoint=checkpoint, checkpoint_every=5,
+                stop_after=13, **QUIET)
+    assert first["step"] == list(range(1, 14))
+    assert not _same(_weights(interrupted), _weights(straight))
     fresh = _model()  # a new process would start from a new model object
-    history = fit(fresh, _loss, _batches(), steps=30, seed=1, progress=False, device="cpu", checkpoint=checkpoint)
+    history = fit(fresh, _loss, _batches(), steps=30, seed=1, checkpoint=checkpoint, **QUIET)
 
     assert history["step"] == list(range(1, 31))
-    for a, b in zip(straight.state_dict().values(), fresh.state_dict().values()):
-        assert torch.equal(a, b)
+    assert _same(_weights(straight), _weights(fresh))
+
+
+def test_resume_restores_every_optimiser_of_a_custom_step(tmp_path):
+    """Two parts, two optimisers, a step that logs two values: the multi-module path of fit."""
+
+    def step(model, optimizers, batch):
+        logs = {}
+        for name in ("a", "b"):
+            optimizers[name].zero_grad()
+            loss = torch.mean((model[name](batch["x"]) - batch["y"]) ** 2)
+            loss.backward()
+            optimizers[name].step()
+            logs[f"loss_{name}"] = float(loss.detach())
+        return logs
+
+    def run(**options):
+        torch.manual_seed(0)
+        model = nn.ModuleDict({"a": nn.Linear(8, 8), "b": nn.Linear(8, 8)})
+        optimizers = {"a": torch.optim.Adam(model["a"].parameters(), 1e-2),
+                      "b": torch.optim.SGD(model["b"].parameters(), 1e-2, momentum=0.9)}
+        history = fit(model, step_fn=step, optimizers=optimizers, batches=_batches(), steps=12, **QUIET, **options)
+        return model, history
+
+    straight, history = run()
+    assert set(history) >= {"step", "loss_a", "loss_b"} and len(history["loss_b"]) == 12
+    run(checkpoint=tmp_path / "c.pt", stop_after=5)
+    resumed, _ = run(checkpoint=tmp_path / "c.pt")
+    assert _same(_weights(straight), _weights(resumed))
 
 
 def test_fit_reduces_loss_and_records_validation():
     model = _model()
-    history = fit(model, _loss, _batches(), steps=120, lr=1e-2, progress=False, device="cpu",
-                  valid_fn=lambda m: {"w": 1.0}, valid_every=40)
+    history = fit(model, _loss, _batches(), steps=120, lr=1e-2, valid_fn=lambda m: {"w": 1.0}, valid_every=40, **QUIET)
     assert sum(history["loss"][-10:]) < 0.5 * sum(history["loss"][:10])
-    assert history["valid_step"] == [40, 80, 120]
+    assert history["valid_step"] == [40, 80, 120] and history["valid"] == [{"w": 1.0}] * 3
+
+
+# ----------------------------------------------------------------------------- best model
+
+
+@pytest.mark.parametrize("mode, scores", [("min", [3.0, 1.0, 2.0]), ("max", [1.0, 3.0, 2.0])])
+def test_keep_best_restores_the_weights_of_the_best_validation(mode, scores):
+    seen = []
+
+    def valid_fn(model):
+        seen.append(_weights(model))
+        return {"score": scores[len(seen) - 1]}
+
+    model = _model()
+    history = fit(model, _loss, _batches(), steps=30, lr=1e-2, valid_fn=valid_fn, valid_every=10,
+                  keep_best=("score", mode), **QUIET)
+    assert [v["score"] for v in history["valid"]] == scores
+    assert not _same(seen[1], seen[2])  # training moved on after the best validation
+    assert _same(_weights(model), seen[1])
+
+
+def test_without_keep_best_the_last_weights_stay():
+    seen = []
+
+    def valid_fn(model):
+        seen.append(_weights(model))
+        return {"score": 10.0 - len(seen)}  # the first validation is the best, but nobody asked to keep it
+
+    model = _model()
+    fit(model, _loss, _batches(), steps=20, lr=1e-2, valid_fn=valid_fn, valid_every=10, **QUIET)
+    assert not _same(seen[0], seen[1]) and _same(_weights(model), seen[-1])
+
+
+def test_keep_best_names_a_metric_validation_does_not_report():
+    with pytest.raises(ValueError, match="keep_best.*'loss'"):
+        fit(_model(), _loss, _batches(), steps=4, valid_every=2, valid_fn=lambda m: {"score": 1.0},
+            keep_best=("loss", "min"), **QUIET)
+
+
+# ----------------------------------------------------------------------------- NaN guard
+
+
+def test_non_finite_loss_stops_with_a_clear_error():
+    with pytest.raises(FloatingPointError, match="loss became non-finite at step 1"):
+        fit(_model(), lambda m, b: torch.tensor(float("nan"), requires_grad=True), _batches(), steps=3, **QUIET)
+
+
+def test_non_finite_logged_value_is_named():
+    logs = iter([{"Ls": 1.0, "Lu": 0.5}, {"Ls": 1.0, "Lu": float("inf")}, {"Ls": 1.0, "Lu": 0.5}])
+    model = _model()
+    with pytest.raises(FloatingPointError, match=r"^Lu became non-finite at step 2"):
+        fit(model, step_fn=lambda m, o, b: next(logs), optimizers={"m": torch.optim.SGD(model.parameters(), 0.1)},
+            batches=_batches(), steps=3, **QUIET)
+
+
+# ----------------------------------------------------------------------------- checkpoints
 
 
 def test_checkpoint_is_loadable_with_weights_only(tmp_path):
     model = _model()
-    path = save_checkpoint(tmp_path / "c.pt", model, torch.optim.Adam(model.parameters()), 7, {"loss": [1.0]})
-    raw = torch.load(path, weights_only=True)
-    assert raw["step"] == 7
+    checkpoint = tmp_path / "run.pt"
+    fit(model, _loss, _batches(), steps=6, valid_fn=lambda m: {"score": 1.0}, valid_every=3,
+        keep_best=("score", "min"), checkpoint=checkpoint, **QUIET)
+    raw = torch.load(checkpoint, weights_only=True)
+    assert raw["step"] == 6 and raw["history"]["step"] == list(range(1, 7))
+    assert set(raw["optimizers"]) == {"model"} and raw["best"]["step"] == 3
+    assert isinstance(raw["torch_rng"], torch.Tensor)
+    other = _model()
+    load_checkpoint(checkpoint, other)  # the last weights, to resume from
+    assert not _same(_weights(other), raw["best"]["model"])
+    assert _same(_weights(model), raw["best"]["model"])  # fit returned the best (step 3) weights
+
+
+def test_save_and_load_checkpoint_round_trip(tmp_path):
+    model = _model()
+    optimizer = torch.optim.Adam(model.parameters())
+    path = save_checkpoint(tmp_path / "c.pt", model, optimizer, 7, {"loss": [1.0]})
+    assert not path.with_suffix(".pt.tmp").exists()
     other = _model()
     with torch.no_grad():
         for p in other.parameters():
             p.add_(1.0)
-    load_checkpoint(path, other)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+    state = load_checkpoint(path, other, torch.optim.Adam(other.parameters()))
+    assert state["step"] == 7 and state["history"] == {"loss": [1.0]}
+    assert _same(_weights(model), _weights(other))
+    with pytest.raises(ValueError, match="'critics'"):
+        load_checkpoint(path, _model(), {"critics": torch.optim.Adam(_model().parameters())})
 
 
 @pytest.mark.parametrize("content, error, match", [
@@ -82,17 +199,46 @@ def test_bad_checkpoints_are_named(tmp_path, content, error, match):
         load_checkpoint(path, _model())
 
 
-def test_bad_arguments():
-    with pytest.raises(ValueError, match="steps"):
-        fit(_model(), _loss, _batches(), steps=0, progress=False)
+# ----------------------------------------------------------------------------- pieces and arguments
 
 
-def test_non_finite_loss_stops_with_a_clear_error():
-    with pytest.raises(FloatingPointError, match="step 0"):
-        fit(_model(), lambda m, b: torch.tensor(float("nan"), requires_grad=True), _batches(), steps=3,
-            progress=False, device="cpu")
+def test_to_device_moves_nested_tensors_and_keeps_the_rest():
+    batch = {"x": torch.ones(2), "pair": (torch.zeros(1), "label"), "list": [torch.ones(1), {"deep": torch.ones(3)}],
+             "n": 3}
+    moved = to_device(batch, torch.device("meta"))
+    assert moved["x"].is_meta and moved["pair"][0].is_meta and moved["list"][0].is_meta
+    assert moved["list"][1]["deep"].is_meta and moved["list"][1]["deep"].shape == (3,)
+    assert isinstance(moved["pair"], tuple) and moved["pair"][1] == "label" and moved["n"] == 3
 
 
-def test_device_choice_prefers_what_is_asked():
-    assert pick_device("cpu").type == "cpu"
-    assert pick_device().type in ("cuda", "mps", "cpu")
+def test_supervised_step_clips_the_gradient_norm():
+    model = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        model.weight.zero_()
+    batch = {"x": torch.ones(2, 4) * 100, "y": torch.zeros(2, 1)}
+
+    def loss_fn(m, b):
+        return (m(b["x"]) - b["y"] - 1).pow(2).mean()  # gradient norm 400 at zero weights
+
+    step = supervised_step(loss_fn, grad_clip=0.5)
+    logs = step(model, {"model": torch.optim.SGD(model.parameters(), lr=1.0)}, batch)
+    assert logs == {"loss": 1.0}
+    assert model.weight.norm().item() == pytest.approx(0.5)  # one SGD step of a gradient clipped to norm 0.5
+
+
+@pytest.mark.parametrize("arguments, match", [
+    (dict(steps=0), "steps"),
+    (dict(steps=2.5), "steps"),
+    (dict(steps=True), "steps"),
+    (dict(valid_every=0), "valid_every"),
+    (dict(keep_best=("score", "lowest")), "keep_best"),
+    (dict(keep_best=("score",)), "keep_best"),
+    (dict(batches=None), "batches"),
+    (dict(loss_fn=None), "loss_fn"),
+    (dict(step_fn=lambda m, o, b: {}), "loss_fn"),
+    (dict(loss_fn=None, step_fn=lambda m, o, b: {}), "optimizers"),
+])
+def test_bad_arguments_are_named(arguments, match):
+    options = dict(loss_fn=_loss, batches=_batches(), steps=4) | arguments
+    with pytest.raises(ValueError, match=match):
+        fit(_model(), **options, **QUIET)

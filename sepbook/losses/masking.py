@@ -1,4 +1,4 @@
-"""The loss of mask-based separators: compare masked mixture magnitudes with the sources'.
+"""The loss of mask-based separators: masked mixture magnitudes vs the sources'.
 
 Chapter: foundations/first_separator
 """
@@ -8,10 +8,11 @@ import torch
 
 
 def magnitude_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
-    """Open-Unmix's loss: mean squared error of estimated vs true source magnitudes; -> scalar.
+    """Open-Unmix's loss: mean squared error of estimated source magnitudes; -> scalar.
 
     ``batch['mixture']`` is ``(batch, channels, time)``, ``batch['sources']``
-    ``(batch, K, channels, time)``; ``model`` is a :class:`~sepbook.models.blstm.MaskSeparator`.
+    ``(batch, K, channels, time)``; ``model`` is a
+    :class:`~sepbook.models.blstm.MaskSeparator`.
     """
     mixture_spec = model.stft(batch["mixture"])
     target = model.stft(batch["sources"]).abs()

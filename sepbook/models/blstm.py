@@ -11,46 +11,66 @@ import torch
 from torch import nn
 
 from sepbook.audio import STFT
-from sepbook.errors import check_audio
+from sepbook.checks import check_audio
 
 
 class BLSTMMasker(nn.Module):
-    """Map a mixture magnitude ``(batch, channels, freq, frames)`` to masks ``(batch, K, channels, freq, frames)``.
+    """Map mixture magnitudes to one soft mask per source.
 
-    Per frame: standardise each frequency bin (learned mean and scale), project to ``hidden`` units,
-    run a stack of bidirectional LSTMs over time, concatenate their output with their input (a skip,
-    as in Open-Unmix), and project to ``K * channels * freq`` sigmoid masks.
+    ``(batch, channels, freq, frames)`` -> ``(batch, K, channels, freq, frames)``.
+
+    Per frame: standardise each frequency bin (learned mean and scale), project to
+    ``hidden`` units, run a stack of bidirectional LSTMs over time, concatenate their
+    output with their input (a skip, as in Open-Unmix), and project to
+    ``K * channels * freq`` sigmoid masks.
     """
 
-    def __init__(self, n_freq: int, n_sources: int, n_channels: int = 1, hidden: int = 256, layers: int = 3,
-                 dropout: float = 0.0):
+    def __init__(self, n_freq: int, n_sources: int, n_channels: int = 1,
+                 hidden: int = 256, layers: int = 3, dropout: float = 0.0):
         super().__init__()
-        if hidden % 2:
-            raise ValueError(f"hidden must be even (split over two LSTM directions), got {hidden}")
+        _check_hidden(hidden)
         self.n_freq, self.n_sources, self.n_channels = n_freq, n_sources, n_channels
         self.input_mean = nn.Parameter(torch.zeros(n_freq))
         self.input_scale = nn.Parameter(torch.ones(n_freq))
-        self.encode = nn.Sequential(nn.Linear(n_channels * n_freq, hidden), nn.LayerNorm(hidden), nn.Tanh())
-        self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=layers, bidirectional=True, batch_first=True,
-                            dropout=dropout if layers > 1 else 0.0)
+        self.encode = nn.Sequential(
+            nn.Linear(n_channels * n_freq, hidden), nn.LayerNorm(hidden), nn.Tanh()
+        )
+        self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=layers, bidirectional=True,
+                            batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.decode = nn.Sequential(
             nn.Linear(2 * hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(),
             nn.Linear(hidden, n_sources * n_channels * n_freq),
         )
 
     def forward(self, mixture_mag: torch.Tensor) -> torch.Tensor:
+        _check_mixture_mag(mixture_mag, self.n_channels, self.n_freq)
         batch, channels, freq, frames = mixture_mag.shape
-        if channels != self.n_channels or freq != self.n_freq:
-            raise ValueError(f"mixture_mag: expected (batch, {self.n_channels}, {self.n_freq}, frames), "
-                             f"got {tuple(mixture_mag.shape)}")
-        # log compression evens out the huge dynamic range of magnitudes before the LSTM sees them
-        x = torch.log1p(mixture_mag).permute(0, 3, 1, 2)            # (batch, frames, channels, freq)
+        # log compression evens out the huge dynamic range of magnitudes before the
+        # LSTM sees them
+        # (batch, frames, channels, freq)
+        x = torch.log1p(mixture_mag).permute(0, 3, 1, 2)
         x = (x - self.input_mean) * self.input_scale
         x = self.encode(x.reshape(batch, frames, channels * freq))
         y, _ = self.lstm(x)
         y = self.decode(torch.cat([x, y], dim=-1))
         masks = torch.sigmoid(y).reshape(batch, frames, self.n_sources, channels, freq)
-        return masks.permute(0, 2, 3, 4, 1)                          # (batch, K, channels, freq, frames)
+        return masks.permute(0, 2, 3, 4, 1)  # (batch, K, channels, freq, frames)
+
+
+def _check_hidden(hidden: int) -> None:
+    if hidden % 2:
+        raise ValueError(
+            f"hidden must be even (split over two LSTM directions), got {hidden}"
+        )
+
+
+def _check_mixture_mag(mixture_mag: torch.Tensor, n_channels: int, n_freq: int) -> None:
+    _, channels, freq, _ = mixture_mag.shape
+    if channels != n_channels or freq != n_freq:
+        raise ValueError(
+            f"mixture_mag: expected (batch, {n_channels}, {n_freq}, frames), "
+            f"got {tuple(mixture_mag.shape)}"
+        )
 
 
 class MaskSeparator(nn.Module):

@@ -92,7 +92,10 @@ class UNet(nn.Module):
             )
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
-        """Map ``(batch, 1, freq, frames)`` log-magnitudes to ``(batch, n_sources, freq, frames)`` estimates >= 0."""
+        """Map a ``(batch, 1, freq, frames)`` mixture to source estimates >= 0.
+
+        Both are log-magnitudes; the estimates are ``(batch, n_sources, freq, frames)``.
+        """
         self.check_input(mixture)
         features = self.first(mixture)
         skips = [features]

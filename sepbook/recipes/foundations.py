@@ -155,14 +155,16 @@ def mixture_fn(track: Track) -> torch.Tensor:
     return track.mixture.expand_as(track.sources)
 
 
-def train(cfg: dict, splits: Splits, variant: str = "BLSTM", seed: int = 0, **options):
+def train(cfg: dict, splits: Splits, variant: str = "BLSTM", seed: int = 0, model: torch.nn.Module | None = None,
+          **options):
     """Train the BLSTM for ``cfg['steps']`` steps; -> ``(model, history)``, the model on the CPU in eval mode.
 
     Validation reports the mean SI-SDRi over the validation songs every ``cfg['valid_every']``
-    steps, and the weights of the best validation are kept. ``options`` go to :func:`sepbook.train.fit`.
+    steps, and the weights of the best validation are kept. Pass ``model`` to train a modified
+    separator instead of :func:`build`'s. ``options`` go to :func:`sepbook.train.fit`.
     """
     seed_everything(seed)
-    model = build(cfg, variant)
+    model = model if model is not None else build(cfg, variant)
     segments = training_set(splits.train, cfg, seed)
 
     def valid_fn(m):

@@ -129,3 +129,34 @@ def paper_gain(variant: str, row: str, subset: str = TEST_SET) -> float:
     """The paper's gain of ``variant`` over its baseline (dB) on one metric row and subset."""
     values = PAPER["table"][row][subset]
     return round(values[PAPER["systems"].index(variant)] - values[0], 2)
+
+
+def gains_table(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], variants=("V", "VA"), digits: int = 2):
+    """Our gain over the baseline (mean over seeds) beside the paper's, per variant and subset."""
+    import pandas as pd
+
+    labels = [label for label, _, _ in METRIC_ROWS]
+    records = {}
+    for variant in variants:
+        ours = gains(cfg, rows, variant)["mean"]
+        for subset in [TEST_SET, *PAPER_ROLES, OUT_OF_DOMAIN]:
+            record = {}
+            for label in labels:
+                value = ours.get((subset, label), math.nan)
+                record[(label, "ours")] = round(value, digits) if math.isfinite(value) else "–"
+                record[(label, "paper")] = paper_gain(variant, label, subset) if subset in PAPER["table"][label] else "–"
+            records[(variant, subset)] = record
+    table = pd.DataFrame.from_dict(records, orient="index")
+    table.columns = pd.MultiIndex.from_tuples(table.columns, names=["metric", "numbers"])
+    table.index.names = ["variant", "subset"]
+    return table
+
+
+def verdict(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], variant: str, profile: str,
+            row: str = "SDR V.", subset: str = OUT_OF_DOMAIN) -> str:
+    """One sentence, computed from ``rows``, on whether ``variant`` beats the baseline on ``subset``."""
+    table = gains(cfg, rows, variant)
+    where = "outside the supervised domain" if subset == OUT_OF_DOMAIN else f"on the {subset} songs"
+    if (subset, row) not in table.index:
+        return f"In the {profile} profile there are no {row} scores for {variant} {where}."
+    return report.verdict(table.loc[(subset, row)], variant, "baseline", row, where, profile)

@@ -198,3 +198,19 @@ def gradient_on_voice_and_leakage(example: Mapping[str, np.ndarray], level: floa
     pick = lambda mask: float(gradient[mask].mean()) if mask.any() else float("nan")
     return {"voice": pick(loud & voice), "leakage": pick(loud & ~voice),
             "voice bins": int((loud & voice).sum()), "leakage bins": int((loud & ~voice).sum())}
+
+
+def gradient_reading(stats: Mapping[str, float]) -> str:
+    """Words for :func:`gradient_on_voice_and_leakage`'s numbers against the paper's Fig. 3 reading."""
+    if stats["voice"] > 0 > stats["leakage"]:
+        return "matches the paper's reading"
+    if not stats["voice"] > stats["leakage"]:
+        return "does not match the paper's reading"
+    return "points the right way only in relative terms (voice above leakage, not opposite signs)"
+
+
+def final_wasserstein(histories: Mapping[tuple[str, int], Mapping[str, list]]) -> tuple[float, float]:
+    """The smallest and largest last Wasserstein estimate over every critic of every run."""
+    ends = [history[f"{name}_wasserstein"][-1] for history in histories.values()
+            for name in SOURCES if f"{name}_wasserstein" in history]
+    return min(ends), max(ends)

@@ -48,19 +48,21 @@ def build(cfg: Mapping[str, Any], variant: str) -> nn.ModuleDict:
 
     ``model.settings`` keeps the STFT sizes, so ``separate(model, mixture)`` needs nothing else.
     """
+    # The separator is built first, so every system starts from the same separator for a seed.
+    separator = UNet(n_sources=len(SOURCES), base_channels=cfg["unet_base"], depth=cfg["unet_depth"])
     critics = {name: Critic(base_channels=cfg["critic_base"], n_strided_layers=cfg["critic_strided_layers"],
                             n_frequency_layers=cfg["critic_frequency_layers"], hidden_units=cfg["critic_hidden"])
                for name in CRITICS[system(variant)]}
-    separator = UNet(n_sources=len(SOURCES), base_channels=cfg["unet_base"], depth=cfg["unet_depth"])
     model = nn.ModuleDict({"separator": separator, "critics": nn.ModuleDict(critics)})
     model.settings = {k: cfg[k] for k in ("n_fft", "hop", "frames")}  # what separate() needs
     return model
 
 
-def critic_step(critics, optimizer, separator, mixture, solo, gp_weight, generator=None) -> dict[str, float]:
-    """One update of every critic: real solo excerpts vs separated unlabelled mixtures (eqs. 3-4).
+def critic_step(critics, optimizer, separator, mixture, solo, gp_weight,
+                generator=None) -> dict[str, float]:
+    """One update of every critic: real solo excerpts vs separated mixtures (eqs. 3-4).
 
-    The mixtures are separated once, without gradient to the separator.
+    The unlabelled mixtures are separated once, without gradient to the separator.
     """
     with torch.no_grad():
         estimates = separator(mixture)
@@ -78,8 +80,9 @@ def critic_step(critics, optimizer, separator, mixture, solo, gp_weight, generat
     return logs
 
 
-def separator_step(separator, optimizer, critics, mixture, targets, unlabelled, alpha, beta) -> dict[str, float]:
-    """One separator update on ``L = L_s + alpha L_u + beta L_add``; the critics are not updated."""
+def separator_step(separator, optimizer, critics, mixture, targets, unlabelled,
+                   alpha, beta) -> dict[str, float]:
+    """One separator update on ``L_s + alpha L_u + beta L_add``; critics stay fixed."""
     loss_s = supervised_loss(separator(mixture), targets)
     loss_u = loss_add = loss_s.new_zeros(())
     if unlabelled is not None:
@@ -95,17 +98,25 @@ def separator_step(separator, optimizer, critics, mixture, targets, unlabelled, 
             "Lu": float(loss_u.detach()), "Ladd": float(loss_add.detach())}
 
 
-def adversarial_step(model, optimizers, batch, *, alpha, beta, gp_weight) -> dict[str, float]:
-    """A whole training step (the ``step_fn`` of :func:`sepbook.train.fit`): critics, then the separator."""
+def adversarial_step(
+    model, optimizers, batch, *, alpha, beta, gp_weight
+) -> dict[str, float]:
+    """A whole training step: the critics, then the separator.
+
+    This is the ``step_fn`` that :func:`sepbook.train.fit` runs.
+    """
     separator, critics = model["separator"], model["critics"]
     logs: dict[str, list[float]] = {}
-    for mixture, solo, generator in zip(batch["unlabelled"], batch["solo"], batch["generators"]):
-        for key, value in critic_step(critics, optimizers["critics"], separator, mixture, solo,
-                                      gp_weight, generator).items():
+    critic_batches = zip(batch["unlabelled"], batch["solo"], batch["generators"])
+    for mixture, solo, generator in critic_batches:
+        logged = critic_step(critics, optimizers["critics"], separator, mixture, solo,
+                             gp_weight, generator)
+        for key, value in logged.items():
             logs.setdefault(key, []).append(value)
     critics.requires_grad_(False)  # the separator's update must not move the critics
     try:
-        out = separator_step(separator, optimizers["separator"], critics, batch["mixture"], batch["targets"],
+        out = separator_step(separator, optimizers["separator"], critics,
+                             batch["mixture"], batch["targets"],
                              batch["unlabelled_separator"], alpha, beta)
     finally:
         critics.requires_grad_(True)

@@ -55,6 +55,12 @@ def check_audio(
         raise ValueError(f"{name}: contains {int((~np.isfinite(arr)).sum())} NaN or infinite sample(s)")
 
 
+def check_sample_rate(sr: Any, name: str = "sr") -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``sr`` is a positive whole number of Hz."""
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer, float)) or sr <= 0 or int(sr) != sr:
+        raise ValueError(f"{name}: expected a positive integer sample rate in Hz, got {sr!r}")
+
+
 def check_same_length(arrays: Mapping[str, Any]) -> int:
     """Return the common length (last axis) of ``arrays`` or raise ``ValueError`` listing every length."""
     lengths = {key: int(np.shape(value)[-1]) for key, value in arrays.items()}
