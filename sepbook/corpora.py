@@ -43,9 +43,9 @@ def _synth_digest() -> str:
     import hashlib
     import inspect
 
-    from sepbook import layouts, synth
+    from sepbook import layouts, seeds, synth
 
-    text = inspect.getsource(synth) + inspect.getsource(layouts.write_musdb)
+    text = inspect.getsource(synth) + inspect.getsource(seeds) + inspect.getsource(layouts.write_musdb)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

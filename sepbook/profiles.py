@@ -100,7 +100,8 @@ def settings(chapter: str, profile: str | None = None, **overrides: Any) -> dict
     cfg = {"profile": profile, **SETTINGS[chapter][profile]}
     for name, value in overrides.items():
         if name not in cfg or name == "profile":
-            raise ValueError(f"overrides: {chapter} has no setting {name!r}; expected some of {sorted(cfg)[:-1]}")
+            names = sorted(set(cfg) - {"profile"})
+            raise ValueError(f"overrides: {chapter} has no setting {name!r}; expected some of {names}")
         if isinstance(cfg[name], tuple) and isinstance(value, list):
             overrides[name] = value = tuple(value)  # settings read back from JSON
         _check_override(name, value, cfg[name])

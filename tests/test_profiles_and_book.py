@@ -49,9 +49,6 @@ def test_overrides_replace_settings_and_accept_json_lists():
     assert profiles.settings("adversarial", "tiny", patience=3)["patience"] == 3  # None defaults take a value
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: profiles.settings lists sorted(cfg)[:-1] as the valid names, which drops the alphabetically last "
-    "setting (foundations: 'valid_every') and keeps 'profile', which may not be overridden"))
 def test_unknown_override_message_lists_exactly_the_overridable_settings():
     with pytest.raises(ValueError) as raised:
         profiles.settings("foundations", "tiny", stepz=3)

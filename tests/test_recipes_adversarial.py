@@ -270,14 +270,13 @@ def test_separate_with_a_unet(cfg):
     assert estimates.shape == (2, 1, 5000) and torch.isfinite(estimates).all()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: recipes/adversarial/evaluation.py separate() takes mixture[0] without checking the shape: a stereo "
-    "(2, time) mixture is silently cut to its first channel and gives (K, 1, time) instead of the contract's "
-    "(K, C, time) or a ValueError; a 1-D mixture fails with a message about 'x: ... a scalar'"))
-@pytest.mark.parametrize("shape", [(2, 5000), (5000,)], ids=["stereo", "1-D"])
-def test_separate_refuses_what_is_not_a_mono_mixture(cfg, shape):
+def test_separate_keeps_channels_and_refuses_what_is_not_channels_by_time(cfg):
+    model, stereo = split_model(cfg), torch.randn(2, 5000)
+    estimates = adversarial.separate(model, stereo)
+    assert estimates.shape == (2, 2, 5000)
+    assert torch.allclose(estimates[:, 1], adversarial.separate(model, stereo[1:])[:, 0])
     with pytest.raises(ValueError, match="mixture"):
-        adversarial.separate(split_model(cfg), torch.randn(shape))
+        adversarial.separate(model, torch.randn(5000))
 
 
 # ----------------------------------------------------------------------------- tables

@@ -47,9 +47,20 @@ PAPER: dict[str, Any] = {
 }
 
 
-@torch.no_grad()
 def separate(model: torch.nn.Module, mixture: torch.Tensor) -> torch.Tensor:
-    """Separate a mono mixture ``(1, time)`` into ``(K, 1, time)`` (accompaniment, vocals), on the CPU.
+    """Separate a mixture ``(channels, time)`` into ``(K, channels, time)`` (accompaniment, vocals).
+
+    Each channel is separated on its own (the U-Net sees mono spectrograms), on the CPU.
+    """
+    mixture = torch.as_tensor(mixture, dtype=torch.float32)
+    if mixture.dim() != 2:
+        raise ValueError(f"mixture: expected (channels, time), got shape {tuple(mixture.shape)}")
+    return torch.stack([separate_channel(model, channel) for channel in mixture], dim=1)
+
+
+@torch.no_grad()
+def separate_channel(model: torch.nn.Module, wave: torch.Tensor) -> torch.Tensor:
+    """Separate one channel ``(time,)`` into ``(K, time)``.
 
     The song's log-magnitude is cut into excerpts of ``frames`` frames (the last one zero-padded),
     the U-Net estimates each, and the estimates are inverted with the mixture's phase.
@@ -57,7 +68,7 @@ def separate(model: torch.nn.Module, mixture: torch.Tensor) -> torch.Tensor:
     cfg = model.settings
     separator = model["separator"].eval()
     stft, frames, bins = front_end(cfg), cfg["frames"], n_bins(cfg)
-    spec = stft(torch.as_tensor(mixture, dtype=torch.float32)[0])                 # (freq, T) complex
+    spec = stft(wave)                                                              # (freq, T) complex
     n_frames = spec.shape[-1]
     padded = math.ceil(n_frames / frames) * frames
     log_mix = log_magnitude(torch.nn.functional.pad(spec[:bins].abs(), (0, padded - n_frames)))
@@ -67,8 +78,7 @@ def separate(model: torch.nn.Module, mixture: torch.Tensor) -> torch.Tensor:
     estimates = outputs.permute(1, 2, 0, 3).reshape(len(SOURCES), bins, padded)[..., :n_frames]
     magnitude = torch.zeros(len(SOURCES), spec.shape[0], n_frames)
     magnitude[:, :bins] = inverse_log_magnitude(estimates).clamp_min(0)
-    waves = stft.inverse(torch.polar(magnitude, spec.angle().expand_as(magnitude)), mixture.shape[-1])
-    return waves.unsqueeze(1)                                                      # (K, 1, time)
+    return stft.inverse(torch.polar(magnitude, spec.angle().expand_as(magnitude)), len(wave))
 
 
 def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.Module],
