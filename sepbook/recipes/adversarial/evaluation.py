@@ -106,10 +106,12 @@ def roles(cfg: Mapping[str, Any]) -> dict[str, str]:
 
 
 def with_subsets(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]):
-    """Rows as a DataFrame with the paper's ``subset`` of each song, plus the test set and out-of-domain pools."""
+    """Rows as a DataFrame with the paper's ``subset`` of each song (plus the test-set and
+    out-of-domain pools) and its table ``row`` label, such as 'SDR V.'."""
     import pandas as pd
 
-    frame = pd.DataFrame(list(rows))
+    frame = report.frame(rows)
+    frame["row"] = frame["metric"] + " " + frame["source"].map({"accompaniment": "Inst.", "vocals": "V."})
     by_role = frame.assign(subset=frame["domain"].map(roles(cfg)))
     whole = frame.assign(subset=TEST_SET)
     outside = by_role[by_role["subset"] != PAPER_ROLES[0]].assign(subset=OUT_OF_DOMAIN)
@@ -120,7 +122,6 @@ def paper_table(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], profi
     """The paper's Fig. 2 layout, ours (mean ± std over seeds) beside the paper's number in each cell."""
     frame = with_subsets(cfg, rows)
     frame = frame[frame["subset"] != OUT_OF_DOMAIN]
-    frame["row"] = frame["metric"] + " " + frame["source"].map({"accompaniment": "Inst.", "vocals": "V."})
     paper = {(label, subset, system): values[i] for label, by_subset in PAPER["table"].items()
              for subset, values in by_subset.items() for i, system in enumerate(PAPER["systems"])}
     return report.paper_table(frame, index="row", columns=("subset", "variant"), paper=paper, profile=profile,
@@ -131,8 +132,16 @@ def paper_table(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], profi
 def gains(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], variant: str, baseline: str = "baseline"):
     """Per subset and metric row: ``variant - baseline`` per seed (same songs), summarised over seeds."""
     frame = with_subsets(cfg, rows)
-    frame["row"] = frame["metric"] + " " + frame["source"].map({"accompaniment": "Inst.", "vocals": "V."})
     return report.gains(frame, variant, baseline, by=("subset", "row"))
+
+
+def ablation_table(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], digits: int = 2):
+    """The ablations beside the baseline and V, on the out-of-domain test songs of the ablation seeds."""
+    frame = with_subsets(cfg, rows)
+    frame = frame[(frame["subset"] == OUT_OF_DOMAIN) & frame["seed"].isin(cfg["ablation_seeds"])]
+    variants = ["baseline", "V", *sorted(set(frame["variant"]) - {"baseline", "V", "VA"})]
+    return report.table(frame, index="row", columns=("variant",), digits=digits, column_order=[variants],
+                        index_order=[label for label, _, _ in METRIC_ROWS])
 
 
 def paper_gain(variant: str, row: str, subset: str = TEST_SET) -> float:
