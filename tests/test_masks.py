@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from sepbook import masks
-from sepbook.audio import STFT
 from sepbook.metrics import si_sdr
 
 SR = 8000

@@ -8,7 +8,7 @@ the unlabelled mixtures, solo sources, validation and test songs from others.
 
 The recipe contract, the same in every chapter: :func:`config`, :func:`data`, :func:`build`,
 :func:`train`, :func:`evaluate`, :func:`separate`, :func:`runs` and :data:`PAPER`. The pieces:
-:mod:`.data` (domains, spectrograms, batches), :mod:`.training` (models and the adversarial step),
+:mod:`.data` (the domains and their split), :mod:`.spectrograms` (front end and batches), :mod:`.training` (models and the adversarial step),
 :mod:`.evaluation` (BSS Eval and the paper's tables) and :mod:`.figures`.
 
 Chapter: adversarial/adversarial_separation
@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from sepbook import profiles
-from sepbook.recipes.adversarial.data import (PAPER_ROLES, SOURCES, Domains, build_domains, front_end,
-                                              mismatched_domains, n_bins, scarce_domains, spectrogram_sets)
+from sepbook.recipes.adversarial.data import (PAPER_ROLES, SOURCES, Domains, build_domains, mismatched_domains,
+                                              scarce_domains)
+from sepbook.recipes.adversarial.spectrograms import front_end, n_bins, spectrogram_sets
 from sepbook.recipes.adversarial.evaluation import PAPER, evaluate, separate
 from sepbook.recipes.adversarial import training
 from sepbook.recipes.adversarial.training import VARIANTS, build, system

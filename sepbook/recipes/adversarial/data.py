@@ -1,5 +1,5 @@
 """The adversarial chapter's data: four synthetic domains in the roles of the paper's datasets,
-their spectrograms, and batches that are a pure function of ``(seed, step)``.
+split as the paper splits its datasets (spectrograms and batches: :mod:`.spectrograms`).
 
 Chapter: adversarial/adversarial_separation
 """
@@ -12,11 +12,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from sepbook import seeds
-from sepbook.audio import STFT
-from sepbook.losses.adversarial import log_magnitude
 from sepbook.tracks import Track, track_from_stems
 
 #: Separator output channels, in order. The paper's table calls them "Inst." and "V.".
@@ -216,129 +213,3 @@ def _read_songs(folder: Path, domain: str, sr: int) -> list[Track]:
         if np.abs(stems[1][:length]).max() > 0:
             tracks.append(track_from_stems(song.name, [s[:length] for s in stems], SOURCES, domain))
     return tracks
-
-
-# ----------------------------------------------------------------------------- spectrograms
-
-
-def front_end(cfg: Mapping[str, Any]) -> STFT:
-    """The STFT of the profile (paper: 512-point FFT, hop 256 at 8192 Hz)."""
-    return STFT(cfg["n_fft"], cfg["hop"])
-
-
-def n_bins(cfg: Mapping[str, Any]) -> int:
-    """Frequency bins the networks see: ``n_fft // 2``, the Nyquist bin dropped (257 -> 256 in the paper)."""
-    return cfg["n_fft"] // 2
-
-
-def magnitudes(cfg: Mapping[str, Any], waves: torch.Tensor) -> torch.Tensor:
-    """Linear STFT magnitudes of ``(..., time)`` waveforms without the Nyquist bin: ``(..., n_fft // 2, frames)``."""
-    return front_end(cfg)(torch.as_tensor(waves))[..., : n_bins(cfg), :].abs()
-
-
-@dataclass
-class Bank:
-    """Magnitudes of songs laid end to end, ``frames`` ``(channels, freq, total_frames)``;
-    song ``i`` occupies ``starts[i] : starts[i] + lengths[i]``, and excerpts never straddle two songs."""
-
-    frames: torch.Tensor
-    starts: np.ndarray
-    lengths: np.ndarray
-
-    def to(self, device: torch.device | str) -> "Bank":
-        return Bank(self.frames.to(device), self.starts, self.lengths)
-
-    def channel(self, index: int) -> "Bank":
-        """The same songs with one channel only."""
-        return Bank(self.frames[index:index + 1], self.starts, self.lengths)
-
-    def excerpts(self, frames: int) -> torch.Tensor:
-        """All non-overlapping excerpts of ``frames`` frames, ``(n, channels, freq, frames)``."""
-        pieces = [self.frames[..., start + offset:start + offset + frames]
-                  for start, length in zip(self.starts, self.lengths)
-                  for offset in range(0, length - frames + 1, frames)]
-        return torch.stack(pieces) if pieces else self.frames.new_zeros(0, *self.frames.shape[:2], frames)
-
-    def draw(self, batch: int, frames: int, rng: np.random.Generator) -> torch.Tensor:
-        """``batch`` random excerpts ``(batch, C, F, frames)``, uniform over all excerpt positions."""
-        positions = self.lengths - frames + 1
-        songs = rng.choice(len(positions), size=batch, p=positions / positions.sum())
-        starts = self.starts[songs] + (rng.random(batch) * positions[songs]).astype(np.int64)
-        device = self.frames.device
-        columns = torch.as_tensor(starts, device=device)[:, None] + torch.arange(frames, device=device)
-        return self.frames[:, :, columns].permute(2, 0, 1, 3)
-
-
-@dataclass
-class SpectrogramSets:
-    """The training sets as :class:`Bank` s, and fixed validation excerpts.
-
-    Channels: ``paired`` mixture, accompaniment, vocals; ``unlabelled`` mixture; ``solo``
-    accompaniment, vocals (other songs); ``valid`` ``(excerpts, 3, freq, frames)`` as ``paired``.
-    """
-
-    paired: Bank
-    unlabelled: Bank
-    solo: Bank
-    valid: torch.Tensor
-
-
-def _bank(cfg: Mapping[str, Any], tracks: Sequence[Track], channels: str, name: str) -> Bank:
-    if not tracks:
-        raise ValueError(f"domains.{name}: no songs; the experiment needs paired, unlabelled, solo and validation songs")
-    specs = []
-    for t in tracks:
-        parts = {"m": t.mixture[0], "a": t.sources[0, 0], "v": t.sources[1, 0]}
-        spec = magnitudes(cfg, torch.stack([parts[c] for c in channels]))     # (C, F, frames)
-        if spec.shape[-1] < cfg["frames"]:
-            raise ValueError(f"frames: song {t.name} has {spec.shape[-1]} STFT frames, fewer than one excerpt "
-                             f"({cfg['frames']} frames); use longer songs or smaller frames")
-        specs.append(spec)
-    lengths = np.array([spec.shape[-1] for spec in specs])
-    return Bank(torch.cat(specs, dim=-1), np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-
-
-def spectrogram_sets(cfg: Mapping[str, Any], domains: Domains, max_valid_excerpts: int = 256) -> SpectrogramSets:
-    """:class:`SpectrogramSets` of ``domains`` (at most ``max_valid_excerpts`` validation excerpts)."""
-    valid = _bank(cfg, domains.valid, "mav", "valid").excerpts(cfg["frames"])
-    if len(valid) > max_valid_excerpts:
-        valid = valid[torch.linspace(0, len(valid) - 1, max_valid_excerpts).long()]
-    return SpectrogramSets(_bank(cfg, domains.paired, "mav", "paired"),
-                           _bank(cfg, domains.unlabelled, "m", "unlabelled"),
-                           _bank(cfg, domains.solo, "av", "solo"), valid)
-
-
-def random_loudness(magnitude: torch.Tensor, rng: np.random.Generator,
-                    low_high: tuple[float, float] = (0.2, 1.2)) -> torch.Tensor:
-    """Scale each example's linear magnitudes ``(batch, ...)`` by one factor from ``U[low, high]``.
-
-    Applied to unlabelled mixtures and solo excerpts before the log, so no critic can tell real
-    from separated by level alone (paper Sec. 4.3.1).
-    """
-    low, high = low_high
-    factor = torch.as_tensor(rng.uniform(low, high, size=len(magnitude)), dtype=magnitude.dtype)
-    return magnitude * factor.to(magnitude.device).view(-1, *([1] * (magnitude.dim() - 1)))
-
-
-def paired_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step: int):
-    """Log-magnitude mixtures ``(batch, 1, F, frames)`` and sources ``(batch, 2, F, frames)`` of paired songs."""
-    excerpt = log_magnitude(sets.paired.draw(cfg["batch_size"], cfg["frames"], seeds.rng(seed, "paired", step)))
-    return excerpt[:, :1], excerpt[:, 1:]
-
-
-def unlabelled_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step: int,
-                     repeat: int = 0) -> torch.Tensor:
-    """Log-magnitude unlabelled mixtures ``(batch, 1, F, frames)``, each at a random loudness."""
-    rng = seeds.rng(seed, "unlabelled", step, repeat)
-    return log_magnitude(random_loudness(sets.unlabelled.draw(cfg["batch_size"], cfg["frames"], rng), rng))
-
-
-def solo_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step: int,
-               repeat: int = 0) -> dict[str, torch.Tensor]:
-    """Real solo excerpts per source, ``{name: (batch, 1, F, frames)}``, drawn independently, random loudness."""
-    batches = {}
-    for index, name in enumerate(SOURCES):
-        rng = seeds.rng(seed, "solo", name, step, repeat)
-        excerpt = sets.solo.channel(index).draw(cfg["batch_size"], cfg["frames"], rng)
-        batches[name] = log_magnitude(random_loudness(excerpt, rng))
-    return batches

@@ -11,7 +11,8 @@ import torch
 
 from sepbook import metrics, report
 from sepbook.losses.adversarial import inverse_log_magnitude, log_magnitude
-from sepbook.recipes.adversarial.data import PAPER_ROLES, SOURCES, front_end, n_bins
+from sepbook.recipes.adversarial.data import PAPER_ROLES, SOURCES
+from sepbook.recipes.adversarial.spectrograms import front_end, n_bins
 from sepbook.tracks import Track
 
 #: The paper's table rows: (label, metric, source).

@@ -12,7 +12,8 @@ import torch
 
 from sepbook.losses.adversarial import critic_input_gradient, log_magnitude
 from sepbook.plot import smoothed
-from sepbook.recipes.adversarial.data import SOURCES, Domains, magnitudes, n_bins
+from sepbook.recipes.adversarial.data import SOURCES, Domains
+from sepbook.recipes.adversarial.spectrograms import magnitudes, n_bins
 from sepbook.tracks import Track
 
 

@@ -20,8 +20,9 @@ from sepbook.losses.adversarial import (additive_penalty, log_magnitude, one_sid
                                         supervised_loss, unsupervised_loss, wasserstein_critic_loss)
 from sepbook.models.critic import Critic
 from sepbook.models.unet import UNet
-from sepbook.recipes.adversarial.data import (SOURCES, SpectrogramSets, paired_batch, solo_batch,
-                                              unlabelled_batch)
+from sepbook.recipes.adversarial.data import SOURCES
+from sepbook.recipes.adversarial.spectrograms import (SpectrogramSets, paired_batch, solo_batch,
+                                                      unlabelled_batch)
 from sepbook.train import fit, seed_everything
 
 VARIANTS: tuple[str, ...] = ("baseline", "V", "VA")
