@@ -26,9 +26,9 @@ RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 RAW = ROOT / "benchmarks" / "results.json"
 
 
-def _timed(command: list[str] | str, **kwargs) -> float:
+def _timed(command: list[str] | str, cwd: Path = ROOT, **kwargs) -> float:
     start = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, **kwargs)
+    subprocess.run(command, check=True, cwd=cwd, **kwargs)
     return time.perf_counter() - start
 
 
@@ -82,7 +82,7 @@ def measure_reproduce(chapter: str = "adversarial", variant: str = "V", seed: in
     book = results.load(chapter, check=False)
     scratch = Path(tempfile.mkdtemp())
     start = time.perf_counter()
-    record = results.train_one(chapter, book.cfg, variant, seed, scratch, None)
+    record = results.train_one(chapter, book.cfg, variant, seed, scratch)
     took = time.perf_counter() - start
     committed = book.rows.set_index(["variant", "seed", "song", "source", "metric"])["value"]
     worst = max(abs(committed.loc[(r["variant"], r["seed"], r["song"], r["source"], r["metric"])] - r["value"])
@@ -108,6 +108,38 @@ def measure_training_times() -> list[dict]:
     return out
 
 
+def measure_threads(steps: int = 30) -> dict:
+    """Seconds per training step of the tiny Foundations BLSTM: one CPU thread against all cores,
+    on an idle machine and while one busy process per core competes for the CPU."""
+    import torch
+
+    from sepbook.recipes import foundations
+
+    cfg = foundations.config("tiny", steps=steps, valid_every=10 * steps)
+    splits = foundations.data(cfg)
+    cores, default = os.cpu_count(), torch.get_num_threads()
+
+    def per_step(threads: int) -> float:
+        torch.set_num_threads(threads)
+        start = time.perf_counter()
+        foundations.train(cfg, splits, "BLSTM", seed=0, progress=False)
+        return (time.perf_counter() - start) / steps
+
+    idle = {threads: per_step(threads) for threads in (cores, 1)}
+    busy_loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        loaded = {threads: per_step(threads) for threads in (cores, 1)}
+    finally:
+        for process in busy_loops:
+            process.kill()
+        torch.set_num_threads(default)
+    return {"what": f"BLSTM training step (tiny): 1 thread vs {cores}; idle, then with {cores} busy processes",
+            "seconds": idle[1],
+            "reference": (f"idle: {idle[cores]:.3f} s/step on {cores} threads, {idle[1]:.3f} on 1; loaded: "
+                          f"{loaded[cores]:.3f} on {cores}, {loaded[1]:.3f} on 1 (ratio {loaded[1] / loaded[cores]:.3f})"),
+            "ratio": idle[1] / idle[cores]}
+
+
 def measure_setup() -> dict:
     """A fresh venv with requirements.lock and sepbook (the pip cache is warm after the first install)."""
     venv = Path(tempfile.mkdtemp()) / "venv"
@@ -128,6 +160,16 @@ def measure_book() -> dict:
     took = _timed(["make", "book"], env=dict(os.environ, SEPBOOK_PROFILE="tiny"))
     return {"what": "make book, tiny profile (every notebook executed)", "seconds": took, "budget_s": 600.0,
             "ratio": took / 600.0}
+
+
+def measure_ci() -> dict:
+    """``.ci/run`` on a fresh clone of the committed tree (its own venv, corpus and book build)."""
+    clone = Path(tempfile.mkdtemp()) / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    took = _timed([str(clone / ".ci" / "run")], cwd=clone)
+    shutil.rmtree(clone.parent, ignore_errors=True)
+    return {"what": ".ci/run on a fresh clone (set-up, make test, make book with warnings as errors)",
+            "seconds": took, "budget_s": 1800.0, "ratio": took / 1800.0}
 
 
 def machine() -> str:
@@ -157,14 +199,14 @@ def write_results(results: dict) -> None:
 
 
 def main(argv: list[str]) -> None:
-    wanted = argv or ["setup", "tests", "book", "synth", "threads", "quality", "times", "reproduce"]
+    wanted = argv or ["setup", "tests", "book", "synth", "threads", "quality", "times", "reproduce", "ci"]
     results = json.loads(RAW.read_text()) if RAW.is_file() else {"measurements": {}}
     results["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["machine"] = machine()
     profile = os.environ.get("SEPBOOK_PROFILE", "tiny")
     jobs = {"setup": measure_setup, "tests": measure_tests, "book": measure_book, "synth": measure_synth,
             "threads": measure_threads, "quality": lambda: measure_quality(profile),
-            "times": measure_training_times, "reproduce": measure_reproduce}
+            "times": measure_training_times, "reproduce": measure_reproduce, "ci": measure_ci}
     unknown = set(wanted) - set(jobs)
     if unknown:
         raise SystemExit(f"unknown measurement(s) {sorted(unknown)}; choose from {sorted(jobs)}")

@@ -30,6 +30,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -104,10 +105,11 @@ def _data(chapter: str, cfg: dict):
     return _DATA[key]
 
 
-def train_one(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path, out: Path | None) -> dict:
-    """Train, round to float16, evaluate and record one run; -> its record (also written to ``scratch``).
+def train_one(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path) -> dict:
+    """Train, round to float16, evaluate and record one run; -> its record.
 
-    With ``out`` the float16 weights are kept as ``out/checkpoints/VARIANT-seedS.pt``.
+    The record goes to ``scratch/VARIANT-seedS.json`` and the float16 weights to
+    ``scratch/VARIANT-seedS.weights.pt``, from where :func:`write` takes the ones a page needs.
     """
     torch.set_num_threads(1)
     module = recipe(chapter)
@@ -123,9 +125,7 @@ def train_one(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path, o
     rows = module.evaluate(cfg, {(variant, seed): model}, splits.test)
     drift = max((abs(a["value"] - b["value"]) for a, b in zip(full, rows) if math.isfinite(a["value"])),
                 default=0.0)
-    if out is not None:
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        torch.save(weights, out / "checkpoints" / f"{name}.pt")
+    torch.save(weights, scratch / f"{name}.weights.pt")
     record = {"variant": variant, "seed": seed, "rows": rows, "train_seconds": trained,
               "wall_seconds": time.perf_counter() - started, "float16_drift_db": drift,
               "history": _thin(history)}
@@ -155,9 +155,8 @@ def produce(chapter: str, profile: str = "book", workers: int = 2, out: Path | N
     cfg = module.config(profile, **overrides)
     out = Path(out) if out is not None else results_dir(chapter, profile)
     scratch = _scratch(chapter, profile, cfg)
-    first = cfg["seeds"][0]
-    todo = [(chapter, cfg, v, s, scratch, out if (s == first and v in module.VARIANTS) else None)
-            for v, s in module.runs(cfg) if not (scratch / f"{v}-seed{s}.json").is_file()]
+    todo = [(chapter, cfg, v, s, scratch) for v, s in module.runs(cfg)
+            if not (scratch / f"{v}-seed{s}.json").is_file()]
     started, commit = time.perf_counter(), _commit()
     _data(chapter, cfg)  # builds any generated corpus once, before workers read it
     print(f"{chapter} ({profile}): {len(todo)} of {len(module.runs(cfg))} runs to train on {workers} workers",
@@ -171,6 +170,8 @@ def produce(chapter: str, profile: str = "book", workers: int = 2, out: Path | N
             for record in pool.imap_unordered(_worker, todo):
                 print(f"  {record['variant']} seed {record['seed']}: {record['wall_seconds'] / 60:.1f} min",
                       flush=True)
+            pool.close()
+            pool.join()
     return write(chapter, cfg, scratch, out, time.perf_counter() - started, workers, overrides, commit)
 
 
@@ -190,7 +191,12 @@ def write(chapter: str, cfg: dict, scratch: Path, out: Path, session_seconds: fl
     rows = [row for r in records for row in r["rows"]]
     if hasattr(module, "reference_rows"):
         rows = module.reference_rows(cfg, _data(chapter, cfg).test) + rows
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    for old in (out / "checkpoints").glob("*.pt"):
+        old.unlink()
+    for variant in module.VARIANTS:  # seed 0 of every compared system: what the page draws and plays
+        name = f"{variant}-seed{cfg['seeds'][0]}"
+        shutil.copyfile(scratch / f"{name}.weights.pt", out / "checkpoints" / f"{name}.pt")
     with open(out / "metrics.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=["variant", "seed", "song", "domain", "source", "metric", "value"])
         writer.writeheader()

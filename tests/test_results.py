@@ -163,7 +163,7 @@ def test_rerun_trains_only_the_missing_run(produced, data_root, monkeypatch):
     (scratch / "V-seed0.json").unlink()
     trained = []
 
-    def replay(chapter, cfg, variant, seed, scratch_folder, out):
+    def replay(chapter, cfg, variant, seed, scratch_folder):
         trained.append((variant, seed))
         (scratch_folder / f"{variant}-seed{seed}.json").write_text(record)
         return json.loads(record)
