@@ -102,7 +102,8 @@ def measure_training_times() -> list[dict]:
         manifest = results.load(chapter, check=False).manifest
         wall = manifest["wall_seconds_last_session"]
         out.append({"key": f"train-{chapter}", "what": f"{chapter}: whole book experiment ({len(manifest['runs'])} "
-                    f"runs, {manifest['machine']['workers']} workers), wall clock", "seconds": wall,
+                    f"runs, {manifest['machine']['workers']} workers), wall clock of the session that finished it "
+                    "(runs finished in an earlier, interrupted session are resumed, not retrained)", "seconds": wall,
                     "reference": f"budget 3600 s; {manifest['total_run_seconds']:.0f} s of runs summed; "
                     f"results dated {manifest['date']}", "ratio": wall / 3600})
     return out

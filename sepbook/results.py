@@ -268,12 +268,13 @@ class BookResults:
 
     def provenance(self) -> str:
         """Where these numbers come from, in one sentence for the page."""
-        m = self.manifest
+        m, machine = self.manifest, self.manifest["machine"]
         seeds = ", ".join(map(str, m["settings"]["seeds"]))
-        minutes = m["total_run_seconds"] / 60
-        return (f"`{m['profile']}` profile, seeds {seeds}, trained with `{m['command']}` on {m['date']} on a "
-                f"{m['machine']['cores']}-core {m['machine']['processor']} CPU ({m['machine']['workers']} workers of "
-                f"one thread; {minutes:.1f} min of training and evaluation in all), commit {m['commit'][:10]}")
+        workers = f"{machine['workers']} worker process" + ("es" if machine["workers"] > 1 else "")
+        return (f"{m['profile']} profile, seeds {seeds}, trained with '{m['command']}' on {m['date']} on a "
+                f"{machine['cores']}-core {machine['processor']} CPU ({workers} of one thread each, "
+                f"{len(m['runs'])} runs taking {m['total_run_seconds'] / 60:.1f} min in all, "
+                f"{m['wall_seconds_last_session'] / 60:.1f} min wall clock), commit {m['commit'][:10]}")
 
 
 def load(chapter: str, profile: str = "book", check: bool = True, songs: int = 2,

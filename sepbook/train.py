@@ -109,7 +109,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None,
     return state
 
 
-def progress_bar(total: int, initial: int, enabled: bool):
+def progress_bar(total: int, initial: int, enabled: bool, desc: str | None = None):
     """A tqdm bar: a widget in a live notebook, a few plain log lines in the static book build."""
     from sepbook.book import static_build
 
@@ -117,11 +117,12 @@ def progress_bar(total: int, initial: int, enabled: bool):
         # A live bar would leave hundreds of redraws in the static HTML; log a few lines instead.
         from tqdm import tqdm
 
-        return tqdm(total=total, initial=initial, disable=not enabled, file=sys.stdout, ascii=True,
+        return tqdm(total=total, initial=initial, disable=not enabled, file=sys.stdout, ascii=True, desc=desc,
                     mininterval=0, maxinterval=3600, miniters=max(1, total // 4), ncols=80)
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, disable=not enabled, mininterval=1.0, dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, disable=not enabled, mininterval=1.0, dynamic_ncols=True,
+                desc=desc)
 
 
 def supervised_step(loss_fn: LossFn, grad_clip: float | None = 5.0) -> StepFn:
@@ -196,8 +197,7 @@ def fit(
     else:
         torch.manual_seed(seed)
     end = min(steps, stop_after) if stop_after is not None else steps
-    bar = progress_bar(steps, start, progress)
-    bar.set_description(label)
+    bar = progress_bar(steps, start, progress, desc=label)
     curve = LiveCurve(title=label) if live and progress else None
     done = start
     model.train()

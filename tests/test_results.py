@@ -113,7 +113,7 @@ def test_load_verifies_the_results_against_their_checkpoints(produced, chapter):
     assert set(loaded.histories) == set(results.recipe(chapter).runs(cfg_of(chapter)))
     assert len(loaded.rows) == len(read_csv(produced[chapter] / "metrics.csv"))
     assert results.verify(loaded) <= results.TOLERANCE_DB
-    assert "`tiny` profile, seeds 0" in loaded.provenance()
+    assert "tiny profile, seeds 0" in loaded.provenance()
 
 
 @pytest.mark.parametrize("chapter", sorted(SHRINK))
