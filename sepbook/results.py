@@ -274,7 +274,8 @@ class BookResults:
         return (f"{m['profile']} profile, seeds {seeds}, trained with '{m['command']}' on {m['date']} on a "
                 f"{machine['cores']}-core {machine['processor']} CPU ({workers} of one thread each, "
                 f"{len(m['runs'])} runs taking {m['total_run_seconds'] / 60:.1f} min in all, "
-                f"{m['wall_seconds_last_session'] / 60:.1f} min wall clock), commit {m['commit'][:10]}")
+                f"{m['wall_seconds_last_session'] / 60:.1f} min wall clock in the session that finished them), "
+                f"commit {m['commit'][:10]}")
 
 
 def load(chapter: str, profile: str = "book", check: bool = True, songs: int = 2,
