@@ -142,7 +142,10 @@ class STFT:
         return self._windows[key]
 
     def forward(self, x: Any) -> torch.Tensor:
-        """Complex spectrogram of real audio: ``(..., time) -> (..., freq, frames)``."""
+        """Complex spectrogram of real audio.
+
+        ``(..., time) -> (..., freq, frames)``.
+        """
         x = torch.as_tensor(x)
         if x.is_complex():
             raise ValueError("x: expected real audio samples, got a complex tensor")
@@ -150,10 +153,13 @@ class STFT:
             x = x.float()
         check_audio(x, "x", min_samples=MIN_STFT_SAMPLES)
         lead, length = x.shape[:-1], x.shape[-1]
+        # zero padding (as librosa does) rather than reflection, which fails on
+        # short signals
         spec = torch.stft(
-            x.reshape(-1, length), self.n_fft, self.hop, window=self._window(x.device, x.dtype),
+            x.reshape(-1, length), self.n_fft, self.hop,
+            window=self._window(x.device, x.dtype),
             center=self.center, pad_mode="constant", return_complex=True,
-        )  # zero padding (as librosa does) rather than reflection, which fails on short signals
+        )
         return spec.reshape(*lead, *spec.shape[-2:])
 
     __call__ = forward

@@ -78,12 +78,14 @@ def _strip_docstring(text: str) -> str:
     return text
 
 
-def glue(name: str, value: Any, *, display: bool = False, fmt: str | None = None):
-    """Glue ``value`` (formatted with ``fmt`` when given) into the page for ``{glue:}`name``` references."""
+def glue(name: str, value: Any, *, display: bool = False, fmt: str | None = None) -> None:
+    """Glue ``value`` (formatted with ``fmt`` when given) into the page for ``{glue:}`name``` references.
+
+    Returns nothing, so a cell that ends with a glue call shows no stray output.
+    """
     try:
         from myst_nb import glue as myst_glue
-    except ImportError:  # e.g. on Colab: the number is still returned, just not glued
-        return value
+    except ImportError:  # e.g. on Colab, where only the live outputs matter
+        return
     shown = format(value, fmt) if fmt is not None else value
     myst_glue(name, shown, display=display)
-    return value

@@ -29,10 +29,13 @@ def ideal_binary_mask(source_specs: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(magnitude).scatter_(-3, loudest, 1.0)
 
 
-def ideal_ratio_mask(source_specs: torch.Tensor, power: float = 1.0) -> torch.Tensor:
-    """Share each bin in proportion to the sources' magnitudes: ``|S_k|^p / sum_j |S_j|^p``, ``(..., K, F, T)``.
+def ideal_ratio_mask(
+    source_specs: torch.Tensor, power: float = 1.0
+) -> torch.Tensor:
+    """Share each bin in proportion to the sources' magnitudes.
 
-    Where every source is silent each gets ``1 / K``, so the masks always sum to one and never divide by zero.
+    ``|S_k|^p / sum_j |S_j|^p``, ``(..., K, F, T)``. Where every source is silent
+    each gets ``1 / K``, so the masks always sum to one and never divide by zero.
     Chapter: foundations/stft_and_masks
     """
     if not power > 0:
@@ -40,7 +43,9 @@ def ideal_ratio_mask(source_specs: torch.Tensor, power: float = 1.0) -> torch.Te
     weights = _magnitudes(source_specs, "source_specs") ** power
     total = weights.sum(dim=-3, keepdim=True)
     silent = total == 0
-    return torch.where(silent, 1.0 / weights.shape[-3], weights / torch.where(silent, 1.0, total))
+    return torch.where(
+        silent, 1.0 / weights.shape[-3], weights / torch.where(silent, 1.0, total)
+    )
 
 
 def wiener_mask(source_specs: torch.Tensor) -> torch.Tensor:

@@ -19,29 +19,43 @@ from sepbook.checks import check_audio, check_sample_rate
 BSS_METRICS = ("SDR", "SIR", "SAR", "ISR")
 
 
-def si_sdr(estimate: Any, reference: Any, eps: float = 1e-8, zero_mean: bool = True) -> torch.Tensor:
-    """Scale-invariant signal-to-distortion ratio in dB, one value per signal: ``(..., time) -> (...)``.
+def si_sdr(
+    estimate: Any, reference: Any, eps: float = 1e-8, zero_mean: bool = True
+) -> torch.Tensor:
+    """Scale-invariant signal-to-distortion ratio in dB, one value per signal.
 
-    The reference is rescaled to best match the estimate; what remains of the estimate is distortion.
-    Differentiable, so ``-si_sdr`` works as a training loss. ``eps`` keeps every value finite: a silent
-    reference gives ``10 log10(eps / (|estimate|^2 + eps))``, i.e. 0 dB if the estimate is silent too
-    and a strongly negative value otherwise.
+    ``(..., time) -> (...)``. The reference is rescaled to best match the estimate;
+    what remains of the estimate is distortion. Differentiable, so ``-si_sdr``
+    works as a training loss. ``eps`` keeps every value finite: a silent reference
+    gives ``10 log10(eps / (|estimate|^2 + eps))``, i.e. 0 dB if the estimate is
+    silent too and a strongly negative value otherwise.
     Chapter: foundations/first_separator
     """
-    estimate, reference = _as_float_tensors(estimate, reference)
-    if estimate.shape != reference.shape:
-        raise ValueError(
-            f"estimate: expected the same shape as reference {tuple(reference.shape)}, got {tuple(estimate.shape)}"
-        )
-    check_audio(estimate, "estimate")
-    check_audio(reference, "reference")
+    estimate, reference = _checked_pair(estimate, reference)
     if zero_mean:
         estimate = estimate - estimate.mean(dim=-1, keepdim=True)
         reference = reference - reference.mean(dim=-1, keepdim=True)
-    scale = (estimate * reference).sum(-1, keepdim=True) / ((reference**2).sum(-1, keepdim=True) + eps)
+    scale = (estimate * reference).sum(-1, keepdim=True) / (
+        (reference**2).sum(-1, keepdim=True) + eps
+    )
     target = scale * reference
     distortion = estimate - target
-    return 10 * torch.log10(((target**2).sum(-1) + eps) / ((distortion**2).sum(-1) + eps))
+    return 10 * torch.log10(
+        ((target**2).sum(-1) + eps) / ((distortion**2).sum(-1) + eps)
+    )
+
+
+def _checked_pair(estimate: Any, reference: Any) -> list[torch.Tensor]:
+    """Both as float tensors of one shape, each checked as audio."""
+    estimate, reference = _as_float_tensors(estimate, reference)
+    if estimate.shape != reference.shape:
+        raise ValueError(
+            "estimate: expected the same shape as reference "
+            f"{tuple(reference.shape)}, got {tuple(estimate.shape)}"
+        )
+    check_audio(estimate, "estimate")
+    check_audio(reference, "reference")
+    return [estimate, reference]
 
 
 def si_sdr_improvement(estimate: Any, reference: Any, mixture: Any, eps: float = 1e-8) -> torch.Tensor:

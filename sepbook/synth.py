@@ -497,9 +497,11 @@ def _resonator(freq: float, bandwidth: float, sr: int) -> tuple[np.ndarray, np.n
     return np.array([a.sum()]), a
 
 
-def _vowel_filter(x: np.ndarray, vowel: str, shift: float, f0: float, sr: int) -> np.ndarray:
+def _vowel_filter(
+    x: np.ndarray, vowel: str, shift: float, f0: float, sr: int
+) -> np.ndarray:
     formants = [f * shift for f in _VOWELS[vowel]] + [3600.0 * shift]
-    formants[0] = max(formants[0], 1.1 * f0)      # singers raise F1 above a high f0
+    formants[0] = max(formants[0], 1.1 * f0)  # singers raise F1 above a high f0
     for freq, bandwidth in zip(formants, _FORMANT_BANDWIDTHS):
         if freq < 0.45 * sr:
             b, a = _resonator(freq, bandwidth * shift, sr)

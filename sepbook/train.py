@@ -128,7 +128,8 @@ def progress_bar(total: int, initial: int, enabled: bool, desc: str | None = Non
 def supervised_step(loss_fn: LossFn, grad_clip: float | None = 5.0) -> StepFn:
     """The plain step: ``loss_fn(model, batch)``, backward, one optimiser step.
 
-    Before the step the gradient norm is clipped to ``grad_clip`` (unless 0 or None).
+    Before the step the gradient norm is clipped to ``grad_clip`` (unless 0 or
+    None).
     """
 
     def step(model, optimizers, batch):

@@ -46,7 +46,9 @@ def supervised_loss(estimates: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return per_source.sum()
 
 
-def additive_penalty(estimates: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+def additive_penalty(
+    estimates: torch.Tensor, mixture: torch.Tensor
+) -> torch.Tensor:
     """``L_add`` (eq. 5): do the estimates add up to the mixture? -> scalar.
 
     Sources add up on *linear* magnitudes (up to phase), not on log-magnitudes, so
@@ -104,9 +106,9 @@ def one_sided_gradient_penalty(
     """``L_grad`` (eq. 4): ``E max(||grad_x D(x)||_2 - 1, 0)^2``; -> scalar.
 
     At ``x = eps real + (1 - eps) fake``, one ``eps ~ U[0, 1]`` per example. Norms
-    below 1 are not pushed up (unlike WGAN-GP's two-sided penalty). The graph is kept
-    so the penalty trains the critic; the interpolates are cut from the separator,
-    which this term must not move.
+    below 1 are not pushed up (unlike WGAN-GP's two-sided penalty). The graph is
+    kept so the penalty trains the critic; the interpolates are cut from the
+    separator, which this term must not move.
     """
     _check(real=real, fake=fake)
     eps = torch.rand(len(real), 1, 1, 1, generator=generator).to(real)

@@ -8,7 +8,7 @@ import torch
 
 
 def magnitude_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
-    """Open-Unmix's loss: mean squared error of estimated source magnitudes; -> scalar.
+    """Open-Unmix's loss: MSE of the estimated source magnitudes; -> scalar.
 
     ``batch['mixture']`` is ``(batch, channels, time)``, ``batch['sources']``
     ``(batch, K, channels, time)``; ``model`` is a

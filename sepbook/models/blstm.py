@@ -20,8 +20,8 @@ class BLSTMMasker(nn.Module):
     ``(batch, channels, freq, frames)`` -> ``(batch, K, channels, freq, frames)``.
 
     Per frame: standardise each frequency bin (learned mean and scale), project to
-    ``hidden`` units, run a stack of bidirectional LSTMs over time, concatenate their
-    output with their input (a skip, as in Open-Unmix), and project to
+    ``hidden`` units, run a stack of bidirectional LSTMs over time, concatenate
+    their output with their input (a skip, as in Open-Unmix), and project to
     ``K * channels * freq`` sigmoid masks.
     """
 
@@ -35,8 +35,9 @@ class BLSTMMasker(nn.Module):
         self.encode = nn.Sequential(
             nn.Linear(n_channels * n_freq, hidden), nn.LayerNorm(hidden), nn.Tanh()
         )
-        self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=layers, bidirectional=True,
-                            batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=layers,
+                            bidirectional=True, batch_first=True,
+                            dropout=dropout if layers > 1 else 0.0)
         self.decode = nn.Sequential(
             nn.Linear(2 * hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(),
             nn.Linear(hidden, n_sources * n_channels * n_freq),
@@ -53,7 +54,9 @@ class BLSTMMasker(nn.Module):
         x = self.encode(x.reshape(batch, frames, channels * freq))
         y, _ = self.lstm(x)
         y = self.decode(torch.cat([x, y], dim=-1))
-        masks = torch.sigmoid(y).reshape(batch, frames, self.n_sources, channels, freq)
+        masks = torch.sigmoid(y).reshape(
+            batch, frames, self.n_sources, channels, freq
+        )
         return masks.permute(0, 2, 3, 4, 1)  # (batch, K, channels, freq, frames)
 
 

@@ -13,7 +13,9 @@ def _leaky_relu() -> nn.LeakyReLU:
 
 
 class Critic(nn.Module):
-    """Score how real ``(batch, 1, freq, frames)`` log-magnitudes look; -> ``(batch,)``.
+    """Score how real ``(batch, 1, freq, frames)`` log-magnitudes look.
+
+    -> ``(batch,)``.
 
     One critic per source, DCGAN-style as in the paper (Sec. 4.3.3): LeakyReLU(0.2)
     after every layer; ``n_strided_layers`` 4x4 convolutions with stride 2 in both
@@ -23,15 +25,15 @@ class Critic(nn.Module):
     then a dense layer of ``hidden_units`` (32) and one linear output, an unbounded
     score rather than a probability, as a Wasserstein critic needs.
 
-    No batch normalisation: the gradient penalty (paper eq. 4) is defined per example,
-    and batch statistics would couple the examples of a batch.
+    No batch normalisation: the gradient penalty (paper eq. 4) is defined per
+    example, and batch statistics would couple the examples of a batch.
 
-    Difference from the paper: the paper flattens the last feature map into the dense
-    layer, which fixes the input size. Here the last map is averaged over time and
-    average-pooled to ``frequency_bins_kept`` bins before the dense layer, so the
-    critic accepts any excerpt large enough, scores are invariant to where in the
-    excerpt an event sits, and which frequency region it occupies still counts. For
-    256 x 64 inputs the last map is 4 x 4 either way.
+    Difference from the paper: the paper flattens the last feature map into the
+    dense layer, which fixes the input size. Here the last map is averaged over time
+    and average-pooled to ``frequency_bins_kept`` bins before the dense layer, so
+    the critic accepts any excerpt large enough, scores are invariant to where in
+    the excerpt an event sits, and which frequency region it occupies still counts.
+    For 256 x 64 inputs the last map is 4 x 4 either way.
 
     Inputs need ``freq >= 2 ** (n_strided_layers + n_frequency_layers)`` and
     ``frames >= 2 ** n_strided_layers`` (64 x 16 with the defaults); smaller ones
@@ -75,12 +77,15 @@ class Critic(nn.Module):
             # side of frequency.
             layers += [
                 nn.ZeroPad2d((0, 1, 1, 1)),
-                nn.Conv2d(in_channels, in_channels, kernel_size=(4, 2), stride=(2, 1)),
+                nn.Conv2d(
+                    in_channels, in_channels, kernel_size=(4, 2), stride=(2, 1)
+                ),
                 _leaky_relu(),
             ]
         self.features = nn.Sequential(*layers)
         self.hidden = nn.Sequential(
-            nn.Linear(in_channels * frequency_bins_kept, hidden_units), _leaky_relu()
+            nn.Linear(in_channels * frequency_bins_kept, hidden_units),
+            _leaky_relu(),
         )
         # No bias: a constant offset cancels in D(real) - D(fake) and in the
         # separator's gradient.
@@ -101,7 +106,10 @@ class Critic(nn.Module):
         _check_spectrogram(self, spectrogram)
 
     def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
-        """One unbounded score per example, ``(batch, 1, freq, frames) -> (batch,)``."""
+        """One unbounded score per example.
+
+        ``(batch, 1, freq, frames) -> (batch,)``.
+        """
         self.check_input(spectrogram)
         features = self.features(spectrogram)
         pooled = nn.functional.adaptive_avg_pool2d(

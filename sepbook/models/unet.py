@@ -94,7 +94,8 @@ class UNet(nn.Module):
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         """Map a ``(batch, 1, freq, frames)`` mixture to source estimates >= 0.
 
-        Both are log-magnitudes; the estimates are ``(batch, n_sources, freq, frames)``.
+        Both are log-magnitudes; the estimates are
+        ``(batch, n_sources, freq, frames)``.
         """
         self.check_input(mixture)
         features = self.first(mixture)
@@ -102,7 +103,8 @@ class UNet(nn.Module):
         for down in self.down:
             features = down(nn.functional.max_pool2d(features, kernel_size=2))
             skips.append(features)
-        skips.pop()  # the coarsest map is the bottleneck itself, not a skip connection
+        # the coarsest map is the bottleneck itself, not a skip connection
+        skips.pop()
         for up, merge in zip(self.up, self.merge):
             features = merge(torch.cat([skips.pop(), up(features)], dim=1))
         features = torch.cat([features, mixture], dim=1)

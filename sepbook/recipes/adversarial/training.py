@@ -61,7 +61,7 @@ def build(cfg: Mapping[str, Any], variant: str) -> nn.ModuleDict:
 
 def critic_step(critics, optimizer, separator, mixture, solo, gp_weight,
                 generator=None) -> dict[str, float]:
-    """One update of every critic: real solo excerpts vs separated mixtures (eqs. 3-4).
+    """Update each critic once (eqs. 3-4): real solo excerpts vs separated mixtures.
 
     The unlabelled mixtures are separated once, without gradient to the separator.
     """
@@ -83,7 +83,10 @@ def critic_step(critics, optimizer, separator, mixture, solo, gp_weight,
 
 def separator_step(separator, optimizer, critics, mixture, targets, unlabelled,
                    alpha, beta) -> dict[str, float]:
-    """One separator update on ``L_s + alpha L_u + beta L_add``; critics stay fixed."""
+    """One separator update on ``L_s + alpha L_u + beta L_add``.
+
+    The critics stay fixed.
+    """
     loss_s = supervised_loss(separator(mixture), targets)
     loss_u = loss_add = loss_s.new_zeros(())
     if unlabelled is not None:
@@ -110,11 +113,12 @@ def adversarial_step(
     logs: dict[str, list[float]] = {}
     critic_batches = zip(batch["unlabelled"], batch["solo"], batch["generators"])
     for mixture, solo, generator in critic_batches:
-        logged = critic_step(critics, optimizers["critics"], separator, mixture, solo,
-                             gp_weight, generator)
+        logged = critic_step(critics, optimizers["critics"], separator, mixture,
+                             solo, gp_weight, generator)
         for key, value in logged.items():
             logs.setdefault(key, []).append(value)
-    critics.requires_grad_(False)  # the separator's update must not move the critics
+    # the separator's update must not move the critics
+    critics.requires_grad_(False)
     try:
         out = separator_step(separator, optimizers["separator"], critics,
                              batch["mixture"], batch["targets"],
