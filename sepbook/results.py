@@ -266,6 +266,19 @@ class BookResults:
         """The recipe's data at these results' settings (built once per process)."""
         return _data(self.chapter, self.cfg)
 
+    def test_tracks(self) -> list:
+        """The test songs at these results' settings, without loading the training songs if the
+        recipe can (its ``test_tracks(cfg)``)."""
+        if self._data_loaded() or not hasattr(recipe(self.chapter), "test_tracks"):
+            return self.data().test
+        key = (self.chapter, profiles.digest(self.cfg), "test")
+        if key not in _DATA:
+            _DATA[key] = recipe(self.chapter).test_tracks(self.cfg)
+        return _DATA[key]
+
+    def _data_loaded(self) -> bool:
+        return (self.chapter, profiles.digest(self.cfg)) in _DATA
+
     def provenance(self) -> str:
         """Where these numbers come from, in one sentence for the page."""
         m, machine = self.manifest, self.manifest["machine"]
@@ -312,7 +325,7 @@ def verify(results: BookResults, songs: int = 2) -> float:
     """Separate the first ``songs`` test songs with every committed model; raise :class:`ResultsMismatch`
     if any score differs from ``metrics.csv`` by more than :data:`TOLERANCE_DB`. -> the largest difference."""
     module = recipe(results.chapter)
-    tracks = _data(results.chapter, results.cfg).test[:songs]
+    tracks = results.test_tracks()[:songs]
     fresh = module.evaluate(results.cfg, results.models, tracks)
     committed = results.rows.set_index(["variant", "seed", "song", "source", "metric"])["value"]
     worst = 0.0

@@ -53,6 +53,11 @@ def data(cfg: dict) -> Splits:
     return Splits(train, valid, load_tracks(cfg, "test"))
 
 
+def test_tracks(cfg: dict) -> list[Track]:
+    """Only the test songs (what checking committed results needs), without the training songs."""
+    return load_tracks(cfg, "test")
+
+
 def runs(cfg: dict) -> list[tuple[str, int]]:
     """Every (variant, seed) the experiment trains: the BLSTM once per seed."""
     return [("BLSTM", seed) for seed in cfg["seeds"]]
