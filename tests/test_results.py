@@ -186,3 +186,12 @@ def test_committed_book_results_match_the_book_settings(chapter):
     assert manifest["overrides"] == {}, "committed results must come from the plain book settings"
     assert manifest["settings_digest"] == profiles.digest(cfg), f"run `make results CHAPTER={chapter}`"
     assert manifest["settings"] == results.plain(cfg), f"run `make results CHAPTER={chapter}`"
+
+
+def test_checking_foundations_results_reads_only_the_test_songs(monkeypatch):
+    from sepbook.recipes import foundations
+
+    monkeypatch.setattr(results, "_DATA", {})
+    monkeypatch.setattr(foundations, "data", lambda cfg: pytest.fail("loaded the training songs"))
+    loaded = results.load("foundations", songs=1)
+    assert len(loaded.test_tracks()) == loaded.cfg["n_test"]
