@@ -55,7 +55,7 @@ def summary(rows, by: Sequence[str] = ("variant",)):
     """``mean``, ``std`` (over seeds, ``ddof=1``; NaN for one seed) and ``seeds`` per group of ``by``."""
     seeds = per_seed(rows, by)
     grouped = seeds.groupby(level=list(range(len(by))), dropna=False)
-    return grouped.agg(mean="mean", std=lambda v: v.std(ddof=1) if len(v) > 1 else math.nan, seeds="count")
+    return grouped.agg(mean="mean", std=_spread, seeds="count")
 
 
 def cell(mean: float, std: float, seeds: int, digits: int = 2) -> str:
@@ -99,20 +99,10 @@ def paper_table(rows, index: str, columns: Sequence[str], paper: Mapping[tuple, 
 
 def gains(rows, variant: str, baseline: str, by: Sequence[str] = ()):
     """``variant - baseline`` per seed on the same songs, per group of ``by``: mean, std, wins, seeds."""
-    import pandas as pd
-
-    seeds = per_seed(rows, (*by, "variant")) if by else per_seed(rows)
-    level = "variant"
-    ours, base = seeds.xs(variant, level=level), seeds.xs(baseline, level=level)
-    difference = (ours - base).dropna()
-    groups = list(range(len(by))) if by else None
-    if groups is None:
-        difference = pd.concat({"all": difference}, names=["group"])
-        groups = [0]
-    stats = difference.groupby(level=groups).agg(
-        mean="mean", std=lambda v: v.std(ddof=1) if len(v) > 1 else math.nan,
-        wins=lambda v: int((v > 0).sum()), seeds="count")
-    return stats
+    seeds = per_seed(rows, (*by, "variant"))
+    difference = (seeds.xs(variant, level="variant") - seeds.xs(baseline, level="variant")).dropna()
+    groups = difference.groupby(level=list(range(len(by)))) if by else difference.groupby(lambda _: "all")
+    return groups.agg(mean="mean", std=_spread, wins=lambda v: int((v > 0).sum()), seeds="count")
 
 
 def verdict(gain: Mapping[str, float], variant: str, baseline: str, what: str, where: str, profile: str) -> str:
@@ -136,6 +126,11 @@ def verdict(gain: Mapping[str, float], variant: str, baseline: str, what: str, w
     else:
         spread, noise = "one seed only, so no spread to judge it by", ""
     return f"In the {profile} profile, {claim}: {mean:+.2f} dB {what} ({spread}){noise}."
+
+
+def _spread(values) -> float:
+    """Standard deviation over seeds (``ddof=1``); NaN for a single seed."""
+    return values.std(ddof=1) if len(values) > 1 else math.nan
 
 
 def _number(value, digits: int) -> str:

@@ -253,7 +253,7 @@ def _versions() -> dict[str, str]:
 @dataclass
 class BookResults:
     """A chapter's committed results: ``rows`` (DataFrame), ``manifest``, and ``histories`` and
-    ``models`` keyed ``(variant, seed)``."""
+    ``models`` keyed ``(variant, seed)``; ``largest_difference`` (dB) is what :func:`verify` found."""
 
     chapter: str
     cfg: dict
@@ -261,23 +261,22 @@ class BookResults:
     manifest: dict
     histories: dict
     models: dict
+    largest_difference: float | None = None
 
     def data(self):
         """The recipe's data at these results' settings (built once per process)."""
         return _data(self.chapter, self.cfg)
 
     def test_tracks(self) -> list:
-        """The test songs at these results' settings, without loading the training songs if the
-        recipe can (its ``test_tracks(cfg)``)."""
-        if self._data_loaded() or not hasattr(recipe(self.chapter), "test_tracks"):
+        """The test songs at these results' settings; through the recipe's ``test_tracks(cfg)`` when it
+        has one, so checking results need not load the training songs."""
+        module = recipe(self.chapter)
+        if not hasattr(module, "test_tracks"):
             return self.data().test
         key = (self.chapter, profiles.digest(self.cfg), "test")
         if key not in _DATA:
-            _DATA[key] = recipe(self.chapter).test_tracks(self.cfg)
+            _DATA[key] = module.test_tracks(self.cfg)
         return _DATA[key]
-
-    def _data_loaded(self) -> bool:
-        return (self.chapter, profiles.digest(self.cfg)) in _DATA
 
     def provenance(self) -> str:
         """Where these numbers come from, in one sentence for the page."""
@@ -317,7 +316,7 @@ def load(chapter: str, profile: str = "book", check: bool = True, songs: int = 2
         models[(variant, int(seed))] = load_half(module.build(cfg, variant), weights)
     results = BookResults(chapter, cfg, rows, manifest, histories, models)
     if check:
-        verify(results, songs)
+        results.largest_difference = verify(results, songs)
     return results
 
 
