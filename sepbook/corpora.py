@@ -19,6 +19,7 @@ from sepbook import profiles
 
 STYLE_CYCLE = ("pop", "rock", "jazz", "folk", "electronic")
 TRAIN_SEED, TEST_SEED = 10_000, 20_000  # disjoint seed ranges keep train and test songs apart
+SLAKH_TRAIN_SEED, SLAKH_TEST_SEED = 30_000, 40_000
 
 
 def data_root() -> Path:
@@ -71,6 +72,35 @@ def musdb_synth(cfg: dict | None = None) -> Path:
     for subset, count, seed in (("train", cfg["n_train"], TRAIN_SEED), ("test", cfg["n_test"], TEST_SEED)):
         songs = synth_songs(count, seed, cfg["song_seconds"], cfg["sr"])
         write_musdb(root, songs, subset=subset, sr=cfg["sr"])
+    stamp.write_text(json.dumps(spec))
+    return root
+
+
+def slakh_synth(cfg: dict) -> Path:
+    """The Slakh2100-layout synthetic corpus of the score-supervision chapter (built if missing or stale).
+
+    Songs of bass, guitar and piano with their MIDI scores, cycling through the band styles;
+    ``train/`` holds ``n_train + n_valid`` tracks and ``test/`` ``n_test``. ``cfg`` holds ``profile``,
+    ``n_train``, ``n_valid``, ``n_test``, ``song_seconds``, ``sr`` and ``instruments``.
+    """
+    from sepbook.layouts import write_slakh
+    from sepbook.synth import synthesize_song
+
+    keys = ("n_train", "n_valid", "n_test", "song_seconds", "sr", "instruments")
+    spec = {k: list(cfg[k]) if isinstance(cfg[k], tuple) else cfg[k] for k in keys}
+    spec |= {"version": 1, "synth": _synth_digest()}
+    root = data_root() / f"slakh-synth-{cfg['profile']}"
+    stamp = root / "corpus.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) == spec:
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    for split, count, first in (("train", cfg["n_train"] + cfg["n_valid"], SLAKH_TRAIN_SEED),
+                                ("test", cfg["n_test"], SLAKH_TEST_SEED)):
+        songs = [synthesize_song(first + i, seconds=cfg["song_seconds"], sr=cfg["sr"],
+                                 style=STYLE_CYCLE[i % len(STYLE_CYCLE)], instruments=cfg["instruments"])
+                 for i in range(count)]
+        write_slakh(root, songs, split)
     stamp.write_text(json.dumps(spec))
     return root
 

@@ -237,6 +237,69 @@ def check_critic_gradient(critic_gradient: Callable, seed: int = 0) -> str:
     return "correct: your function returns grad_x D(x) per example and leaves the critic untouched"
 
 
+def check_harmonic_mask(harmonic_mask: Callable, seed: int = 0) -> str:
+    """Check a student's ``f(notes, n_frames, frame_rate, sr, n_fft, n_harmonics) -> (n_fft // 2, n_frames)``
+    bool mask: bins within half a semitone (or one bin) of a harmonic of a sounding note.
+
+    Chapter: transcription/score_supervision
+    """
+    import numpy as np
+
+    from sepbook.losses.transcription import harmonic_mask_from_notes, harmonic_template
+
+    rng = np.random.default_rng(seed)
+    sr, n_fft, n_frames, frame_rate, n_harmonics = 8192, 512, 40, 32.0, 6
+    onsets = rng.uniform(0, 0.8, 4)
+    notes = np.stack([onsets, onsets + rng.uniform(0.1, 0.4, 4), rng.integers(36, 72, 4)], axis=1)
+    template = harmonic_template(28, 48, sr, n_fft, n_fft // 2, n_harmonics)
+    expected = harmonic_mask_from_notes(notes, n_frames, frame_rate, template, 28)
+    answer = torch.as_tensor(np.asarray(_call(harmonic_mask, notes.copy(), n_frames, frame_rate, sr, n_fft,
+                                              n_harmonics)))
+    if answer.shape != expected.shape:
+        _fail(f"expected a mask shaped (n_fft // 2, n_frames) = {tuple(expected.shape)}, got {tuple(answer.shape)}")
+    answer = answer.bool()
+    frames_on = expected.any(dim=0)
+    if answer[:, ~frames_on].any():
+        _fail("your mask is on in frames where no note sounds: frame i (time i / frame_rate) counts a note "
+              "only when onset <= i / frame_rate < offset")
+    if not torch.equal(answer.any(dim=0), frames_on):
+        _fail("your mask is off in frames where a note sounds: check how you turn onsets and offsets into frames")
+    missing, extra = (expected & ~answer).sum().item(), (answer & ~expected).sum().item()
+    if missing or extra:
+        _fail(f"{missing} bins near a harmonic are off and {extra} bins away from every harmonic are on: "
+              "harmonic h of MIDI pitch p lies at h * 440 * 2 ** ((p - 69) / 12) Hz, bin f at f * sr / n_fft Hz; "
+              "a bin is near when within max(half a semitone, one bin) of it, below sr / 2")
+    return "correct: your mask marks exactly the bins near the harmonics of the sounding notes"
+
+
+def check_clip_mixture_loss(clip_mixture_loss: Callable, seed: int = 0) -> str:
+    """Check a student's ``f(estimates (B, K, F, T), mixture (B, 1, F, T), rolls (B, K, P, T)) -> scalar``:
+    the clip-level mixture loss, mean of ``|log(1 + sum of active estimates) - log(1 + mixture)|``.
+
+    Chapter: transcription/score_supervision
+    """
+    from sepbook.losses.transcription import clip_mask, mixture_loss
+
+    generator = torch.Generator().manual_seed(seed)
+    estimates = torch.rand((2, 3, 8, 6), generator=generator)
+    mixture = torch.rand((2, 1, 8, 6), generator=generator) * 2
+    rolls = (torch.rand((2, 3, 5, 6), generator=generator) > 0.7).float()
+    rolls[0, 1] = 0                                            # instrument 1 is silent in clip 0
+    rolls[1, 2] = 0
+    expected = mixture_loss(estimates, mixture, clip_mask(rolls))
+    answer = _scalar(_call(clip_mixture_loss, estimates.clone(), mixture.clone(), rolls.clone()), "the loss")
+    if torch.isclose(answer, mixture_loss(estimates, mixture), atol=1e-5):
+        _fail("your loss sums every instrument's estimate: leave out the instruments that play no note in the clip")
+    if not torch.isclose(answer, expected, atol=1e-5):
+        _fail(f"expected {expected.item():.5f}, got {answer.item():.5f}: sum the estimates of the instruments "
+              "active in the clip, then take the mean absolute difference of log(1 + .) from the mixture's")
+    estimates.requires_grad_(True)
+    _call(clip_mixture_loss, estimates, mixture, rolls).backward()
+    if estimates.grad is None or estimates.grad[0, 1].abs().sum() > 0 or estimates.grad[0, 0].abs().sum() == 0:
+        _fail("the gradient must reach the active instruments' estimates and not the silent ones'")
+    return "correct: only the instruments playing in the clip enter the sum"
+
+
 def attempt(check: Callable[[Callable], str], answer: Callable) -> bool:
     """Run ``check`` on a student's ``answer`` and print the verdict; -> whether it passed.
 

@@ -83,6 +83,31 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
             seeds=(0,), ablation_seeds=(), scarce_fraction=0.25,
         ),
     },
+    # Score as supervision (Hung, Wichern and Le Roux 2021): a transcriptor as the separator's critic.
+    # Steps: transcriptor/classifier pre-training, separator training, joint fine-tuning.
+    "transcription": {
+        "tiny": dict(
+            dataset="synthetic", instruments=("bass", "guitar", "piano"), n_train=16, n_valid=2, n_test=3,
+            song_seconds=8.0, sr=8192, n_fft=512, hop=256, frames=64, lowest_pitch=28, n_pitches=48,
+            n_harmonics=8, unet_base=8, unet_depth=3, channels=16, hidden=128, batch_size=8,
+            transcriptor_steps=400, separator_steps=200, fine_tune_steps=100, lr=1e-3,
+            mix_weight=0.1, adversarial_weight=0.2, valid_every=50, seeds=(0, 1),
+        ),
+        "book": dict(
+            dataset="synthetic", instruments=("bass", "guitar", "piano"), n_train=60, n_valid=6, n_test=12,
+            song_seconds=12.0, sr=8192, n_fft=512, hop=256, frames=64, lowest_pitch=28, n_pitches=48,
+            n_harmonics=8, unet_base=8, unet_depth=3, channels=16, hidden=128, batch_size=8,
+            transcriptor_steps=1200, separator_steps=1200, fine_tune_steps=400, lr=1e-3,
+            mix_weight=0.1, adversarial_weight=0.2, valid_every=100, seeds=(0, 1, 2),
+        ),
+        "paper": dict(
+            dataset="slakh2100", instruments=("Bass", "Guitar", "Piano"), n_train=None, n_valid=None, n_test=None,
+            song_seconds=None, sr=16000, n_fft=1024, hop=256, frames=256, lowest_pitch=21, n_pitches=88,
+            n_harmonics=10, unet_base=32, unet_depth=5, channels=32, hidden=256, batch_size=16,
+            transcriptor_steps=100_000, separator_steps=100_000, fine_tune_steps=50_000, lr=1e-4,
+            mix_weight=0.1, adversarial_weight=0.2, valid_every=2000, seeds=(0,),
+        ),
+    },
 })
 
 

@@ -41,10 +41,11 @@ from typing import Any
 import torch
 
 from sepbook import profiles
-from sepbook.recipes import adversarial, foundations
+from sepbook.recipes import adversarial, foundations, transcription
 
 #: Every chapter with committed results, and the recipe that produces them.
-RECIPES: dict[str, ModuleType] = {"foundations": foundations, "adversarial": adversarial}
+RECIPES: dict[str, ModuleType] = {"foundations": foundations, "adversarial": adversarial,
+                                  "transcription": transcription}
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE_DB = 0.05
 HISTORY_STRIDE = 10
@@ -116,8 +117,9 @@ def train_one(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path) -
     splits = _data(chapter, cfg)
     name = f"{variant}-seed{seed}"
     started = time.perf_counter()
+    options = {"prerequisites": prerequisites(chapter, cfg, variant, seed, scratch)} if requires(module, variant) else {}
     model, history = module.train(cfg, splits, variant, seed, checkpoint=scratch / f"{name}.pt", progress=False,
-                                  checkpoint_every=max(1, cfg["steps"] // 10), live=False)
+                                  checkpoint_every=max(1, cfg.get("steps", 500) // 10), live=False, **options)
     trained = time.perf_counter() - started
     full = module.evaluate(cfg, {(variant, seed): model}, splits.test[:2])
     weights = half_weights(model)
@@ -131,6 +133,23 @@ def train_one(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path) -
               "history": _thin(history)}
     (scratch / f"{name}.json").write_text(json.dumps(record))
     return record
+
+
+def requires(module: ModuleType, variant: str) -> tuple[str, ...]:
+    """The variants ``variant`` starts from (same seed), from the recipe's ``REQUIRES``."""
+    return tuple(getattr(module, "REQUIRES", {}).get(variant, ()))
+
+
+def prerequisites(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path) -> dict[str, torch.nn.Module]:
+    """The trained models ``variant`` starts from, read back from their float16 weights in ``scratch``."""
+    module = recipe(chapter)
+    models = {}
+    for name in requires(module, variant):
+        path = scratch / f"{name}-seed{seed}.weights.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: {variant!r} seed {seed} starts from {name!r}, which is not trained yet")
+        models[name] = load_half(module.build(cfg, name), torch.load(path, map_location="cpu", weights_only=True))
+    return models
 
 
 def _thin(history: dict) -> dict:
@@ -161,15 +180,39 @@ def produce(chapter: str, profile: str = "book", workers: int = 2, out: Path | N
     _data(chapter, cfg)  # builds any generated corpus once, before workers read it
     print(f"{chapter} ({profile}): {len(todo)} of {len(module.runs(cfg))} runs to train on {workers} workers",
           flush=True)
+    missing = {r for _, _, v, _, _ in todo for r in requires(module, v)} - set(module.VARIANTS)
+    if missing:
+        raise ValueError(f"{chapter}: REQUIRES names {sorted(missing)}, which are not variants of the recipe")
+
+    def ready(job) -> bool:
+        return all((scratch / f"{name}-seed{job[3]}.json").is_file() for name in requires(module, job[2]))
+
+    def report(record) -> None:
+        print(f"  {record['variant']} seed {record['seed']}: {record['wall_seconds'] / 60:.1f} min", flush=True)
+
     if todo and workers == 1:
-        for job in todo:
-            _worker(job)
+        while todo:  # each run after the runs it starts from
+            job = next((j for j in todo if ready(j)), None)
+            if job is None:
+                raise RuntimeError(f"{chapter}: runs {[(j[2], j[3]) for j in todo]} wait for runs that are not scheduled")
+            todo.remove(job)
+            report(_worker(job))
     elif todo:
         context = multiprocessing.get_context("spawn")
         with context.Pool(min(workers, len(todo))) as pool:
-            for record in pool.imap_unordered(_worker, todo):
-                print(f"  {record['variant']} seed {record['seed']}: {record['wall_seconds'] / 60:.1f} min",
-                      flush=True)
+            running = []
+            while todo or running:
+                if not running and not any(ready(j) for j in todo):
+                    raise RuntimeError(f"{chapter}: runs {[(j[2], j[3]) for j in todo]} wait for runs that are not scheduled")
+                for job in [j for j in todo if ready(j)][:max(0, workers - len(running))]:
+                    todo.remove(job)
+                    running.append(pool.apply_async(_worker, (job,)))
+                finished = [r for r in running if r.ready()]
+                for result in finished:
+                    running.remove(result)
+                    report(result.get())
+                if not finished:
+                    time.sleep(0.5)
             pool.close()
             pool.join()
     return write(chapter, cfg, scratch, out, time.perf_counter() - started, workers, overrides, commit)

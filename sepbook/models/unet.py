@@ -1,6 +1,9 @@
 """U-Net separator on log-normalised magnitude spectrograms (Stoller, Ewert and Dixon, 2018, Sec. 4.3.2).
 
-Chapter: adversarial/adversarial_separation
+The adversarial chapter uses it to estimate log-magnitudes directly; the score-supervision chapter
+uses the same network with ``masks=True``, one sigmoid mask per source.
+
+Chapter: adversarial/adversarial_separation, transcription/score_supervision
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ class UNet(nn.Module):
     down levels of 2x2 max-pooling then a 3x3 convolution doubling the filters; ``depth`` up levels
     of a stride-2 transposed convolution, concatenation with the matching down-level feature map and
     a 3x3 convolution; the last feature map concatenated with the mixture input; then one 1x1
-    convolution per source and ReLU. Each head starts as ``mixture / n_sources`` plus small random
+    convolution per source and ReLU. With ``masks=True`` the heads end in a sigmoid instead and
+    the output is one mask in [0, 1] per source, to be multiplied with the mixture magnitude. Each ReLU head starts as ``mixture / n_sources`` plus small random
     feature weights, because a randomly initialised ReLU head is often negative everywhere and
     never learns (the paper does not say how it initialises).
 
@@ -38,7 +42,7 @@ class UNet(nn.Module):
     Chapter: adversarial/adversarial_separation
     """
 
-    def __init__(self, n_sources: int = 2, base_channels: int = 16, depth: int = 4) -> None:
+    def __init__(self, n_sources: int = 2, base_channels: int = 16, depth: int = 4, masks: bool = False) -> None:
         super().__init__()
         for name, value in (("n_sources", n_sources), ("base_channels", base_channels), ("depth", depth)):
             if not isinstance(value, int) or value < 1:
@@ -46,6 +50,7 @@ class UNet(nn.Module):
         self.n_sources = n_sources
         self.base_channels = base_channels
         self.depth = depth
+        self.masks = masks
 
         widths = [base_channels * 2**level for level in range(depth + 1)]
         self.first = _conv3x3_relu(1, widths[0])
@@ -59,7 +64,8 @@ class UNet(nn.Module):
         # One head per source, each seeing the finest features plus the mixture itself, so a head
         # can pass mixture energy straight through where the source dominates.
         self.heads = nn.ModuleList(nn.Conv2d(widths[0] + 1, 1, kernel_size=1) for _ in range(n_sources))
-        self._start_heads_as_mixture_share()
+        if not masks:
+            self._start_heads_as_mixture_share()
 
     @torch.no_grad()
     def _start_heads_as_mixture_share(self) -> None:
@@ -94,8 +100,8 @@ class UNet(nn.Module):
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         """Map a ``(batch, 1, freq, frames)`` mixture to source estimates >= 0.
 
-        Both are log-magnitudes; the estimates are
-        ``(batch, n_sources, freq, frames)``.
+        Both are log-magnitudes; the estimates are ``(batch, n_sources, freq, frames)``
+        (masks in [0, 1] with ``masks=True``).
         """
         self.check_input(mixture)
         features = self.first(mixture)
@@ -108,5 +114,8 @@ class UNet(nn.Module):
         for up, merge in zip(self.up, self.merge):
             features = merge(torch.cat([skips.pop(), up(features)], dim=1))
         features = torch.cat([features, mixture], dim=1)
+        out = torch.cat([head(features) for head in self.heads], dim=1)
+        if self.masks:
+            return torch.sigmoid(out)
         # ReLU keeps the estimates inside the range of log(1 + |S|) >= 0.
-        return torch.relu(torch.cat([head(features) for head in self.heads], dim=1))
+        return torch.relu(out)

@@ -1,5 +1,5 @@
-"""The adversarial chapter's spectrograms: the paper's front end, songs laid end to end as
-banks of frames, and batches that are a pure function of ``(seed, step)``.
+"""The adversarial chapter's spectrograms: the paper's front end, songs as banks of frames
+(:class:`sepbook.banks.Bank`), and batches that are a pure function of ``(seed, step)``.
 
 Chapter: adversarial/adversarial_separation
 """
@@ -13,6 +13,7 @@ import torch
 
 from sepbook import seeds
 from sepbook.audio import STFT
+from sepbook.banks import Bank
 from sepbook.losses.adversarial import log_magnitude
 from sepbook.recipes.adversarial.data import SOURCES, Domains
 from sepbook.tracks import Track
@@ -31,39 +32,6 @@ def n_bins(cfg: Mapping[str, Any]) -> int:
 def magnitudes(cfg: Mapping[str, Any], waves: torch.Tensor) -> torch.Tensor:
     """Linear STFT magnitudes of ``(..., time)`` waveforms without the Nyquist bin: ``(..., n_fft // 2, frames)``."""
     return front_end(cfg)(torch.as_tensor(waves))[..., : n_bins(cfg), :].abs()
-
-
-@dataclass
-class Bank:
-    """Magnitudes of songs laid end to end, ``frames`` ``(channels, freq, total_frames)``;
-    song ``i`` occupies ``starts[i] : starts[i] + lengths[i]``, and excerpts never straddle two songs."""
-
-    frames: torch.Tensor
-    starts: np.ndarray
-    lengths: np.ndarray
-
-    def to(self, device: torch.device | str) -> "Bank":
-        return Bank(self.frames.to(device), self.starts, self.lengths)
-
-    def channel(self, index: int) -> "Bank":
-        """The same songs with one channel only."""
-        return Bank(self.frames[index:index + 1], self.starts, self.lengths)
-
-    def excerpts(self, frames: int) -> torch.Tensor:
-        """All non-overlapping excerpts of ``frames`` frames, ``(n, channels, freq, frames)``."""
-        pieces = [self.frames[..., start + offset:start + offset + frames]
-                  for start, length in zip(self.starts, self.lengths)
-                  for offset in range(0, length - frames + 1, frames)]
-        return torch.stack(pieces) if pieces else self.frames.new_zeros(0, *self.frames.shape[:2], frames)
-
-    def draw(self, batch: int, frames: int, rng: np.random.Generator) -> torch.Tensor:
-        """``batch`` random excerpts ``(batch, C, F, frames)``, uniform over all excerpt positions."""
-        positions = self.lengths - frames + 1
-        songs = rng.choice(len(positions), size=batch, p=positions / positions.sum())
-        starts = self.starts[songs] + (rng.random(batch) * positions[songs]).astype(np.int64)
-        device = self.frames.device
-        columns = torch.as_tensor(starts, device=device)[:, None] + torch.arange(frames, device=device)
-        return self.frames[:, :, columns].permute(2, 0, 1, 3)
 
 
 @dataclass
@@ -91,8 +59,7 @@ def _bank(cfg: Mapping[str, Any], tracks: Sequence[Track], channels: str, name: 
             raise ValueError(f"frames: song {t.name} has {spec.shape[-1]} STFT frames, fewer than one excerpt "
                              f"({cfg['frames']} frames); use longer songs or smaller frames")
         specs.append(spec)
-    lengths = np.array([spec.shape[-1] for spec in specs])
-    return Bank(torch.cat(specs, dim=-1), np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return Bank.of(specs)
 
 
 def spectrogram_sets(cfg: Mapping[str, Any], domains: Domains, max_valid_excerpts: int = 256) -> SpectrogramSets:

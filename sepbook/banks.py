@@ -1,0 +1,60 @@
+"""Songs laid end to end as one tensor of frames, and random excerpts that never straddle two songs.
+
+Chapter: adversarial/adversarial_separation
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Bank:
+    """Frames of songs laid end to end, ``frames`` ``(channels, rows, total_frames)``;
+    song ``i`` occupies ``starts[i] : starts[i] + lengths[i]``, and excerpts never straddle two songs.
+
+    ``rows`` are frequency bins for spectrograms and pitches for piano rolls; two banks built from
+    the same songs share ``starts`` and ``lengths``, so :meth:`take` cuts matching excerpts from both.
+    """
+
+    frames: torch.Tensor
+    starts: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def of(cls, songs: list[torch.Tensor]) -> "Bank":
+        """A bank of ``songs``, each ``(channels, rows, frames_i)``."""
+        lengths = np.array([song.shape[-1] for song in songs])
+        return cls(torch.cat(songs, dim=-1), np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+
+    def to(self, device: torch.device | str) -> "Bank":
+        return Bank(self.frames.to(device), self.starts, self.lengths)
+
+    def channel(self, index: int) -> "Bank":
+        """The same songs with one channel only."""
+        return Bank(self.frames[index:index + 1], self.starts, self.lengths)
+
+    def excerpts(self, frames: int) -> torch.Tensor:
+        """All non-overlapping excerpts of ``frames`` frames, ``(n, channels, rows, frames)``."""
+        pieces = [self.frames[..., start + offset:start + offset + frames]
+                  for start, length in zip(self.starts, self.lengths)
+                  for offset in range(0, length - frames + 1, frames)]
+        return torch.stack(pieces) if pieces else self.frames.new_zeros(0, *self.frames.shape[:2], frames)
+
+    def positions(self, batch: int, frames: int, rng: np.random.Generator) -> np.ndarray:
+        """``batch`` random excerpt starts, uniform over all positions where ``frames`` frames fit in a song."""
+        positions = self.lengths - frames + 1
+        songs = rng.choice(len(positions), size=batch, p=positions / positions.sum())
+        return self.starts[songs] + (rng.random(batch) * positions[songs]).astype(np.int64)
+
+    def take(self, starts: np.ndarray, frames: int) -> torch.Tensor:
+        """The excerpts beginning at ``starts``, ``(len(starts), channels, rows, frames)``."""
+        device = self.frames.device
+        columns = torch.as_tensor(starts, device=device)[:, None] + torch.arange(frames, device=device)
+        return self.frames[:, :, columns].permute(2, 0, 1, 3)
+
+    def draw(self, batch: int, frames: int, rng: np.random.Generator) -> torch.Tensor:
+        """``batch`` random excerpts ``(batch, channels, rows, frames)``, uniform over all excerpt positions."""
+        return self.take(self.positions(batch, frames, rng), frames)

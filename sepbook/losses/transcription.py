@@ -1,0 +1,199 @@
+"""Score as supervision (Hung, Wichern and Le Roux, ICASSP 2021): the losses, in the book's reading.
+
+The paper is a poster without equations; these are the formulas the book chose. Notation:
+``X`` the mixture magnitude ``(batch, 1, F, T)``; ``S = M * X`` the separated magnitudes
+``(batch, K, F, T)``; ``Y`` the score as piano rolls ``(batch, K, P, T)`` of 0/1; ``T(.)`` the
+transcriptor, which reads ``log(1 + magnitude)`` of one spectrogram and returns ``K`` rolls of
+logits; ``BCE`` the mean binary cross-entropy on logits.
+
+- transcription (step 1):  ``L_tr = BCE(T(X), Y)``
+- critic (step 2):         ``L_tr-sep = 1/K sum_k BCE(T(S_k), Y_k e_k)``: separated source ``k``
+  transcribes to instrument ``k``'s score and to silence in every other instrument's roll.
+- mixture (step 2):        ``L_mix = sum(H |log(1 + sum_k c_k S_k) - log(1 + X)|) / sum(H)``, with
+  the clip mask ``c_k`` (1 if instrument ``k`` plays in the clip) and the harmonic mask ``H``
+  (1 near the harmonics of a sounding note); ``c = 1`` or ``H = 1`` switch them off.
+- fine-tuning (step 3): the separator keeps ``L_tr-sep + L_mix``; the transcriptor minimises
+  ``BCE(T(X), Y) + L_tr-sep``, learning to read separated sources too. An adversary adds to the
+  transcriptor's loss, with a weight ``w``:
+- ATL: ``L_ATL = 1/K sum_k BCE(T(S_k), Y)``: the transcriptor is told that every instrument of the
+  score is still audible in every separated source, so it learns to find what is left of
+  instrument ``j`` in source ``k``; the separator's ``L_tr-sep`` keeps asking for silence there.
+- AML: ``L_AML = BCE(T(sum_k S_k), 0)``: the transcriptor learns to tell the re-assembled mixture
+  from the real one; the separator adds ``w BCE(T(sum_k S_k), Y)``, a re-assembled mixture that
+  transcribes like the real one.
+
+Chapter: transcription/score_supervision
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn.functional import binary_cross_entropy_with_logits as bce
+
+from sepbook.losses.adversarial import log_magnitude
+
+Critic = Callable[[torch.Tensor], torch.Tensor]
+
+
+def transcription_loss(logits: torch.Tensor, rolls: torch.Tensor) -> torch.Tensor:
+    """``L_tr``: binary cross-entropy of piano-roll ``logits`` against 0/1 ``rolls`` (same shape)."""
+    _same_shape(logits=logits, rolls=rolls)
+    return bce(logits, rolls.to(logits.dtype))
+
+
+def critic_loss(critic: Critic, estimates: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``L_tr-sep``: the critic reads each separated source; -> scalar.
+
+    ``estimates`` ``(batch, K, F, T)`` are linear magnitudes; ``targets`` ``(batch, K, ...)`` are
+    what the critic should find for each instrument in the whole mixture (rolls ``(P, T)`` for a
+    transcriptor, one clip label for a classifier). Source ``k`` should show instrument ``k``'s
+    targets and nothing of the others.
+    """
+    batch, k = _check_estimates(estimates, targets)
+    read = critic(log_magnitude(estimates).reshape(batch * k, 1, *estimates.shape[2:]))
+    read = read.view(batch, k, *targets.shape[1:])                    # (batch, source, instrument, ...)
+    alone = torch.eye(k, dtype=read.dtype, device=read.device).view(1, k, k, *[1] * (targets.dim() - 2))
+    return bce(read, alone * targets.unsqueeze(1).to(read.dtype))
+
+
+def interference_loss(transcriptor: Critic, estimates: torch.Tensor, rolls: torch.Tensor) -> torch.Tensor:
+    """ATL, the transcriptor's side: every instrument of the score is sought in every separated source.
+
+    ``estimates`` ``(batch, K, F, T)`` are detached here, so only the transcriptor learns from it.
+    """
+    batch, k = _check_estimates(estimates, rolls)
+    read = transcriptor(log_magnitude(estimates.detach()).reshape(batch * k, 1, *estimates.shape[2:]))
+    return bce(read.view(batch, k, *rolls.shape[1:]), rolls.unsqueeze(1).expand(-1, k, -1, -1, -1).to(read.dtype))
+
+
+def reassembled_loss(transcriptor: Critic, estimates: torch.Tensor, rolls: torch.Tensor) -> torch.Tensor:
+    """AML, the separator's side: the sum of the separated sources transcribes to the whole score."""
+    _check_estimates(estimates, rolls)
+    return transcription_loss(transcriptor(log_magnitude(estimates.sum(dim=1, keepdim=True))), rolls)
+
+
+def reassembly_detection_loss(transcriptor: Critic, estimates: torch.Tensor) -> torch.Tensor:
+    """AML, the transcriptor's side: a mixture re-assembled from the separated sources transcribes to nothing.
+
+    ``estimates`` ``(batch, K, F, T)`` are detached here; the transcriptor keeps learning real
+    mixtures with :func:`transcription_loss` beside this term.
+    """
+    if estimates.dim() != 4:
+        raise ValueError(f"estimates: expected (batch, K, freq, frames), got {tuple(estimates.shape)}")
+    fake = transcriptor(log_magnitude(estimates.detach().sum(dim=1, keepdim=True)))
+    return bce(fake, torch.zeros_like(fake))
+
+
+def mixture_loss(estimates: torch.Tensor, mixture: torch.Tensor, clip: torch.Tensor | None = None,
+                 harmonic: torch.Tensor | None = None) -> torch.Tensor:
+    """``L_mix``: do the separated sources add up to the mixture where the score says they should?
+
+    ``estimates`` ``(batch, K, F, T)`` and ``mixture`` ``(batch, 1, F, T)`` are linear magnitudes;
+    ``clip`` ``(batch, K)`` keeps only the instruments that play in the clip in the sum;
+    ``harmonic`` ``(batch, F, T)`` keeps only the bins near the harmonics of sounding notes.
+    The difference is taken on ``log(1 + .)``, where loud and quiet bins weigh alike.
+    """
+    _check_mixture(estimates, mixture, clip, harmonic)
+    if clip is not None:
+        estimates = estimates * clip[:, :, None, None].to(estimates.dtype)
+    error = (log_magnitude(estimates.sum(dim=1)) - log_magnitude(mixture[:, 0])).abs()
+    if harmonic is None:
+        return error.mean()
+    weight = harmonic.to(error.dtype)
+    return (weight * error).sum() / weight.sum().clamp_min(1.0)
+
+
+def clip_mask(rolls: torch.Tensor) -> torch.Tensor:
+    """Which instruments play somewhere in each clip: rolls ``(batch, K, P, T)`` -> bool ``(batch, K)``."""
+    if rolls.dim() != 4:
+        raise ValueError(f"rolls: expected (batch, instruments, pitches, frames), got {tuple(rolls.shape)}")
+    return rolls.flatten(2).any(dim=-1)
+
+
+def harmonic_template(lowest_pitch: int, n_pitches: int, sr: int, n_fft: int, n_bins: int,
+                      n_harmonics: int = 8, semitones: float = 0.5) -> torch.Tensor:
+    """Bool ``(n_pitches, n_bins)``: bin ``f`` lies near a harmonic of MIDI pitch ``lowest_pitch + p``.
+
+    "Near" is within ``semitones`` of harmonic ``h * f0`` (``h = 1 .. n_harmonics``) or within
+    one bin of it, whichever is wider: a low harmonic is narrower than a bin.
+    """
+    pitches = lowest_pitch + np.arange(n_pitches)
+    f0 = 440.0 * 2.0 ** ((pitches - 69) / 12)
+    harmonics = f0[:, None] * np.arange(1, n_harmonics + 1)            # (P, H)
+    bins = np.arange(n_bins) * sr / n_fft                              # bin centre frequencies
+    width = np.maximum(harmonics * (2 ** (semitones / 12) - 1), sr / n_fft)
+    near = np.abs(bins[None, None, :] - harmonics[:, :, None]) <= width[:, :, None]
+    near &= (harmonics < sr / 2)[:, :, None]
+    return torch.as_tensor(near.any(axis=1))
+
+
+def harmonic_mask(rolls: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+    """Bool ``(..., F, T)``: bins near a harmonic of a note sounding in that frame.
+
+    ``rolls`` ``(..., P, T)`` (one instrument, or several stacked in front) and ``template``
+    ``(P, F)`` from :func:`harmonic_template`; a frame's mask is the union over its notes.
+    """
+    if rolls.shape[-2] != template.shape[0]:
+        raise ValueError(f"rolls: expected {template.shape[0]} pitches (the template's), got {tuple(rolls.shape)}")
+    return (template.T.to(torch.float32) @ rolls.to(torch.float32)) > 0
+
+
+def harmonic_mask_from_notes(notes: np.ndarray, n_frames: int, frame_rate: float, template: torch.Tensor,
+                             lowest_pitch: int) -> torch.Tensor:
+    """The harmonic mask ``(F, n_frames)`` of a note list ``(n, 3)``: onset_s, offset_s, MIDI pitch.
+
+    Frame ``i`` (time ``i / frame_rate``) counts a note when ``onset <= i / frame_rate < offset``.
+    """
+    roll = notes_to_window(notes, n_frames, frame_rate, lowest_pitch, template.shape[0])
+    return harmonic_mask(roll, template)
+
+
+def notes_to_window(notes: np.ndarray, n_frames: int, frame_rate: float, lowest_pitch: int,
+                    n_pitches: int) -> torch.Tensor:
+    """A piano roll ``(n_pitches, n_frames)`` of MIDI pitches ``lowest_pitch ...`` from notes ``(n, >=3)``.
+
+    Raises ``ValueError`` for a note outside the frames or a pitch outside the window.
+    """
+    notes = np.asarray(notes, dtype=np.float64).reshape(-1, np.shape(notes)[-1] if np.size(notes) else 3)
+    roll = torch.zeros(n_pitches, n_frames, dtype=torch.bool)
+    for onset, offset, pitch in notes[:, :3]:
+        if not 0 <= onset < offset <= n_frames / frame_rate + 1e-9:
+            raise ValueError(f"notes: note ({onset:.3f} s, {offset:.3f} s) lies outside the {n_frames} frames "
+                             f"(0 to {n_frames / frame_rate:.3f} s at {frame_rate} frames per second)")
+        if not lowest_pitch <= round(pitch) < lowest_pitch + n_pitches:
+            raise ValueError(f"notes: pitch {pitch:g} is outside the window of MIDI pitches {lowest_pitch} to "
+                             f"{lowest_pitch + n_pitches - 1}")
+        first, last = int(np.ceil(onset * frame_rate - 1e-9)), int(np.ceil(offset * frame_rate - 1e-9))
+        roll[round(pitch) - lowest_pitch, first:last] = True
+    return roll
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _same_shape(**tensors: torch.Tensor) -> None:
+    (first, a), (second, b) = tensors.items()
+    if a.shape != b.shape:
+        raise ValueError(f"{second}: expected the shape of {first} {tuple(a.shape)}, got {tuple(b.shape)}")
+
+
+def _check_estimates(estimates: torch.Tensor, targets: torch.Tensor) -> tuple[int, int]:
+    if estimates.dim() != 4:
+        raise ValueError(f"estimates: expected (batch, K, freq, frames), got {tuple(estimates.shape)}")
+    if targets.shape[:2] != estimates.shape[:2]:
+        raise ValueError(f"targets: expected (batch, K, ...) = {tuple(estimates.shape[:2])} in front (one per "
+                         f"separated instrument), got {tuple(targets.shape)}")
+    return estimates.shape[0], estimates.shape[1]
+
+
+def _check_mixture(estimates, mixture, clip, harmonic) -> None:
+    if estimates.dim() != 4 or mixture.shape != (estimates.shape[0], 1, *estimates.shape[2:]):
+        raise ValueError(f"mixture: expected (batch, 1, freq, frames) matching estimates {tuple(estimates.shape)}, "
+                         f"got {tuple(mixture.shape)}")
+    if clip is not None and clip.shape != estimates.shape[:2]:
+        raise ValueError(f"clip: expected (batch, K) = {tuple(estimates.shape[:2])}, got {tuple(clip.shape)}")
+    if harmonic is not None and harmonic.shape != (estimates.shape[0], *estimates.shape[2:]):
+        raise ValueError(f"harmonic: expected (batch, freq, frames) = {(estimates.shape[0], *estimates.shape[2:])}, "
+                         f"got {tuple(harmonic.shape)}")

@@ -1,0 +1,158 @@
+"""The score-supervision chapter's data: Slakh-layout songs of bass, guitar and piano with their scores,
+as spectrogram and piano-roll banks, and batches that are a pure function of ``(seed, step)``.
+
+Chapter: transcription/score_supervision
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from sepbook import seeds
+from sepbook.audio import STFT
+from sepbook.banks import Bank
+from sepbook.tracks import Track
+
+REAL_DATA_ENV = "SLAKH_PATH"
+
+
+@dataclass
+class Splits:
+    """Training, validation and test songs, each a :class:`~sepbook.tracks.Track` with ``rolls``
+    ``(K, n_pitches, frames)`` on the STFT's frames."""
+
+    train: list[Track]
+    valid: list[Track]
+    test: list[Track]
+
+
+def front_end(cfg: Mapping[str, Any]) -> STFT:
+    """The STFT of the profile; its hop is also the frame rate of the piano rolls."""
+    return STFT(cfg["n_fft"], cfg["hop"])
+
+
+def n_bins(cfg: Mapping[str, Any]) -> int:
+    """Frequency bins the networks see: ``n_fft // 2`` (the Nyquist bin dropped)."""
+    return cfg["n_fft"] // 2
+
+
+def magnitudes(cfg: Mapping[str, Any], waves: torch.Tensor) -> torch.Tensor:
+    """STFT magnitudes of ``(..., time)`` waveforms without the Nyquist bin: ``(..., n_bins, frames)``."""
+    return front_end(cfg)(torch.as_tensor(waves))[..., : n_bins(cfg), :].abs()
+
+
+def window(roll: np.ndarray, lowest_pitch: int, n_pitches: int, name: str = "roll") -> np.ndarray:
+    """The pitches ``lowest_pitch ... lowest_pitch + n_pitches - 1`` of a ``(frames, 128)`` roll, as ``(n_pitches, frames)``.
+
+    A note outside the window raises ``ValueError``: the transcriptor could never learn it.
+    """
+    roll = np.asarray(roll, dtype=bool)
+    if roll.ndim != 2 or roll.shape[1] != 128:
+        raise ValueError(f"{name}: expected a piano roll shaped (frames, 128), got {roll.shape}")
+    outside = np.flatnonzero(roll.any(axis=0) & ~np.isin(np.arange(128), range(lowest_pitch, lowest_pitch + n_pitches)))
+    if len(outside):
+        raise ValueError(f"{name}: MIDI pitches {outside.tolist()} are outside the transcriptor's range "
+                         f"{lowest_pitch} to {lowest_pitch + n_pitches - 1}")
+    return roll[:, lowest_pitch:lowest_pitch + n_pitches].T
+
+
+def corpus(cfg: Mapping[str, Any]) -> Path:
+    """The root of the Slakh2100-layout corpus: the synthetic one, or ``$SLAKH_PATH`` for ``paper``."""
+    from sepbook.corpora import slakh_synth
+
+    if cfg["dataset"] == "synthetic":
+        return slakh_synth(dict(cfg))
+    if not os.environ.get(REAL_DATA_ENV):
+        raise FileNotFoundError(f"the paper profile reads the real Slakh2100: set ${REAL_DATA_ENV} to its folder "
+                                "(the one holding train/, validation/ and test/)")
+    return Path(os.environ[REAL_DATA_ENV])
+
+
+def load_tracks(cfg: Mapping[str, Any], split: str) -> list[Track]:
+    """Every track of ``split`` as a :class:`Track` of ``cfg['instruments']``, mono, with rolls on the STFT frames.
+
+    An instrument a song lacks is silent with an empty roll, so every track has the same K sources.
+    """
+    from sepbook.layouts import read_slakh_track
+
+    folders = sorted(p for p in (corpus(cfg) / split).iterdir() if (p / "metadata.yaml").is_file())
+    tracks = []
+    for folder in folders:
+        song = read_slakh_track(folder, cfg["instruments"], frame_rate=cfg["sr"] / cfg["hop"])
+        if song.sr != cfg["sr"]:
+            raise ValueError(f"{folder}: sample rate {song.sr} Hz, expected {cfg['sr']} Hz (resample the corpus)")
+        silence = np.zeros(song.mixture.shape[-1], np.float32)
+        sources = np.stack([song.stems.get(name, silence) for name in cfg["instruments"]])[:, None]
+        n_frames = song.mixture.shape[-1] // cfg["hop"] + 1                     # the STFT's frames
+        rolls = np.zeros((len(cfg["instruments"]), cfg["n_pitches"], n_frames), bool)
+        for k, name in enumerate(cfg["instruments"]):
+            if name in song.rolls:
+                part = window(song.rolls[name], cfg["lowest_pitch"], cfg["n_pitches"], f"{folder.name} {name}")
+                rolls[k, :, :part.shape[1]] = part[:, :n_frames]
+        style = str(song.metadata.get("song_name", "")).split("_")[0]
+        # the mixture is re-summed from the kept stems: in real Slakh the mix holds other instruments too
+        tracks.append(Track(folder.name, sources.sum(0), sources, tuple(cfg["instruments"]), style,
+                            rolls=torch.as_tensor(rolls), activity=torch.as_tensor(rolls.any(axis=1))))
+    return tracks
+
+
+def splits(cfg: Mapping[str, Any]) -> Splits:
+    """The corpus's training songs (the last ``n_valid`` held out for validation) and its test songs."""
+    train = load_tracks(cfg, "train")
+    n_valid = cfg["n_valid"] or max(1, len(train) // 10)
+    if n_valid >= len(train):
+        raise ValueError(f"n_valid: {n_valid} validation songs leave none of the {len(train)} for training")
+    return Splits(train[:-n_valid], train[-n_valid:], load_tracks(cfg, "test"))
+
+
+@dataclass
+class Sets:
+    """Training songs as banks: ``spectra`` ``(1 + K, F, frames)`` (mixture, then each source) and
+    ``rolls`` ``(K, P, frames)``; ``valid`` holds fixed validation batches (as :func:`batch` makes)."""
+
+    spectra: Bank
+    rolls: Bank
+    valid: list[dict[str, torch.Tensor]]
+
+
+def _banks(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> tuple[Bank, Bank]:
+    spectra, rolls = [], []
+    for t in tracks:
+        spec = magnitudes(cfg, torch.cat([t.mixture, t.sources[:, 0]]))          # (1 + K, F, frames)
+        if spec.shape[-1] < cfg["frames"]:
+            raise ValueError(f"frames: song {t.name} has {spec.shape[-1]} STFT frames, fewer than one excerpt "
+                             f"({cfg['frames']}); use longer songs or smaller frames")
+        spectra.append(spec)
+        rolls.append(t.rolls.float())
+    return Bank.of(spectra), Bank.of(rolls)
+
+
+def as_batch(spectra: torch.Tensor, rolls: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{'mixture': (B, 1, F, T), 'sources': (B, K, F, T), 'rolls': (B, K, P, T)}``; magnitudes are linear."""
+    return {"mixture": spectra[:, :1], "sources": spectra[:, 1:], "rolls": rolls}
+
+
+def training_sets(cfg: Mapping[str, Any], data: Splits, valid_batches: int = 4) -> Sets:
+    """:class:`Sets` of the training songs; validation batches cut at fixed places from the validation songs."""
+    spectra, rolls = _banks(cfg, data.train)
+    valid_spectra, valid_rolls = _banks(cfg, data.valid)
+    rng = seeds.rng(0, "transcription", "valid")
+    valid = []
+    for _ in range(valid_batches):
+        starts = valid_spectra.positions(cfg["batch_size"], cfg["frames"], rng)
+        valid.append(as_batch(valid_spectra.take(starts, cfg["frames"]), valid_rolls.take(starts, cfg["frames"])))
+    return Sets(spectra, rolls, valid)
+
+
+def batches(cfg: Mapping[str, Any], sets: Sets, seed: int, start: int = 0):
+    """Yield ``(step, batch)`` from ``start`` on, each batch a pure function of ``(seed, step)``."""
+    step = start
+    while True:
+        starts = sets.spectra.positions(cfg["batch_size"], cfg["frames"], seeds.rng(seed, "transcription", step))
+        yield step, as_batch(sets.spectra.take(starts, cfg["frames"]), sets.rolls.take(starts, cfg["frames"]))
+        step += 1
