@@ -294,7 +294,11 @@ def check_clip_mixture_loss(clip_mixture_loss: Callable, seed: int = 0) -> str:
         _fail(f"expected {expected.item():.5f}, got {answer.item():.5f}: sum the estimates of the instruments "
               "active in the clip, then take the mean absolute difference of log(1 + .) from the mixture's")
     estimates.requires_grad_(True)
-    _call(clip_mixture_loss, estimates, mixture, rolls).backward()
+    loss = _call(clip_mixture_loss, estimates, mixture, rolls)
+    if not loss.requires_grad:
+        _fail("no gradient reaches the estimates: compute the loss from them with torch operations, "
+              "without .detach() or numpy")
+    loss.backward()
     if estimates.grad is None or estimates.grad[0, 1].abs().sum() > 0 or estimates.grad[0, 0].abs().sum() == 0:
         _fail("the gradient must reach the active instruments' estimates and not the silent ones'")
     return "correct: only the instruments playing in the clip enter the sum"

@@ -169,3 +169,29 @@ class LiveCurve:
         else:
             self.handle.update(fig)
         plt.close(fig)
+
+
+#: Colours of the training-scheme diagrams: (face, edge) per kind of box.
+DIAGRAM_STYLES = {"data": ("#e8f1fb", "#2b6cb0"), "net": ("#fdf0e6", "#c05621"), "loss": ("#edf7ed", "#2f855a"),
+                  "critic": ("#f6ecfb", "#6b46c1")}
+
+
+def diagram_box(ax, x: float, y: float, text: str, kind: str, w: float = 2.0, h: float = 0.75,
+                fontsize: float = 9.5) -> None:
+    """A rounded box of a training-scheme diagram centred at ``(x, y)``; ``kind`` is a key of :data:`DIAGRAM_STYLES`."""
+    from matplotlib.patches import FancyBboxPatch
+
+    face, edge = DIAGRAM_STYLES[kind]
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.05", fc=face, ec=edge, lw=1.5))
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
+
+
+def diagram_arrow(ax, a: tuple[float, float], b: tuple[float, float], text: str = "", color: str = "0.25",
+                  rad: float = 0.0) -> None:
+    """An arrow from ``a`` to ``b`` in a training-scheme diagram, with an optional label above its middle."""
+    from matplotlib.patches import FancyArrowPatch
+
+    ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=12, color=color, lw=1.2,
+                                 connectionstyle=f"arc3,rad={rad}"))
+    if text:
+        ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.15, text, ha="center", fontsize=8, color=color)

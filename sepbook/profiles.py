@@ -87,10 +87,10 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
     # Steps: transcriptor/classifier pre-training, separator training, joint fine-tuning.
     "transcription": {
         "tiny": dict(
-            dataset="synthetic", instruments=("bass", "guitar", "piano"), n_train=16, n_valid=2, n_test=3,
+            dataset="synthetic", instruments=("bass", "guitar", "piano"), n_train=60, n_valid=3, n_test=3,
             song_seconds=8.0, sr=8192, n_fft=512, hop=256, frames=64, lowest_pitch=28, n_pitches=48,
             n_harmonics=8, unet_base=8, unet_depth=3, channels=16, hidden=128, batch_size=8,
-            transcriptor_steps=400, separator_steps=200, fine_tune_steps=100, lr=1e-3,
+            transcriptor_steps=600, separator_steps=250, fine_tune_steps=100, lr=2e-3,
             mix_weight=0.1, adversarial_weight=0.2, valid_every=50, seeds=(0, 1),
         ),
         "book": dict(

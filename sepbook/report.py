@@ -105,7 +105,8 @@ def gains(rows, variant: str, baseline: str, by: Sequence[str] = ()):
     return groups.agg(mean="mean", std=_spread, wins=lambda v: int((v > 0).sum()), seeds="count")
 
 
-def verdict(gain: Mapping[str, float], variant: str, baseline: str, what: str, where: str, profile: str) -> str:
+def verdict(gain: Mapping[str, float], variant: str, baseline: str, what: str, where: str, profile: str,
+            unit: str = " dB", digits: int = 2) -> str:
     """One honest sentence, built from a row of :func:`gains`, on whether ``variant`` beats ``baseline``."""
     mean, std, wins, seeds = gain["mean"], gain["std"], int(gain["wins"]), int(gain["seeds"])
     if not math.isfinite(mean):
@@ -121,11 +122,11 @@ def verdict(gain: Mapping[str, float], variant: str, baseline: str, what: str, w
     else:
         claim = f"{variant} does not beat the {baseline} {where}"
     if seeds > 1:
-        spread = f"mean over {seeds} seeds, std {std:.2f} dB; better in {wins} of {seeds}"
+        spread = f"mean over {seeds} seeds, std {std:.{digits}f}{unit}; better in {wins} of {seeds}"
         noise = " — within the seed-to-seed spread" if abs(mean) <= std else ""
     else:
         spread, noise = "one seed only, so no spread to judge it by", ""
-    return f"In the {profile} profile, {claim}: {mean:+.2f} dB {what} ({spread}){noise}."
+    return f"In the {profile} profile, {claim}: {mean:+.{digits}f}{unit} {what} ({spread}){noise}."
 
 
 def _spread(values) -> float:

@@ -43,7 +43,8 @@ def transcription_loss(logits: torch.Tensor, rolls: torch.Tensor) -> torch.Tenso
     return bce(logits, rolls.to(logits.dtype))
 
 
-def critic_loss(critic: Critic, estimates: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def critic_loss(critic: Critic, estimates: torch.Tensor,
+                targets: torch.Tensor) -> torch.Tensor:
     """``L_tr-sep``: the critic reads each separated source; -> scalar.
 
     ``estimates`` ``(batch, K, F, T)`` are linear magnitudes; ``targets`` ``(batch, K, ...)`` are
@@ -52,9 +53,13 @@ def critic_loss(critic: Critic, estimates: torch.Tensor, targets: torch.Tensor) 
     targets and nothing of the others.
     """
     batch, k = _check_estimates(estimates, targets)
-    read = critic(log_magnitude(estimates).reshape(batch * k, 1, *estimates.shape[2:]))
-    read = read.view(batch, k, *targets.shape[1:])                    # (batch, source, instrument, ...)
-    alone = torch.eye(k, dtype=read.dtype, device=read.device).view(1, k, k, *[1] * (targets.dim() - 2))
+    # all K sources go through the critic as one batch of single spectrograms
+    single = log_magnitude(estimates).flatten(0, 1).unsqueeze(1)
+    # (batch, source, instrument, ...)
+    read = critic(single).view(batch, k, *targets.shape[1:])
+    # source k should read instrument k's targets and zeros for the others
+    alone = torch.eye(k, dtype=read.dtype, device=read.device)
+    alone = alone.view(1, k, k, *[1] * (targets.dim() - 2))
     return bce(read, alone * targets.unsqueeze(1).to(read.dtype))
 
 
@@ -86,7 +91,8 @@ def reassembly_detection_loss(transcriptor: Critic, estimates: torch.Tensor) -> 
     return bce(fake, torch.zeros_like(fake))
 
 
-def mixture_loss(estimates: torch.Tensor, mixture: torch.Tensor, clip: torch.Tensor | None = None,
+def mixture_loss(estimates: torch.Tensor, mixture: torch.Tensor,
+                 clip: torch.Tensor | None = None,
                  harmonic: torch.Tensor | None = None) -> torch.Tensor:
     """``L_mix``: do the separated sources add up to the mixture where the score says they should?
 
@@ -98,7 +104,8 @@ def mixture_loss(estimates: torch.Tensor, mixture: torch.Tensor, clip: torch.Ten
     _check_mixture(estimates, mixture, clip, harmonic)
     if clip is not None:
         estimates = estimates * clip[:, :, None, None].to(estimates.dtype)
-    error = (log_magnitude(estimates.sum(dim=1)) - log_magnitude(mixture[:, 0])).abs()
+    total = log_magnitude(estimates.sum(dim=1))
+    error = (total - log_magnitude(mixture[:, 0])).abs()
     if harmonic is None:
         return error.mean()
     weight = harmonic.to(error.dtype)
@@ -135,9 +142,10 @@ def harmonic_mask(rolls: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
     ``rolls`` ``(..., P, T)`` (one instrument, or several stacked in front) and ``template``
     ``(P, F)`` from :func:`harmonic_template`; a frame's mask is the union over its notes.
     """
-    if rolls.shape[-2] != template.shape[0]:
-        raise ValueError(f"rolls: expected {template.shape[0]} pitches (the template's), got {tuple(rolls.shape)}")
-    return (template.T.to(torch.float32) @ rolls.to(torch.float32)) > 0
+    _check_pitches(rolls, template)
+    # (F, P) @ (..., P, T): how many sounding notes have a harmonic near each bin
+    near = template.T.to(torch.float32) @ rolls.to(torch.float32)
+    return near > 0
 
 
 def harmonic_mask_from_notes(notes: np.ndarray, n_frames: int, frame_rate: float, template: torch.Tensor,
@@ -171,6 +179,11 @@ def notes_to_window(notes: np.ndarray, n_frames: int, frame_rate: float, lowest_
 
 
 # ----------------------------------------------------------------------------- checks
+
+
+def _check_pitches(rolls: torch.Tensor, template: torch.Tensor) -> None:
+    if rolls.shape[-2] != template.shape[0]:
+        raise ValueError(f"rolls: expected {template.shape[0]} pitches (the template's), got {tuple(rolls.shape)}")
 
 
 def _same_shape(**tensors: torch.Tensor) -> None:

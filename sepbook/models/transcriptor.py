@@ -52,16 +52,22 @@ class Transcriptor(nn.Module):
         self.out = nn.Linear(hidden, n_instruments * n_pitches)
 
     def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
-        """``(batch, 1, n_bins, frames)`` log-magnitudes -> ``(batch, n_instruments, n_pitches, frames)`` logits."""
+        """``(batch, 1, n_bins, frames)`` log-magnitudes -> logits
+        ``(batch, n_instruments, n_pitches, frames)``."""
+        self._check_input(spectrogram)
+        batch, _, _, frames = spectrogram.shape
+        features = self.convs(spectrogram)       # (batch, C, bins / 4, frames)
+        # one feature vector per frame: (batch, frames, C * bins / 4)
+        features = features.flatten(1, 2).transpose(1, 2)
+        hidden, _ = self.gru(self.project(features))     # (batch, frames, hidden)
+        logits = self.out(hidden)                        # (batch, frames, K * P)
+        logits = logits.view(batch, frames, self.n_instruments, self.n_pitches)
+        return logits.permute(0, 2, 3, 1)
+
+    def _check_input(self, spectrogram: torch.Tensor) -> None:
         if spectrogram.dim() != 4 or spectrogram.shape[1] != 1 or spectrogram.shape[2] != self.n_bins:
             raise ValueError(f"Transcriptor: expected a spectrogram shaped (batch, 1, {self.n_bins}, frames), "
                              f"got {tuple(spectrogram.shape)}")
-        batch, _, _, frames = spectrogram.shape
-        features = self.convs(spectrogram)                            # (batch, C, bins / 4, frames)
-        features = features.flatten(1, 2).transpose(1, 2)             # (batch, frames, C * bins / 4)
-        hidden, _ = self.gru(self.project(features))                  # (batch, frames, hidden)
-        logits = self.out(hidden)                                     # (batch, frames, K * P)
-        return logits.view(batch, frames, self.n_instruments, self.n_pitches).permute(0, 2, 3, 1)
 
 
 class ClipClassifier(nn.Module):

@@ -20,26 +20,16 @@ from sepbook.tracks import Track
 def draw_training_scheme(ax=None):
     """Draw the paper's Fig. 1(b): supervised loss on paired data, one critic per source on unlabelled mixtures."""
     import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from functools import partial
+
+    from sepbook.plot import DIAGRAM_STYLES as styles, diagram_arrow, diagram_box
 
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 5.6))
     ax.set_xlim(0, 12.3)
     ax.set_ylim(0.4, 7.45)
     ax.axis("off")
-    styles = {"data": ("#e8f1fb", "#2b6cb0"), "net": ("#fdf0e6", "#c05621"), "loss": ("#edf7ed", "#2f855a"),
-              "critic": ("#f6ecfb", "#6b46c1")}
-
-    def box(x, y, text, kind, w=2.0, h=0.75):
-        face, edge = styles[kind]
-        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.05", fc=face, ec=edge, lw=1.5))
-        ax.text(x, y, text, ha="center", va="center", fontsize=9.5)
-
-    def arrow(a, b, text="", color="0.25", rad=0.0):
-        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=12, color=color, lw=1.2,
-                                     connectionstyle=f"arc3,rad={rad}"))
-        if text:
-            ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.15, text, ha="center", fontsize=8, color=color)
+    box, arrow = partial(diagram_box, ax), partial(diagram_arrow, ax)
 
     box(1.1, 5.9, "paired multitracks\n$\\mathcal{D}_m$: $(m_i, \\mathbf{s}_i)$", "data", h=0.9)
     box(3.6, 5.9, "separator $f_\\phi$\n(U-Net)", "net")

@@ -14,8 +14,10 @@ import numpy as np
 import torch
 
 from sepbook import seeds
-from sepbook.audio import STFT
+from sepbook.audio import resample
 from sepbook.banks import Bank
+# the book's spectrogram front end (STFT magnitudes without the Nyquist bin), as in the adversarial chapter
+from sepbook.recipes.adversarial.spectrograms import front_end, magnitudes, n_bins
 from sepbook.tracks import Track
 
 REAL_DATA_ENV = "SLAKH_PATH"
@@ -29,21 +31,6 @@ class Splits:
     train: list[Track]
     valid: list[Track]
     test: list[Track]
-
-
-def front_end(cfg: Mapping[str, Any]) -> STFT:
-    """The STFT of the profile; its hop is also the frame rate of the piano rolls."""
-    return STFT(cfg["n_fft"], cfg["hop"])
-
-
-def n_bins(cfg: Mapping[str, Any]) -> int:
-    """Frequency bins the networks see: ``n_fft // 2`` (the Nyquist bin dropped)."""
-    return cfg["n_fft"] // 2
-
-
-def magnitudes(cfg: Mapping[str, Any], waves: torch.Tensor) -> torch.Tensor:
-    """STFT magnitudes of ``(..., time)`` waveforms without the Nyquist bin: ``(..., n_bins, frames)``."""
-    return front_end(cfg)(torch.as_tensor(waves))[..., : n_bins(cfg), :].abs()
 
 
 def window(roll: np.ndarray, lowest_pitch: int, n_pitches: int, name: str = "roll") -> np.ndarray:
@@ -80,15 +67,19 @@ def load_tracks(cfg: Mapping[str, Any], split: str) -> list[Track]:
     """
     from sepbook.layouts import read_slakh_track
 
-    folders = sorted(p for p in (corpus(cfg) / split).iterdir() if (p / "metadata.yaml").is_file())
+    root = corpus(cfg) / split
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder; expected Slakh2100's {split}/ with TrackNNNNN folders")
+    folders = sorted(p for p in root.iterdir() if (p / "metadata.yaml").is_file())
+    limit = cfg["n_train"] if split == "train" and cfg["dataset"] != "synthetic" else None
+    folders = folders[:limit]  # the paper profile can cap how many real tracks it holds in memory
     tracks = []
     for folder in folders:
         song = read_slakh_track(folder, cfg["instruments"], frame_rate=cfg["sr"] / cfg["hop"])
-        if song.sr != cfg["sr"]:
-            raise ValueError(f"{folder}: sample rate {song.sr} Hz, expected {cfg['sr']} Hz (resample the corpus)")
         silence = np.zeros(song.mixture.shape[-1], np.float32)
         sources = np.stack([song.stems.get(name, silence) for name in cfg["instruments"]])[:, None]
-        n_frames = song.mixture.shape[-1] // cfg["hop"] + 1                     # the STFT's frames
+        sources = resample(sources, song.sr, cfg["sr"]).astype(np.float32)      # real Slakh is 44.1 kHz
+        n_frames = sources.shape[-1] // cfg["hop"] + 1                          # the STFT's frames
         rolls = np.zeros((len(cfg["instruments"]), cfg["n_pitches"], n_frames), bool)
         for k, name in enumerate(cfg["instruments"]):
             if name in song.rolls:

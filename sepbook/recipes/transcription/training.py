@@ -100,7 +100,8 @@ def separator_step(model, optimizers, batch, *, critic, template, clip, harmonic
     return {"loss": float(loss.detach()), "L_tr-sep": float(loss_critic.detach()), "L_mix": float(loss_mix.detach())}
 
 
-def fine_tune_step(model, optimizers, batch, *, template, mix_weight, adversary, adversarial_weight):
+def fine_tune_step(model, optimizers, batch, *, template, mix_weight, adversary,
+                   adversarial_weight):
     """Step 3: the separator, then the transcriptor, each one update.
 
     The separator keeps step 2's loss (with the transcriptor fixed during its update), plus
@@ -109,13 +110,14 @@ def fine_tune_step(model, optimizers, batch, *, template, mix_weight, adversary,
     ``adversarial_weight``, the search for what is left of the other instruments (``ATL``) or the
     detection of re-assembled mixtures (``AML``).
     """
-    separator, transcriptor, rolls = model["separator"], model["transcriptor"], batch["rolls"]
+    separator, transcriptor = model["separator"], model["transcriptor"]
+    rolls, w = batch["rolls"], adversarial_weight
     transcriptor.requires_grad_(False)
     try:
-        loss, loss_critic, loss_mix, estimates = score_loss(separator, transcriptor, batch, template, True, True,
-                                                            mix_weight)
+        loss, loss_critic, loss_mix, estimates = score_loss(
+            separator, transcriptor, batch, template, True, True, mix_weight)
         if adversary == "AML":
-            loss = loss + adversarial_weight * reassembled_loss(transcriptor, estimates, rolls)
+            loss = loss + w * reassembled_loss(transcriptor, estimates, rolls)
         optimizers["separator"].zero_grad(set_to_none=True)
         loss.backward()
         optimizers["separator"].step()
@@ -123,17 +125,20 @@ def fine_tune_step(model, optimizers, batch, *, template, mix_weight, adversary,
         transcriptor.requires_grad_(True)
 
     estimates = estimates.detach()
-    loss_t = transcription_loss(transcriptor(log_magnitude(batch["mixture"])), rolls)
+    mixture = log_magnitude(batch["mixture"])
+    loss_t = transcription_loss(transcriptor(mixture), rolls)
     loss_t = loss_t + critic_loss(transcriptor, estimates, rolls)
     if adversary == "ATL":
-        loss_t = loss_t + adversarial_weight * interference_loss(transcriptor, estimates, rolls)
+        loss_t = loss_t + w * interference_loss(transcriptor, estimates, rolls)
     if adversary == "AML":
-        loss_t = loss_t + adversarial_weight * reassembly_detection_loss(transcriptor, estimates)
+        loss_t = loss_t + w * reassembly_detection_loss(transcriptor, estimates)
     optimizers["transcriptor"].zero_grad(set_to_none=True)
     loss_t.backward()
     optimizers["transcriptor"].step()
-    return {"loss": float(loss.detach()), "transcriptor loss": float(loss_t.detach()),
-            "L_tr-sep": float(loss_critic.detach()), "L_mix": float(loss_mix.detach())}
+    return {"loss": float(loss.detach()),
+            "transcriptor loss": float(loss_t.detach()),
+            "L_tr-sep": float(loss_critic.detach()),
+            "L_mix": float(loss_mix.detach())}
 
 
 # ----------------------------------------------------------------------------- the run

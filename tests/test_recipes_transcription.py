@@ -1,0 +1,167 @@
+"""The score-supervision recipe end to end at tiny size: data, batches, a learning bar, evaluation, tables."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sepbook import report
+from sepbook.recipes import transcription
+from sepbook.recipes.transcription import evaluation, training
+from sepbook.recipes.transcription.data import batches, magnitudes, training_sets
+
+SMALL = dict(n_train=6, n_valid=1, n_test=2, song_seconds=3.0, transcriptor_steps=150, separator_steps=40,
+             fine_tune_steps=4, valid_every=50, lr=3e-3, seeds=(0,))
+QUIET = dict(progress=False, live=False)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return transcription.config("tiny", **SMALL)
+
+
+@pytest.fixture(scope="module")
+def splits(cfg, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEPBOOK_DATA", str(tmp_path_factory.mktemp("data")))
+        return transcription.data(cfg)
+
+
+@pytest.fixture(scope="module")
+def sets(cfg, splits):
+    return training_sets(cfg, splits)
+
+
+def test_tracks_carry_their_score_on_the_stft_frames(cfg, splits):
+    assert len(splits.train) == 6 and len(splits.valid) == 1 and len(splits.test) == 2
+    for track in splits.train + splits.test:
+        frames = magnitudes(cfg, track.mixture[0]).shape[-1]
+        assert track.rolls.shape == (3, cfg["n_pitches"], frames)
+        assert torch.allclose(track.mixture, track.sources.sum(0), atol=1e-6)
+        assert track.domain in ("pop", "rock", "jazz", "folk", "electronic")
+        assert track.rolls.any()
+
+
+def test_runs_put_critics_first_and_requirements_name_variants(cfg):
+    runs = transcription.runs(cfg)
+    assert sorted(runs) == sorted((v, s) for v in transcription.VARIANTS for s in cfg["seeds"])
+    assert [v for v, _ in runs[:2]] == ["transcriptor", "classifier"]
+    for variant, needs in transcription.REQUIRES.items():
+        assert variant in transcription.VARIANTS and set(needs) <= set(transcription.VARIANTS)
+        assert all(runs.index((n, 0)) < runs.index((variant, 0)) for n in needs)
+
+
+def test_batches_are_a_pure_function_of_seed_and_step(cfg, sets):
+    first = dict(next(batches(cfg, sets, 0, start=5))[1])
+    again = dict(next(batches(cfg, sets, 0, start=5))[1])
+    other = dict(next(batches(cfg, sets, 1, start=5))[1])
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not torch.equal(first["mixture"], other["mixture"])
+    assert first["rolls"].shape == (cfg["batch_size"], 3, cfg["n_pitches"], cfg["frames"])
+    assert first["mixture"].shape == (cfg["batch_size"], 1, 256, cfg["frames"])
+
+
+@pytest.fixture(scope="module")
+def learning(cfg, sets):
+    training.seed_everything(0)
+    untrained = training.build(cfg, "transcriptor").eval()
+    transcriptor, history = training.train(cfg, sets, "transcriptor", 0, **QUIET)
+    frozen = {k: v.clone() for k, v in transcriptor.state_dict().items()}
+    separator, sep_history = training.train(cfg, sets, "isolated c+h-mix", 0,
+                                            prerequisites={"transcriptor": transcriptor}, **QUIET)
+    return untrained, transcriptor, history, frozen, separator, sep_history
+
+
+def test_the_transcriptor_learns_and_the_best_validation_is_kept(cfg, sets, learning):
+    untrained, transcriptor, history, *_ = learning
+    before = training.validation_loss(training.critic_pretraining_loss, untrained, sets)["valid loss"]
+    after = training.validation_loss(training.critic_pretraining_loss, transcriptor, sets)["valid loss"]
+    assert after == pytest.approx(min(v["valid loss"] for v in history["valid"]))
+    assert after < 0.5 * before, (before, after)
+
+
+def test_the_separator_learns_and_its_frozen_critic_does_not_move(learning):
+    _, transcriptor, _, frozen, separator, history = learning
+    assert np.mean(history["loss"][-10:]) < np.mean(history["loss"][:10])
+    assert all(torch.equal(frozen[k], v) for k, v in transcriptor.state_dict().items())
+    assert set(separator) == {"separator"}
+
+
+def test_fine_tuning_starts_from_its_prerequisites(cfg, sets, learning):
+    _, transcriptor, _, _, separator, _ = learning
+    prerequisites = {"transcriptor": transcriptor, "isolated c+h-mix": separator}
+    tuned, history = training.train(cfg, sets, "fine-tune + ATL", 0, prerequisites=prerequisites, **QUIET)
+    assert set(tuned) == {"separator", "transcriptor"}
+    assert len(history["loss"]) == cfg["fine_tune_steps"] and "transcriptor loss" in history
+    with pytest.raises(ValueError, match="isolated c\\+h-mix"):
+        training.train(cfg, sets, "fine-tune", 0, prerequisites={"transcriptor": transcriptor}, **QUIET)
+    with pytest.raises(ValueError, match="variant"):
+        training.build(cfg, "semi-supervised")
+
+
+def test_evaluate_gives_report_rows_of_both_kinds(cfg, splits, learning):
+    _, transcriptor, _, _, separator, _ = learning
+    rows = transcription.evaluate(cfg, {("transcriptor", 0): transcriptor, ("isolated c+h-mix", 0): separator},
+                                  splits.test)
+    assert all(tuple(r) == report.COLUMNS for r in rows)
+    metrics = {(r["variant"], r["metric"]) for r in rows}
+    assert ("isolated c+h-mix", "SI-SDR") in metrics
+    assert {m for v, m in metrics if v == "transcriptor"} == {
+        "accuracy (mixture)", "accuracy (isolated)", "note F1 (mixture)", "note F1 (isolated)"}
+    reference = transcription.reference_rows(cfg, splits.test)
+    assert {r["variant"] for r in reference} == {"input mixture"} and all(r["seed"] is None for r in reference)
+
+
+def test_separate_with_open_masks_returns_the_mixture(cfg, splits):
+    model = training.build(cfg, "supervised")
+    with torch.no_grad():
+        for head in model["separator"].heads:
+            head.weight.zero_()
+            head.bias.fill_(30.0)                      # sigmoid(30) = 1: every mask open
+    mixture = splits.test[0].mixture
+    estimates = transcription.separate(model, mixture)
+    assert estimates.shape == (3, 1, mixture.shape[-1])
+    from sepbook.metrics import si_sdr
+    assert float(si_sdr(estimates[0], mixture).min()) > 20
+
+
+def _rows():
+    rows = []
+    for seed in (0, 1, 2):
+        for variant, level in (("supervised", 8.0), ("isolated c+h-mix", 4.0), ("classifier baseline", 2.0)):
+            for name in ("bass", "guitar", "piano"):
+                rows.append(dict(variant=variant, seed=seed, song="s", domain="pop", source=name, metric="SI-SDR",
+                                 value=level + 0.1 * seed))
+        for variant, accuracy in (("transcriptor", 0.6), ("fine-tune", 0.7)):
+            for name in ("bass", "guitar", "piano"):
+                for where in ("mixture", "isolated"):
+                    rows.append(dict(variant=variant, seed=seed, song="s", domain="pop", source=name,
+                                     metric=f"accuracy ({where})", value=accuracy))
+    rows += [dict(variant="input mixture", seed=None, song="s", domain="pop", source=name, metric="SI-SDR",
+                  value=-3.0) for name in ("bass", "guitar", "piano")]
+    return rows
+
+
+def test_tables_put_the_papers_numbers_beside_ours(cfg):
+    table = evaluation.separation_table(cfg, _rows(), "tiny")
+    assert list(table.index) == ["supervised", "isolated c+h-mix", "input mixture", "classifier baseline"]
+    assert table.loc["supervised", ("Avg", "paper")] == "8.2"
+    assert table.loc["input mixture", ("Avg", "ours (tiny)")] == "-3.0"
+    tr = evaluation.transcription_table(cfg, _rows(), "tiny")
+    assert tr.loc[[("transcriptor", "mixture")], ("bass", "paper")].iloc[0] == "0.85"
+
+
+def test_versus_and_verdicts_follow_the_numbers(cfg):
+    assert "beats the input mixture" in evaluation.versus(cfg, _rows(), "classifier baseline", "input mixture", "tiny")
+    assert "does not beat" in evaluation.versus(cfg, _rows(), "classifier baseline", "supervised", "tiny")
+    sentences = evaluation.transcription_verdicts(cfg, [r for r in _rows()], "tiny")
+    assert "fine-tune beats the pre-trained transcriptor" in sentences[0]
+    assert "+0.100" in sentences[0]
+
+
+def test_bad_settings_and_missing_data_are_named(monkeypatch):
+    with pytest.raises(ValueError, match="frames"):
+        transcription.config("tiny", frames=60)
+    monkeypatch.delenv("SLAKH_PATH", raising=False)
+    with pytest.raises(FileNotFoundError, match="SLAKH_PATH"):
+        transcription.data(transcription.config("paper"))
