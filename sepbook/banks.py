@@ -58,3 +58,19 @@ class Bank:
     def draw(self, batch: int, frames: int, rng: np.random.Generator) -> torch.Tensor:
         """``batch`` random excerpts ``(batch, channels, rows, frames)``, uniform over all excerpt positions."""
         return self.take(self.positions(batch, frames, rng), frames)
+
+
+@torch.no_grad()
+def in_excerpts(network: torch.nn.Module, spectrogram: torch.Tensor, frames: int, batch: int = 32) -> torch.Tensor:
+    """Run a network of ``(n, 1, F, frames)`` -> ``(n, K, F, frames)`` over a whole song ``(F, T)``.
+
+    The song is cut into excerpts of ``frames`` frames, the last one zero-padded, which go
+    through the network ``batch`` at a time on its device; -> ``(K, F, T)`` on the CPU.
+    """
+    bins, n_frames = spectrogram.shape
+    padded = -(-n_frames // frames) * frames
+    song = torch.nn.functional.pad(spectrogram, (0, padded - n_frames))
+    chunks = song.reshape(bins, -1, frames).permute(1, 0, 2).unsqueeze(1)          # (n, 1, F, frames)
+    device = next(network.parameters()).device
+    out = torch.cat([network(chunks[i:i + batch].to(device)).float().cpu() for i in range(0, len(chunks), batch)])
+    return out.permute(1, 2, 0, 3).reshape(out.shape[1], bins, padded)[..., :n_frames]

@@ -16,6 +16,7 @@ from sepbook.models.unet import UNet
 from sepbook.recipes import adversarial
 from sepbook.recipes.adversarial import training
 from sepbook.recipes.adversarial.training import adversarial_step, critic_step, separator_step
+from mutants import negated
 
 FREQ, FRAMES = 16, 16
 SMALL_MODELS = dict(unet_base=4, unet_depth=2, critic_base=4, critic_strided_layers=2, critic_frequency_layers=1,
@@ -57,11 +58,6 @@ def same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def negated(loss_fn):
-    def flipped(*args, **kwargs):
-        out = loss_fn(*args, **kwargs)
-        return (-out[0], out[1]) if isinstance(out, tuple) else -out
-    return flipped
 
 
 def detached_input(loss_fn):

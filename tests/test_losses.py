@@ -5,8 +5,6 @@ step on the loss moves what it should learn the right way. The check passes on t
 and the ``..._catches`` tests run it on mutated copies (sign flipped, gradient cut, ...) to prove
 that it would notice such a bug.
 """
-import inspect
-import textwrap
 
 import pytest
 import torch
@@ -19,6 +17,7 @@ from sepbook.losses.masking import magnitude_loss
 from sepbook.models.blstm import blstm_separator
 from sepbook.models.critic import Critic
 from sepbook.models.unet import UNet
+from mutants import detached, edited, negated
 
 NAMES = ("accompaniment", "vocals")
 FREQ, FRAMES = 16, 16
@@ -63,27 +62,10 @@ def descend(loss, parameters, lr):
 # ----------------------------------------------------------------------------- mutants
 
 
-def negated(loss_fn):
-    def flipped(*args, **kwargs):
-        out = loss_fn(*args, **kwargs)
-        return (-out[0], out[1]) if isinstance(out, tuple) else -out
-    return flipped
 
 
-def detached(loss_fn):
-    def cut(*args, **kwargs):
-        out = loss_fn(*args, **kwargs)
-        return (out[0].detach(), out[1]) if isinstance(out, tuple) else out.detach()
-    return cut
 
 
-def edited(function, old, new):
-    """A copy of ``function`` with ``old`` replaced by ``new`` in its source (the package is untouched)."""
-    source = textwrap.dedent(inspect.getsource(function))
-    assert old in source, f"mutation site {old!r} not found in {function.__name__}: update this mutant"
-    namespace = dict(function.__globals__)
-    exec(compile(source.replace(old, new), f"<mutant of {function.__name__}>", "exec"), namespace)
-    return namespace[function.__name__]
 
 
 # ----------------------------------------------------------------------------- log magnitudes

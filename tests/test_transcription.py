@@ -6,9 +6,7 @@ value. Each such loss has a *check* that raises ``AssertionError`` unless the re
 and the ``..._catches`` tests run the check on mutated copies (sign flipped, gradient cut, a
 detach removed, the one-instrument-per-source target dropped) to prove it would notice.
 """
-import inspect
 import math
-import textwrap
 
 import numpy as np
 import pytest
@@ -36,6 +34,7 @@ from sepbook.models.unet import UNet
 from sepbook.recipes import transcription
 from sepbook.recipes.transcription import training
 from sepbook.recipes.transcription.data import n_bins, window
+from mutants import detached, edited, negated
 
 B, K, P, F, T = 2, 3, 8, 16, 8   # batch, instruments, pitches, frequency bins, frames
 BAND = 4                          # BandCritic: instrument j lives in bins [BAND j, BAND (j + 1))
@@ -76,25 +75,10 @@ def gradient(loss, tensor):
     return g
 
 
-def negated(loss_fn):
-    def flipped(*args, **kwargs):
-        return -loss_fn(*args, **kwargs)
-    return flipped
 
 
-def detached(loss_fn):
-    def cut(*args, **kwargs):
-        return loss_fn(*args, **kwargs).detach()
-    return cut
 
 
-def edited(function, old, new):
-    """A copy of ``function`` with ``old`` replaced by ``new`` in its source (the package is untouched)."""
-    source = textwrap.dedent(inspect.getsource(function))
-    assert old in source, f"mutation site {old!r} not found in {function.__name__}: update this mutant"
-    namespace = dict(function.__globals__)
-    exec(compile(source.replace(old, new), f"<mutant of {function.__name__}>", "exec"), namespace)
-    return namespace[function.__name__]
 
 
 class BandCritic(nn.Module):

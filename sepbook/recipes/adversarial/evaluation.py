@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from sepbook import metrics, report
+from sepbook.banks import in_excerpts
 from sepbook.losses.adversarial import inverse_log_magnitude, log_magnitude
 from sepbook.recipes.adversarial.data import PAPER_ROLES, SOURCES
 from sepbook.recipes.adversarial.spectrograms import front_end, n_bins
@@ -71,12 +72,7 @@ def separate_channel(model: torch.nn.Module, wave: torch.Tensor) -> torch.Tensor
     stft, frames, bins = front_end(cfg), cfg["frames"], n_bins(cfg)
     spec = stft(wave)                                                              # (freq, T) complex
     n_frames = spec.shape[-1]
-    padded = math.ceil(n_frames / frames) * frames
-    log_mix = log_magnitude(torch.nn.functional.pad(spec[:bins].abs(), (0, padded - n_frames)))
-    chunks = log_mix.reshape(bins, -1, frames).permute(1, 0, 2).unsqueeze(1)    # (chunks, 1, bins, frames)
-    device = next(separator.parameters()).device
-    outputs = torch.cat([separator(chunks[i:i + 32].to(device)).float().cpu() for i in range(0, len(chunks), 32)])
-    estimates = outputs.permute(1, 2, 0, 3).reshape(len(SOURCES), bins, padded)[..., :n_frames]
+    estimates = in_excerpts(separator, log_magnitude(spec[:bins].abs()), frames)   # (K, bins, T)
     magnitude = torch.zeros(len(SOURCES), spec.shape[0], n_frames)
     magnitude[:, :bins] = inverse_log_magnitude(estimates).clamp_min(0)
     return stft.inverse(torch.polar(magnitude, spec.angle().expand_as(magnitude)), len(wave))

@@ -17,7 +17,7 @@ from sepbook import seeds
 from sepbook.audio import resample
 from sepbook.banks import Bank
 # the book's spectrogram front end (STFT magnitudes without the Nyquist bin), as in the adversarial chapter
-from sepbook.recipes.adversarial.spectrograms import front_end, magnitudes, n_bins
+from sepbook.recipes.adversarial.spectrograms import front_end, magnitudes, n_bins  # noqa: F401 (re-exported)
 from sepbook.tracks import Track
 
 REAL_DATA_ENV = "SLAKH_PATH"

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from sepbook import metrics, report
+from sepbook.banks import in_excerpts
 from sepbook.losses.adversarial import log_magnitude
 from sepbook.recipes.transcription.data import front_end, magnitudes, n_bins
 from sepbook.tracks import Track
@@ -44,18 +45,11 @@ SEPARATION_ROWS: dict[str, str] = {
 TRANSCRIPTION_ROWS: tuple[str, ...] = ("transcriptor", "fine-tune", "fine-tune + AML", "fine-tune + ATL")
 
 
-@torch.no_grad()
 def masks_of(model: torch.nn.Module, magnitude: torch.Tensor) -> torch.Tensor:
     """The separator's masks ``(K, n_bins, frames)`` for a whole song's magnitude ``(n_bins, frames)``,
     cut into excerpts of ``frames`` frames (the last one zero-padded)."""
-    cfg, separator = model.settings, model["separator"].eval()
-    bins, frames, n_frames = magnitude.shape[0], cfg["frames"], magnitude.shape[-1]
-    padded = math.ceil(n_frames / frames) * frames
-    log_mix = log_magnitude(torch.nn.functional.pad(magnitude, (0, padded - n_frames)))
-    chunks = log_mix.reshape(bins, -1, frames).permute(1, 0, 2).unsqueeze(1)      # (chunks, 1, F, frames)
-    device = next(separator.parameters()).device
-    out = torch.cat([separator(chunks[i:i + 32].to(device)).float().cpu() for i in range(0, len(chunks), 32)])
-    return out.permute(1, 2, 0, 3).reshape(out.shape[1], bins, padded)[..., :n_frames]
+    separator = model["separator"].eval()
+    return in_excerpts(separator, log_magnitude(magnitude), model.settings["frames"])
 
 
 def separate(model: torch.nn.Module, mixture: torch.Tensor) -> torch.Tensor:
