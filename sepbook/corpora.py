@@ -50,11 +50,12 @@ def _synth_digest() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def musdb_synth(cfg: dict | None = None) -> Path:
+def musdb_synth(cfg: dict | None = None, name: str = "musdb-synth") -> Path:
     """The MUSDB18-HQ-layout synthetic corpus (built if missing or stale); returns its root.
 
     ``cfg`` holds ``profile``, ``n_train``, ``n_test``, ``song_seconds`` and ``sr``; the default is the
-    Foundations settings of the active profile.
+    Foundations settings of the active profile. ``name`` keeps a chapter's corpus of other sizes
+    apart from Foundations' (the folder is ``name-profile``).
     """
     from sepbook.layouts import write_musdb
 
@@ -63,7 +64,7 @@ def musdb_synth(cfg: dict | None = None) -> Path:
         raise ValueError("the paper profile reads the real MUSDB18-HQ: set $MUSDB_PATH and use sepbook.layouts.open_musdb")
     # the synthesiser's own source is part of the stamp: editing it regenerates the corpus
     spec = {k: cfg[k] for k in ("n_train", "n_test", "song_seconds", "sr")} | {"version": 2, "synth": _synth_digest()}
-    root = data_root() / f"musdb-synth-{cfg['profile']}"
+    root = data_root() / f"{name}-{cfg['profile']}"
     stamp = root / "corpus.json"
     if stamp.is_file() and json.loads(stamp.read_text()) == spec:
         return root
@@ -76,12 +77,13 @@ def musdb_synth(cfg: dict | None = None) -> Path:
     return root
 
 
-def slakh_synth(cfg: dict) -> Path:
+def slakh_synth(cfg: dict, name: str = "slakh-synth") -> Path:
     """The Slakh2100-layout synthetic corpus of the score-supervision chapter (built if missing or stale).
 
     Songs of bass, guitar and piano with their MIDI scores, cycling through the band styles;
     ``train/`` holds ``n_train + n_valid`` tracks and ``test/`` ``n_test``. ``cfg`` holds ``profile``,
-    ``n_train``, ``n_valid``, ``n_test``, ``song_seconds``, ``sr`` and ``instruments``.
+    ``n_train``, ``n_valid``, ``n_test``, ``song_seconds``, ``sr`` and ``instruments``; ``name`` as
+    in :func:`musdb_synth`.
     """
     from sepbook.layouts import write_slakh
     from sepbook.synth import synthesize_song
@@ -89,7 +91,7 @@ def slakh_synth(cfg: dict) -> Path:
     keys = ("n_train", "n_valid", "n_test", "song_seconds", "sr", "instruments")
     spec = {k: list(cfg[k]) if isinstance(cfg[k], tuple) else cfg[k] for k in keys}
     spec |= {"version": 1, "synth": _synth_digest()}
-    root = data_root() / f"slakh-synth-{cfg['profile']}"
+    root = data_root() / f"{name}-{cfg['profile']}"
     stamp = root / "corpus.json"
     if stamp.is_file() and json.loads(stamp.read_text()) == spec:
         return root

@@ -108,6 +108,34 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
             mix_weight=0.1, adversarial_weight=0.2, valid_every=2000, seeds=(0,),
         ),
     },
+    # Instrument-activation-aware separation (Hung and Lerch 2020): a residual U-Net with an activity
+    # head, against the Foundations BLSTM, on a MUSDB-layout set and a MedleyDB-like set.
+    "activity": {
+        "tiny": dict(
+            dataset="synthetic", musdb_sources=("vocals", "drums", "bass", "other"),
+            medley_sources=("vocals", "bass", "drums", "piano", "electric_guitar", "acoustic_guitar"),
+            n_train=16, n_valid=2, n_test=3, song_seconds=8.0, sr=8192, n_fft=512, hop=256, frames=64,
+            label_threshold_db=-30.0, unet_base=8, unet_depth=4, unet_max_channels=16, head_hidden=64,
+            blstm_hidden=128, blstm_layers=2, batch_size=8, steps=250, lr=2e-3, activity_weight=0.5,
+            threshold=0.5, median_frames=15, valid_every=50, seeds=(0, 1),
+        ),
+        "book": dict(
+            dataset="synthetic", musdb_sources=("vocals", "drums", "bass", "other"),
+            medley_sources=("vocals", "bass", "drums", "piano", "electric_guitar", "acoustic_guitar"),
+            n_train=48, n_valid=4, n_test=8, song_seconds=12.0, sr=8192, n_fft=512, hop=256, frames=64,
+            label_threshold_db=-30.0, unet_base=8, unet_depth=4, unet_max_channels=16, head_hidden=64,
+            blstm_hidden=128, blstm_layers=2, batch_size=8, steps=2000, lr=1e-3, activity_weight=0.5,
+            threshold=0.5, median_frames=15, valid_every=200, seeds=(0, 1, 2),
+        ),
+        "paper": dict(
+            dataset="musdb18hq+medleydb", musdb_sources=("vocals", "drums", "bass", "other"),
+            medley_sources=("vocals", "bass", "drums", "piano", "electric_guitar", "acoustic_guitar"),
+            n_train=None, n_valid=None, n_test=None, song_seconds=None, sr=22050, n_fft=2048, hop=512,
+            frames=128, label_threshold_db=-30.0, unet_base=32, unet_depth=5, unet_max_channels=None,
+            head_hidden=256, blstm_hidden=512, blstm_layers=3, batch_size=16, steps=200_000, lr=1e-3,
+            activity_weight=0.5, threshold=0.5, median_frames=21, valid_every=2000, seeds=(0,),
+        ),
+    },
 })
 
 

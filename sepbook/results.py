@@ -41,11 +41,11 @@ from typing import Any
 import torch
 
 from sepbook import profiles
-from sepbook.recipes import adversarial, foundations, transcription
+from sepbook.recipes import activity, adversarial, foundations, transcription
 
 #: Every chapter with committed results, and the recipe that produces them.
 RECIPES: dict[str, ModuleType] = {"foundations": foundations, "adversarial": adversarial,
-                                  "transcription": transcription}
+                                  "transcription": transcription, "activity": activity}
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE_DB = 0.05
 HISTORY_STRIDE = 10

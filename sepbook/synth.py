@@ -30,19 +30,20 @@ INSTRUMENTS: tuple[str, ...] = (
     "vocals", "bass", "guitar", "piano", "drums",            # band
     "violin", "clarinet", "saxophone", "bassoon",             # quartet, as in Bach10
     "soprano", "alto", "tenor", "bass_voice",                 # choir ("bass" is the bass guitar)
+    "electric_guitar", "acoustic_guitar",                     # the MedleyDB-like line-up
 )
 MUSDB_GROUPS: dict[str, str] = {
     "vocals": "vocals", "soprano": "vocals", "alto": "vocals", "tenor": "vocals", "bass_voice": "vocals",
     "bass": "bass", "drums": "drums",
     "guitar": "other", "piano": "other", "violin": "other", "clarinet": "other",
-    "saxophone": "other", "bassoon": "other",
+    "saxophone": "other", "bassoon": "other", "electric_guitar": "other", "acoustic_guitar": "other",
 }
 #: General MIDI program (0-based) and drum flag of each instrument, for writing MIDI files.
 GM_PROGRAMS: dict[str, tuple[int, bool]] = {
     "vocals": (53, False), "bass": (33, False), "guitar": (27, False), "piano": (0, False),
     "drums": (0, True), "violin": (40, False), "clarinet": (71, False), "saxophone": (65, False),
     "bassoon": (70, False), "soprano": (52, False), "alto": (52, False), "tenor": (52, False),
-    "bass_voice": (52, False),
+    "bass_voice": (52, False), "electric_guitar": (29, False), "acoustic_guitar": (25, False),
 }
 #: General MIDI drum keys used in the drum roll, and how long each hit sounds (seconds).
 DRUM_PITCHES: dict[str, int] = {"kick": 36, "snare": 38, "hat": 42, "open_hat": 46, "ride": 51}
@@ -54,10 +55,18 @@ _ROLE = {
     "vocals": "melody", "bass": "bass", "guitar": "comp", "piano": "comp", "drums": "drums",
     "violin": "upper", "clarinet": "alto", "saxophone": "tenor", "bassoon": "lower",
     "soprano": "upper", "alto": "alto", "tenor": "tenor", "bass_voice": "lower",
+    "electric_guitar": "comp", "acoustic_guitar": "comp",
 }
+# Instruments whose arrangement draws come from the shared generator (the line-up of the first
+# corpora); later instruments draw from their own, so adding one leaves every earlier song unchanged.
+_FIRST_INSTRUMENTS = INSTRUMENTS[:13]
+# The guitars of the MedleyDB-like line-up come and go more than the band's other parts.
+_PRESENCE_SCALE = {"melody": 0.8, "electric_guitar": 0.7, "acoustic_guitar": 0.6}
+_COMP_CENTER = {"guitar": 57, "electric_guitar": 55, "acoustic_guitar": 60}
 _PART_RANGE = {"upper": (62, 79), "alto": (55, 72), "tenor": (48, 67), "lower": (38, 57)}
 # Loudness of each stem relative to the others (dB), before a random +-2 dB.
-_LEVEL_DB = {"vocals": 0.0, "bass": -2.0, "drums": -1.0, "guitar": -5.0, "piano": -5.0}
+_LEVEL_DB = {"vocals": 0.0, "bass": -2.0, "drums": -1.0, "guitar": -5.0, "piano": -5.0,
+             "electric_guitar": -5.0, "acoustic_guitar": -5.0}
 _SECTION_BARS = 2
 
 
@@ -369,10 +378,12 @@ def _drum_part(score: _Score, rng) -> list[tuple]:
 def _arrange(seed: int, style: Style, instruments: Sequence[str], n_sections: int) -> dict[str, np.ndarray]:
     """Which sections each instrument plays in; every instrument and every section gets someone."""
     rng = seeds.rng(seed, style.name, "arrangement")
-    draws = {name: rng.random(n_sections) for name in INSTRUMENTS}   # independent of the line-up
+    draws = {name: rng.random(n_sections) for name in _FIRST_INSTRUMENTS}   # independent of the line-up
+    for name in INSTRUMENTS[len(_FIRST_INSTRUMENTS):]:
+        draws[name] = seeds.rng(seed, style.name, "arrangement", name).random(n_sections)
     active = {}
     for name in instruments:
-        presence = style.presence * (0.8 if _ROLE[name] == "melody" else 1.0)
+        presence = style.presence * _PRESENCE_SCALE.get(name, _PRESENCE_SCALE.get(_ROLE[name], 1.0))
         active[name] = draws[name] < presence
         if not active[name].any():
             active[name][int(draws[name].argmin())] = True
@@ -562,7 +573,8 @@ def _drum_hit(pitch: int, p: dict, sr: int, rng) -> np.ndarray:
     return (_DRUM_LEVEL[pitch] * wave / np.max(np.abs(wave))).astype(np.float32)
 
 
-_MODELS = {"bass": _bass_note, "guitar": _guitar_note, "piano": _piano_note}
+_MODELS = {"bass": _bass_note, "guitar": _guitar_note, "piano": _piano_note,
+           "electric_guitar": _guitar_note, "acoustic_guitar": _guitar_note}
 
 
 def _timbre(name: str, style: Style, rng) -> dict[str, float]:
@@ -574,6 +586,12 @@ def _timbre(name: str, style: Style, rng) -> dict[str, float]:
     if name == "guitar":
         return {"pluck": u(0.1, 0.3), "pickup": u(0.04, 0.2), "sustain": u(1.5, 4.0),
                 "tilt": u(0.8, 1.3) / bright, "drive": u(*style.drive), "strum": u(0.006, 0.018)}
+    if name == "electric_guitar":                                # always overdriven, bridge pickup
+        return {"pluck": u(0.1, 0.3), "pickup": u(0.04, 0.12), "sustain": u(2.0, 4.0),
+                "tilt": u(0.8, 1.1) / bright, "drive": u(2.0, 6.0), "strum": u(0.006, 0.012)}
+    if name == "acoustic_guitar":                                # clean, bright, wide strums
+        return {"pluck": u(0.15, 0.35), "pickup": u(0.15, 0.3), "sustain": u(0.8, 2.0),
+                "tilt": u(0.6, 0.9) / bright, "drive": 0.0, "strum": u(0.015, 0.03)}
     if name == "piano":
         return {"inharmonicity": u(0.5e-4, 4e-4), "hammer": u(1200, 3000) * bright, "decay": u(0.4, 1.0)}
     if name == "drums":
@@ -718,7 +736,7 @@ def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
         elif role == "comp":
             strum = timbre.get("strum", 0.0) * score.tempo / 15.0          # seconds -> sixteenth steps
             power_chords = timbre.get("drive", 0.0) > 0
-            events = _comp(score, rng, strum, power_chords, center=57 if inst == "guitar" else 64)
+            events = _comp(score, rng, strum, power_chords, center=_COMP_CENTER.get(inst, 64))
         elif role == "drums":
             events = _drum_part(score, rng)
         else:

@@ -1,9 +1,10 @@
 """U-Net separator on log-normalised magnitude spectrograms (Stoller, Ewert and Dixon, 2018, Sec. 4.3.2).
 
 The adversarial chapter uses it to estimate log-magnitudes directly; the score-supervision chapter
-uses the same network with ``masks=True``, one sigmoid mask per source.
+uses the same network with ``masks=True``, one sigmoid mask per source; the activity chapter builds
+it from :class:`ResidualBlock` s, pooled along frequency only, and reads its bottleneck.
 
-Chapter: adversarial/adversarial_separation, transcription/score_supervision
+Chapter: adversarial/adversarial_separation, transcription/score_supervision, activity/activity_aware
 """
 from __future__ import annotations
 
@@ -14,6 +15,28 @@ from torch import nn
 def _conv3x3_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     """A 3x3 convolution with 'same' zero padding followed by ReLU; keeps (freq, frames)."""
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1), nn.ReLU())
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolution - batch norm - LeakyReLU layers, plus a 1x1 convolution on the skip path.
+
+    ``(batch, in_channels, freq, frames)`` -> ``(batch, out_channels, freq, frames)``. The skip lets
+    each level pass its input on unchanged where the two convolutions have nothing to add, so a deeper
+    network stays as easy to train as a shallow one (Hung and Lerch 2020, after He et al. 2016).
+
+    Chapter: activity/activity_aware
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2),
+        )
+        self.skip = nn.Conv2d(in_channels, out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.skip(x)
 
 
 class UNet(nn.Module):
@@ -36,14 +59,26 @@ class UNet(nn.Module):
     (158 input frames of 350 bins for 66 output frames of 256 bins) so that every output sees its
     full receptive field. Here every convolution is zero-padded ('same'), so output and input have
     the same size, at the cost of less context near the excerpt edges. Pooling then needs ``freq``
-    and ``frames`` to be multiples of ``2 ** depth`` (``required_multiple``); other sizes raise
+    and ``frames`` to be multiples of ``2 ** depth`` (``multiples``); other sizes raise
     ``ValueError``. With a 512-point FFT, drop the Nyquist bin (257 -> 256 bins) as the paper does.
+
+    Two choices make the activity chapter's residual U-Net from the same code: ``block`` builds each
+    level's layers (``block(in_channels, out_channels)``, default a 3x3 convolution and ReLU) and
+    ``pool`` is the (freq, frames) factor of every down level. With ``pool=(2, 1)`` the network
+    pools along frequency only, so frames keep their full resolution down to the bottleneck and
+    any number of frames is accepted; a level then costs as much as the one above it times its
+    width ratio, which is why ``max_channels`` can stop the doubling of filters.
 
     Chapter: adversarial/adversarial_separation
     """
 
-    def __init__(self, n_sources: int = 2, base_channels: int = 16, depth: int = 4, masks: bool = False) -> None:
+    def __init__(self, n_sources: int = 2, base_channels: int = 16, depth: int = 4, masks: bool = False,
+                 block=None, pool: tuple[int, int] = (2, 2), max_channels: int | None = None) -> None:
         super().__init__()
+        if tuple(pool) not in ((2, 2), (2, 1), (1, 2)):
+            raise ValueError(f"UNet: pool must be (2, 2), (2, 1) or (1, 2), got {pool!r}")
+        block = block or _conv3x3_relu
+        self.pool = tuple(pool)
         for name, value in (("n_sources", n_sources), ("base_channels", base_channels), ("depth", depth)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"UNet: {name} must be a positive integer, got {value!r}")
@@ -52,15 +87,17 @@ class UNet(nn.Module):
         self.depth = depth
         self.masks = masks
 
-        widths = [base_channels * 2**level for level in range(depth + 1)]
-        self.first = _conv3x3_relu(1, widths[0])
-        self.down = nn.ModuleList(_conv3x3_relu(widths[level], widths[level + 1]) for level in range(depth))
+        self.widths = widths = [min(base_channels * 2**level, max_channels or base_channels * 2**depth)
+                                for level in range(depth + 1)]
+        self.first = block(1, widths[0])
+        self.down = nn.ModuleList(block(widths[level], widths[level + 1]) for level in range(depth))
         # Up levels run from the coarsest (level depth-1) back to the finest (level 0).
         self.up = nn.ModuleList(
-            nn.Sequential(nn.ConvTranspose2d(widths[level + 1], widths[level], kernel_size=2, stride=2), nn.ReLU())
+            nn.Sequential(nn.ConvTranspose2d(widths[level + 1], widths[level], self.pool, stride=self.pool),
+                          nn.ReLU())
             for level in reversed(range(depth))
         )
-        self.merge = nn.ModuleList(_conv3x3_relu(2 * widths[level], widths[level]) for level in reversed(range(depth)))
+        self.merge = nn.ModuleList(block(2 * widths[level], widths[level]) for level in reversed(range(depth)))
         # One head per source, each seeing the finest features plus the mixture itself, so a head
         # can pass mixture energy straight through where the source dominates.
         self.heads = nn.ModuleList(nn.Conv2d(widths[0] + 1, 1, kernel_size=1) for _ in range(n_sources))
@@ -79,9 +116,9 @@ class UNet(nn.Module):
             head.bias.zero_()
 
     @property
-    def required_multiple(self) -> int:
-        """``freq`` and ``frames`` of the input must both be multiples of this number (``2 ** depth``)."""
-        return 2**self.depth
+    def multiples(self) -> tuple[int, int]:
+        """What ``freq`` and ``frames`` of the input must be multiples of: ``pool ** depth`` each."""
+        return self.pool[0] ** self.depth, self.pool[1] ** self.depth
 
     def check_input(self, mixture: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``mixture`` is ``(batch, 1, freq, frames)`` with sizes the U-Net accepts."""
@@ -89,12 +126,12 @@ class UNet(nn.Module):
             shape = tuple(mixture.shape) if isinstance(mixture, torch.Tensor) else type(mixture).__name__
             raise ValueError(f"UNet: mixture must be a tensor shaped (batch, 1, freq, frames), got {shape}")
         n_freq, n_frames = mixture.shape[-2:]
-        multiple = self.required_multiple
-        if n_freq % multiple or n_frames % multiple or n_freq == 0 or n_frames == 0:
+        freq_multiple, frame_multiple = self.multiples
+        if n_freq % freq_multiple or n_frames % frame_multiple or n_freq == 0 or n_frames == 0:
             raise ValueError(
                 f"UNet: freq ({n_freq}) and frames ({n_frames}) must be positive multiples of "
-                f"2**depth = {multiple} (depth={self.depth}); crop or pad the spectrogram, "
-                f"e.g. drop the Nyquist bin so 257 bins become 256"
+                f"{freq_multiple} and {frame_multiple} (pool {self.pool}, depth={self.depth}); crop or pad "
+                f"the spectrogram, e.g. drop the Nyquist bin so 257 bins become 256"
             )
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
@@ -103,19 +140,23 @@ class UNet(nn.Module):
         Both are log-magnitudes; the estimates are ``(batch, n_sources, freq, frames)``
         (masks in [0, 1] with ``masks=True``).
         """
+        return self.forward_with_bottleneck(mixture)[0]
+
+    def forward_with_bottleneck(self, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward`'s estimates and the bottleneck, ``(batch, widths[-1], freq / 2**depth, frames')``."""
         self.check_input(mixture)
         features = self.first(mixture)
         skips = [features]
         for down in self.down:
-            features = down(nn.functional.max_pool2d(features, kernel_size=2))
+            features = down(nn.functional.max_pool2d(features, kernel_size=self.pool))
             skips.append(features)
         # the coarsest map is the bottleneck itself, not a skip connection
-        skips.pop()
+        bottleneck = skips.pop()
         for up, merge in zip(self.up, self.merge):
             features = merge(torch.cat([skips.pop(), up(features)], dim=1))
         features = torch.cat([features, mixture], dim=1)
         out = torch.cat([head(features) for head in self.heads], dim=1)
         if self.masks:
-            return torch.sigmoid(out)
+            return torch.sigmoid(out), bottleneck
         # ReLU keeps the estimates inside the range of log(1 + |S|) >= 0.
-        return torch.relu(out)
+        return torch.relu(out), bottleneck

@@ -1,0 +1,75 @@
+"""Instrument activity: labels from a stem's frame energy, and the inference weighting of IASS
+(Hung and Lerch 2020): predicted activity, binarised, median-filtered over time, multiplied onto
+each instrument's mask frame by frame.
+
+Shapes: activity is ``(..., K, frames)``; masks are ``(..., K, freq, frames)``.
+
+Chapter: activity/activity_aware
+"""
+from __future__ import annotations
+
+import torch
+
+
+def frame_activity(magnitudes: torch.Tensor, threshold_db: float = -30.0) -> torch.Tensor:
+    """Activity labels ``(..., frames)`` bool from a stem's magnitudes ``(..., freq, frames)``.
+
+    A frame is active when its energy is within ``threshold_db`` of the stem's loudest frame; a
+    stem that is silent throughout is inactive everywhere.
+    """
+    _check_magnitudes(magnitudes)
+    if not threshold_db < 0:
+        raise ValueError(f"threshold_db: expected a negative level below the loudest frame, got {threshold_db}")
+    energy = magnitudes.pow(2).sum(dim=-2)
+    loudest = energy.amax(dim=-1, keepdim=True)
+    return (energy > 0) & (energy >= loudest * 10 ** (threshold_db / 10))
+
+
+def median_filter(values: torch.Tensor, length: int) -> torch.Tensor:
+    """Running median over the last axis, ``length`` frames wide (odd); edges repeat the end frames."""
+    _check_length(length)
+    half = length // 2
+    padded = torch.cat([values[..., :1].expand(*values.shape[:-1], half), values,
+                        values[..., -1:].expand(*values.shape[:-1], half)], dim=-1)
+    return padded.unfold(-1, length, 1).median(dim=-1).values
+
+
+def activity_weights(probabilities: torch.Tensor, threshold: float = 0.5, median_frames: int = 15) -> torch.Tensor:
+    """The weight of every frame, 0 or 1: ``probabilities >= threshold``, then a median filter.
+
+    ``probabilities`` ``(..., K, frames)`` in [0, 1] -> float weights of the same shape. The median
+    filter removes on/off blips shorter than half its length, which a real instrument does not make.
+    """
+    _check_threshold(threshold)
+    _check_length(median_frames)
+    return median_filter((probabilities >= threshold).float(), median_frames)
+
+
+def weight_masks(masks: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Multiply each instrument's mask ``(..., K, freq, frames)`` by its frame weights ``(..., K, frames)``."""
+    _check_frames(masks, weights)
+    return masks * weights.unsqueeze(-2)
+
+
+def _check_magnitudes(magnitudes) -> None:
+    if not torch.is_tensor(magnitudes) or magnitudes.dim() < 2:
+        raise ValueError(f"magnitudes: expected a tensor shaped (..., freq, frames), got "
+                         f"{getattr(magnitudes, 'shape', type(magnitudes).__name__)}")
+    if magnitudes.is_complex() or bool((magnitudes < 0).any()):
+        raise ValueError("magnitudes: expected non-negative real magnitudes (take .abs() of the STFT)")
+
+
+def _check_threshold(threshold) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise ValueError(f"threshold: expected a probability in [0, 1], got {threshold!r}")
+
+
+def _check_length(length) -> None:
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1 or length % 2 == 0:
+        raise ValueError(f"median_frames: expected a positive odd number of frames, got {length!r}")
+
+
+def _check_frames(masks: torch.Tensor, weights: torch.Tensor) -> None:
+    if masks.dim() < 3 or weights.shape != masks.shape[:-2] + masks.shape[-1:]:
+        raise ValueError(f"weights: expected (..., K, frames) = {tuple(masks.shape[:-2] + masks.shape[-1:])} "
+                         f"for masks {tuple(masks.shape)}, got {tuple(weights.shape)}")

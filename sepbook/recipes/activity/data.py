@@ -1,0 +1,221 @@
+"""The activity chapter's data: two sets of songs with per-frame instrument activity, as banks of
+spectrogram and activity frames, and batches that are a pure function of ``(seed, step)``.
+
+- ``musdb``: the four MUSDB targets, read through ``musdb`` from a MUSDB18-HQ-layout folder; the
+  activity labels come from each target's frame energy (:func:`sepbook.activity.frame_activity`),
+  since MUSDB has no annotations.
+- ``medley``: six instruments that enter and leave by sections, in the spirit of MedleyDB and
+  Mixing Secrets; the labels come from the score (a frame is active while a note of the
+  instrument sounds), as MedleyDB's come from its activation annotations.
+
+Chapter: activity/activity_aware
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from sepbook import seeds
+from sepbook.activity import frame_activity
+from sepbook.audio import resample
+from sepbook.banks import Bank
+from sepbook.recipes.adversarial.spectrograms import magnitudes, n_bins
+from sepbook.tracks import Track
+
+DATASETS: tuple[str, ...] = ("musdb", "medley")
+#: What each set stands in for, for tables and captions.
+TITLES = {"musdb": "MUSDB-layout set", "medley": "MedleyDB-like set"}
+REAL_DATA_ENV = {"musdb": "MUSDB_PATH", "medley": "SEPBOOK_MEDLEY_PATH"}
+
+
+@dataclass
+class Splits:
+    """Training and validation songs of each set, keyed by dataset, and the test songs of both sets
+    alternating (as :func:`test_tracks`); every track has ``activity`` ``(K, frames)`` on the STFT's
+    frames and ``domain`` = its dataset."""
+
+    train: dict[str, list[Track]]
+    valid: dict[str, list[Track]]
+    test: list[Track]
+
+
+def sources(cfg: Mapping[str, Any], dataset: str) -> tuple[str, ...]:
+    """The instruments of ``dataset``, in the order of the model's outputs."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset: expected one of {list(DATASETS)}, got {dataset!r}")
+    return tuple(cfg[f"{dataset}_sources"])
+
+
+def n_frames(cfg: Mapping[str, Any], n_samples: int) -> int:
+    """STFT frames of ``n_samples`` samples (centred frames, as :class:`sepbook.audio.STFT` makes)."""
+    return n_samples // cfg["hop"] + 1
+
+
+def _musdb_tracks(cfg: Mapping[str, Any], subset: str) -> list[Track]:
+    from sepbook.corpora import musdb_synth
+    from sepbook.layouts import musdb_track_arrays, open_musdb
+
+    if cfg["dataset"] == "synthetic":
+        corpus = {**cfg, "n_train": cfg["n_train"] + cfg["n_valid"]}
+        root = musdb_synth(corpus, name="musdb-synth-activity")
+    else:
+        root = _real_root("musdb")
+    names = sources(cfg, "musdb")
+    tracks = []
+    for item in open_musdb(root, subsets=subset):
+        _, stems, sr = musdb_track_arrays(item, names)
+        stems = resample(stems.mean(axis=-2, keepdims=True), sr, cfg["sr"]).astype(np.float32)
+        labels = frame_activity(magnitudes(cfg, torch.as_tensor(stems[:, 0])), cfg["label_threshold_db"])
+        tracks.append(Track(item.name, stems.sum(0), stems, names, "musdb", activity=labels))
+    return tracks
+
+
+def _medley_tracks(cfg: Mapping[str, Any], subset: str) -> list[Track]:
+    from sepbook.corpora import slakh_synth
+    from sepbook.layouts import read_slakh_track
+
+    if cfg["dataset"] != "synthetic":
+        return _stem_folder_tracks(cfg, _real_root("medley") / subset)
+    names = sources(cfg, "medley")
+    corpus = {**cfg, "instruments": names}
+    root = slakh_synth(corpus, name="medley-synth") / subset
+    tracks = []
+    for folder in sorted(p for p in root.iterdir() if (p / "metadata.yaml").is_file()):
+        song = read_slakh_track(folder, names, frame_rate=cfg["sr"] / cfg["hop"])
+        silence = np.zeros(song.mixture.shape[-1], np.float32)
+        stems = np.stack([song.stems.get(name, silence) for name in names])[:, None]
+        stems = resample(stems, song.sr, cfg["sr"]).astype(np.float32)
+        labels = np.zeros((len(names), n_frames(cfg, stems.shape[-1])), bool)
+        for k, name in enumerate(names):
+            if name in song.rolls:
+                active = song.rolls[name].any(axis=1)[: labels.shape[1]]
+                labels[k, : len(active)] = active
+        tracks.append(Track(folder.name, stems.sum(0), stems, names, "medley", activity=torch.as_tensor(labels)))
+    return tracks
+
+
+def _stem_folder_tracks(cfg: Mapping[str, Any], root: Path) -> list[Track]:
+    """Real multitracks for ``paper``: ``root/SONG/INSTRUMENT.wav`` per song (MedleyDB or Mixing
+    Secrets stems summed per instrument class); labels from frame energy, as for MUSDB."""
+    from sepbook.audio import load
+
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder; expected one folder per song holding "
+                                f"{', '.join(n + '.wav' for n in sources(cfg, 'medley'))}")
+    names, tracks = sources(cfg, "medley"), []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        stems = []
+        for name in names:
+            path = folder / f"{name}.wav"
+            audio = load(path, sr=cfg["sr"], mono=True)[0][0] if path.is_file() else None
+            stems.append(audio)
+        length = max((len(s) for s in stems if s is not None), default=0)
+        if not length:
+            raise FileNotFoundError(f"{folder}: none of {[n + '.wav' for n in names]} is there")
+        stems = np.stack([np.zeros(length, np.float32) if s is None else np.pad(s, (0, length - len(s)))
+                          for s in stems])[:, None].astype(np.float32)
+        labels = frame_activity(magnitudes(cfg, torch.as_tensor(stems[:, 0])), cfg["label_threshold_db"])
+        tracks.append(Track(folder.name, stems.sum(0), stems, names, "medley", activity=labels))
+    return tracks
+
+
+def _real_root(dataset: str) -> Path:
+    variable = REAL_DATA_ENV[dataset]
+    if not os.environ.get(variable):
+        raise FileNotFoundError(f"the paper profile reads the real {TITLES[dataset].split()[0]} data: set "
+                                f"${variable} to its folder (the one holding train/ and test/)")
+    return Path(os.environ[variable])
+
+
+def load_tracks(cfg: Mapping[str, Any], dataset: str, subset: str) -> list[Track]:
+    """Every song of ``subset`` ('train' or 'test') of ``dataset``, mono at ``cfg['sr']``, with activity."""
+    if subset not in ("train", "test"):
+        raise ValueError(f"subset: expected 'train' or 'test', got {subset!r}")
+    sources(cfg, dataset)  # names the sets there are when ``dataset`` is not one
+    tracks = _musdb_tracks(cfg, subset) if dataset == "musdb" else _medley_tracks(cfg, subset)
+    for track in tracks:
+        if track.activity.shape != (len(track.source_names), n_frames(cfg, track.mixture.shape[-1])):
+            raise ValueError(f"track {track.name}: activity {tuple(track.activity.shape)} does not match its "
+                             f"{n_frames(cfg, track.mixture.shape[-1])} STFT frames")
+    return tracks
+
+
+def splits(cfg: Mapping[str, Any]) -> Splits:
+    """Both sets; the last ``n_valid`` training songs of each are held out for validation."""
+    train, valid = {}, {}
+    for dataset in DATASETS:
+        songs = load_tracks(cfg, dataset, "train")
+        n_valid = cfg["n_valid"] or max(1, len(songs) // 10)
+        if n_valid >= len(songs):
+            raise ValueError(f"n_valid: {n_valid} validation songs leave none of the {len(songs)} for training")
+        train[dataset], valid[dataset] = songs[:-n_valid], songs[-n_valid:]
+    return Splits(train, valid, test_tracks(cfg))
+
+
+def test_tracks(cfg: Mapping[str, Any]) -> list[Track]:
+    """The test songs of both sets, alternating, so that the first few cover both."""
+    by_set = [load_tracks(cfg, dataset, "test") for dataset in DATASETS]
+    shortest = min(map(len, by_set))
+    return [track for group in zip(*by_set) for track in group] + [
+        track for songs in by_set for track in songs[shortest:]]
+
+
+@dataclass
+class Sets:
+    """One set's training songs as banks: ``spectra`` ``(1 + K, F, frames)`` (mixture, then each
+    source, linear magnitudes) and ``activity`` ``(K, 1, frames)``; ``valid`` fixed validation batches;
+    ``positive_weight`` ``(K,)`` balances active and silent frames in the activity loss."""
+
+    spectra: Bank
+    activity: Bank
+    valid: list[dict[str, torch.Tensor]]
+    positive_weight: torch.Tensor
+
+
+def _banks(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> tuple[Bank, Bank]:
+    spectra, activity = [], []
+    for t in tracks:
+        spec = magnitudes(cfg, torch.cat([t.mixture, t.sources[:, 0]]))
+        if spec.shape[-1] < cfg["frames"]:
+            raise ValueError(f"frames: song {t.name} has {spec.shape[-1]} STFT frames, fewer than one excerpt "
+                             f"({cfg['frames']}); use longer songs or smaller frames")
+        spectra.append(spec)
+        activity.append(t.activity.float()[:, None])
+    return Bank.of(spectra), Bank.of(activity)
+
+
+def as_batch(spectra: torch.Tensor, activity: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{'mixture': (B, 1, F, T), 'sources': (B, K, F, T), 'activity': (B, K, T)}``."""
+    return {"mixture": spectra[:, :1], "sources": spectra[:, 1:], "activity": activity[:, :, 0]}
+
+
+def training_sets(cfg: Mapping[str, Any], data: Splits, dataset: str, valid_batches: int = 4) -> Sets:
+    """:class:`Sets` of ``dataset``'s training songs; validation batches cut at fixed places."""
+    from sepbook.losses.activity import positive_weights
+
+    spectra, activity = _banks(cfg, data.train[dataset])
+    valid_spectra, valid_activity = _banks(cfg, data.valid[dataset])
+    rng = seeds.rng(0, "activity", dataset, "valid")
+    valid = []
+    for _ in range(valid_batches):
+        starts = valid_spectra.positions(cfg["batch_size"], cfg["frames"], rng)
+        valid.append(as_batch(valid_spectra.take(starts, cfg["frames"]), valid_activity.take(starts, cfg["frames"])))
+    return Sets(spectra, activity, valid, positive_weights(activity.frames[:, 0]))
+
+
+def batches(cfg: Mapping[str, Any], sets: Sets, seed: int, start: int = 0):
+    """Yield ``(step, batch)`` from ``start`` on, each batch a pure function of ``(seed, step)``."""
+    step = start
+    while True:
+        starts = sets.spectra.positions(cfg["batch_size"], cfg["frames"], seeds.rng(seed, "activity", step))
+        yield step, as_batch(sets.spectra.take(starts, cfg["frames"]), sets.activity.take(starts, cfg["frames"]))
+        step += 1
+
+
+__all__ = ["DATASETS", "TITLES", "Sets", "Splits", "as_batch", "batches", "load_tracks", "n_bins", "n_frames",
+           "sources", "splits", "test_tracks", "training_sets"]

@@ -1,0 +1,128 @@
+"""Separating whole songs with and without the activity weighting, and scoring them like the paper:
+BSS Eval v4 SDR per instrument (museval) for IASS, the BLSTM, the ideal binary mask and the
+unprocessed mixture, plus activity-detection accuracy and F1.
+
+Each song is scored as one BSS Eval window. The usual framing (median over 1 s frames) skips every
+frame in which any source is silent, and those are exactly the frames the activity weighting changes.
+
+Chapter: activity/activity_aware
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from sepbook import metrics, report
+from sepbook.activity import activity_weights, weight_masks
+from sepbook.masks import oracle_separation
+from sepbook.recipes.activity.data import n_bins
+from sepbook.recipes.activity.training import VARIANTS, masks_and_logits
+from sepbook.recipes.adversarial.spectrograms import front_end
+from sepbook.tracks import Track
+
+#: What the paper found (its Figures 3 and 4 give no numbers in the text we have): IASS against
+#: Open-Unmix per instrument, and which instruments both separate best on the MedleyDB set.
+PAPER: dict[str, Any] = {
+    "source": "Hung and Lerch (ISMIR 2020), Figures 3 and 4 and their discussion",
+    "musdb": {"vocals": "IASS better", "drums": "IASS better", "other": "equal", "bass": "slightly worse"},
+    "medley": {name: "IASS better" for name in
+               ("vocals", "bass", "drums", "piano", "electric_guitar", "acoustic_guitar")},
+    "medley_easier": ("drums", "bass", "vocals"),
+    "medley_harder": ("electric_guitar", "piano", "acoustic_guitar"),
+}
+UNWEIGHTED = "IASS without weighting"
+
+
+@torch.no_grad()
+def song_masks(model: torch.nn.Module, magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Masks ``(K, F, T)`` of a whole song's magnitude ``(F, T)`` and, for IASS, activity
+    probabilities ``(K, T)``."""
+    model.eval()
+    device = next(model.parameters()).device
+    masks, logits = masks_and_logits(model, magnitude[None, None].to(device))
+    return masks[0].float().cpu(), None if logits is None else torch.sigmoid(logits[0]).float().cpu()
+
+
+def separate(model: torch.nn.Module, mixture: torch.Tensor, weighted: bool = True,
+             threshold: float | None = None, median_frames: int | None = None) -> torch.Tensor:
+    """Separate a mixture ``(channels, time)`` into ``(K, channels, time)`` with the mixture's phase.
+
+    For IASS with ``weighted=True`` every mask frame is multiplied by the binarised, median-filtered
+    activity (``threshold`` and ``median_frames`` default to the profile's).
+    """
+    mixture = torch.as_tensor(mixture, dtype=torch.float32)
+    if mixture.dim() != 2:
+        raise ValueError(f"mixture: expected (channels, time), got shape {tuple(mixture.shape)}")
+    settings = model.settings
+    threshold = settings["threshold"] if threshold is None else threshold
+    median_frames = settings["median_frames"] if median_frames is None else median_frames
+    stft = front_end(settings)
+    out = []
+    for wave in mixture:
+        spec = stft(wave)                                                    # (n_fft / 2 + 1, frames)
+        masks, probabilities = song_masks(model, spec[: n_bins(settings)].abs())
+        if weighted and probabilities is not None:
+            masks = weight_masks(masks, activity_weights(probabilities, threshold, median_frames))
+        full = torch.nn.functional.pad(masks, (0, 0, 0, 1))                 # the Nyquist bin gets mask 0
+        out.append(stft.inverse(full * spec, len(wave)))
+    return torch.stack(out, dim=1)
+
+
+def sdr_rows(estimates: torch.Tensor, track: Track, cfg: Mapping[str, Any], variant: str,
+             seed: int | None) -> list[dict]:
+    """BSS Eval v4 SDR of ``estimates`` ``(K, channels, time)``, the whole song as one window."""
+    sdr = metrics.bss_eval(track.sources, estimates, cfg["sr"], window_seconds=None)["SDR"][:, 0]
+    values = {name: {"SDR": float(sdr[k])} for k, name in enumerate(track.source_names)}
+    return report.rows_for(values, variant=variant, seed=seed, song=track.name, domain=track.domain)
+
+
+def detection_scores(predicted: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
+    """Frame accuracy and F1 per instrument of 0/1 ``predicted`` against ``labels``, both ``(K, T)``."""
+    predicted, labels = predicted.bool(), labels.bool()
+    true_positive = (predicted & labels).sum(-1).double()
+    precision = true_positive / predicted.sum(-1).clamp(min=1)
+    recall = true_positive / labels.sum(-1).clamp(min=1)
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12),
+                     torch.zeros_like(precision))
+    return {"accuracy": (predicted == labels).double().mean(-1).numpy(), "F1": f1.numpy()}
+
+
+def activity_rows(model: torch.nn.Module, track: Track, cfg: Mapping[str, Any], seed: int | None) -> list[dict]:
+    """Activity-detection accuracy and F1 of IASS on ``track``, after the weighting's threshold and filter."""
+    spec = front_end(cfg)(track.mixture[0])[: n_bins(cfg)].abs()
+    _, probabilities = song_masks(model, spec)
+    scores = detection_scores(activity_weights(probabilities, cfg["threshold"], cfg["median_frames"]),
+                              track.activity)
+    values = {name: {f"activity {m}": float(scores[m][k]) for m in scores} for k, name in enumerate(track.source_names)}
+    return report.rows_for(values, variant="IASS", seed=seed, song=track.name, domain=track.domain)
+
+
+def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.Module],
+             tracks: Sequence[Track]) -> list[dict]:
+    """SDR rows of every ``(variant, seed) -> model`` on the test songs of its set (IASS with and
+    without the weighting), and IASS's activity-detection rows."""
+    rows = []
+    for (variant, seed), model in models.items():
+        name, dataset = VARIANTS[variant]
+        for track in (t for t in tracks if t.domain == dataset):
+            rows += sdr_rows(separate(model, track.mixture), track, cfg, name, seed)
+            if name == "IASS":
+                rows += sdr_rows(separate(model, track.mixture, weighted=False), track, cfg, UNWEIGHTED, seed)
+                rows += activity_rows(model, track, cfg, seed)
+    return rows
+
+
+def reference_rows(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> list[dict]:
+    """Rows that need no training: SDR of the ideal binary mask and of the mixture itself (the input
+    SDR), and the fraction of silent frames of every instrument (variant 'labels')."""
+    rows = []
+    for track in tracks:
+        ibm = oracle_separation(track.mixture, track.sources, kind="ibm", n_fft=cfg["n_fft"], hop=cfg["hop"])
+        rows += sdr_rows(ibm, track, cfg, "IBM", None)
+        rows += sdr_rows(track.mixture.expand_as(track.sources), track, cfg, "mixture", None)
+        silent = 1 - track.activity.float().mean(-1)
+        values = {name: {"silent fraction": float(silent[k])} for k, name in enumerate(track.source_names)}
+        rows += report.rows_for(values, variant="labels", seed=None, song=track.name, domain=track.domain)
+    return rows
