@@ -34,11 +34,14 @@ def median_filter(values: torch.Tensor, length: int) -> torch.Tensor:
     return padded.unfold(-1, length, 1).median(dim=-1).values
 
 
-def activity_weights(probabilities: torch.Tensor, threshold: float = 0.5, median_frames: int = 15) -> torch.Tensor:
-    """The weight of every frame, 0 or 1: ``probabilities >= threshold``, then a median filter.
+def activity_weights(probabilities: torch.Tensor, threshold: float = 0.5,
+                     median_frames: int = 15) -> torch.Tensor:
+    """The weight of every frame, 0 or 1: ``probabilities >= threshold``, median-filtered.
 
-    ``probabilities`` ``(..., K, frames)`` in [0, 1] -> float weights of the same shape. The median
-    filter removes on/off blips shorter than half its length, which a real instrument does not make.
+    ``probabilities`` ``(..., K, frames)`` in [0, 1] -> float weights of the same shape. The
+    median filter removes on/off blips shorter than half its length, which a real instrument
+    does not make; at the two ends, where the filter repeats the end frames, a run that touches
+    the first or last frame is kept.
     """
     _check_threshold(threshold)
     _check_length(median_frames)

@@ -60,6 +60,13 @@ class Bank:
         return self.take(self.positions(batch, frames, rng), frames)
 
 
+def matching_excerpts(banks, batch: int, frames: int, rng: np.random.Generator) -> list[torch.Tensor]:
+    """``batch`` excerpts cut at the same random places from every bank of ``banks`` (banks built
+    from the same songs, e.g. spectrograms and piano rolls), each ``(batch, channels, rows, frames)``."""
+    starts = banks[0].positions(batch, frames, rng)
+    return [bank.take(starts, frames) for bank in banks]
+
+
 @torch.no_grad()
 def in_excerpts(network: torch.nn.Module, spectrogram: torch.Tensor, frames: int, batch: int = 32) -> torch.Tensor:
     """Run a network of ``(n, 1, F, frames)`` -> ``(n, K, F, frames)`` over a whole song ``(F, T)``.

@@ -304,6 +304,74 @@ def check_clip_mixture_loss(clip_mixture_loss: Callable, seed: int = 0) -> str:
     return "correct: only the instruments playing in the clip enter the sum"
 
 
+def check_activity_weighting(activity_weighting: Callable, seed: int = 0) -> str:
+    """Check a student's ``f(probabilities (K, T), threshold, median_frames) -> (K, T)`` frame weights:
+    ``probabilities >= threshold`` as 0/1, then a running median of ``median_frames`` frames whose
+    edges repeat the end frames.
+
+    Chapter: activity/activity_aware
+    """
+    from sepbook.activity import activity_weights
+
+    generator = torch.Generator().manual_seed(seed)
+    runs = (torch.rand((3, 12), generator=generator) > 0.5).repeat_interleave(5, dim=1).float()
+    probabilities = (0.35 * runs + 0.6 * torch.rand(runs.shape, generator=generator)).clamp(0, 1)
+    probabilities[0, 30] = 0.99                                  # a one-frame blip in instrument 0
+    probabilities[1, :6] = torch.tensor([0.9, 0.9, 0.1, 0.1, 0.1, 0.1])   # a short run at the start
+    threshold, length = 0.55, 5
+    expected = activity_weights(probabilities, threshold, length)
+    answer = _call(activity_weighting, probabilities.clone(), threshold, length)
+    if not torch.is_tensor(answer) or answer.shape != probabilities.shape:
+        _fail(f"expected a tensor shaped (K, T) = {tuple(probabilities.shape)}, got "
+              f"{tuple(answer.shape) if torch.is_tensor(answer) else type(answer).__name__}")
+    answer = answer.float()
+    if not torch.all((answer == 0) | (answer == 1)):
+        _fail("the weights must be 0 or 1: binarise the probabilities before filtering, not after")
+    if torch.equal(answer, (probabilities >= threshold).float()):
+        _fail("your weights are the binarised probabilities: smooth them with a median filter over time")
+    middle = slice(length // 2, -(length // 2))
+    if not torch.equal(answer, expected) and torch.equal(answer[:, middle], expected[:, middle]):
+        _fail("right in the middle, wrong at the ends: pad each end by repeating its first and last frame "
+              "(length // 2 times) before the running median")
+    if not torch.equal(answer, expected):
+        _fail(f"{int((answer != expected).sum())} of {answer.numel()} weights differ: binarise with "
+              "probabilities >= threshold, then take the median of each window of median_frames frames "
+              "centred on the frame")
+    return "correct: your weights switch an instrument off only where it stays silent"
+
+
+def check_frame_activity(frame_activity: Callable, seed: int = 0) -> str:
+    """Check a student's ``f(magnitudes (K, F, T), threshold_db) -> (K, T)`` bool labels: a frame is
+    active when its energy (sum over bins of ``|S|^2``) is within ``threshold_db`` of the stem's loudest.
+
+    Chapter: activity/activity_aware
+    """
+    from sepbook.activity import frame_activity as reference
+
+    generator = torch.Generator().manual_seed(seed)
+    levels = 10 ** (-torch.linspace(0, 6, 40) / 2)[torch.randperm(40, generator=generator)]   # 0 to -60 dB
+    # some frames hold one loud bin, others many quiet ones: energy is not summed magnitude
+    spread = torch.rand((3, 1, 40), generator=generator)
+    magnitudes = torch.rand((3, 16, 40), generator=generator) * levels * (torch.rand((3, 16, 40), generator=generator) < spread)
+    magnitudes[2] = 0                                             # a stem that never plays
+    expected = reference(magnitudes, -30.0)
+    answer = _call(frame_activity, magnitudes.clone(), -30.0)
+    if not torch.is_tensor(answer) or answer.shape != expected.shape:
+        _fail(f"expected a tensor shaped (K, T) = {tuple(expected.shape)}, got "
+              f"{tuple(answer.shape) if torch.is_tensor(answer) else type(answer).__name__}")
+    answer = answer.bool()
+    if answer[2].any():
+        _fail("a stem that is silent throughout must be inactive everywhere: guard against 0 >= 0 * threshold")
+    amplitude = reference(magnitudes, -15.0)
+    if torch.equal(answer[:2], amplitude[:2]):
+        _fail("your threshold acts on magnitudes, not energies: the energy of a frame is the sum of |S|^2, "
+              "and -30 dB of energy is a factor 10 ** (-30 / 10)")
+    if not torch.equal(answer, expected):
+        _fail(f"{int((answer != expected).sum())} of {answer.numel()} labels differ: compare each frame's energy "
+              "with the loudest frame of the same stem, times 10 ** (threshold_db / 10)")
+    return "correct: your labels mark the frames within the threshold of the stem's loudest"
+
+
 def attempt(check: Callable[[Callable], str], answer: Callable) -> bool:
     """Run ``check`` on a student's ``answer`` and print the verdict; -> whether it passed.
 

@@ -195,3 +195,20 @@ def diagram_arrow(ax, a: tuple[float, float], b: tuple[float, float], text: str 
                                  connectionstyle=f"arc3,rad={rad}"))
     if text:
         ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.15, text, ha="center", fontsize=8, color=color)
+
+
+def plot_curves(histories: Mapping[tuple[str, int], Mapping[str, Sequence[float]]], variants: Sequence[str],
+                key: str = "loss", axes=None):
+    """Training ``key`` of each variant, one panel per variant and one line per seed."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, len(variants), figsize=(4 * len(variants), 3), squeeze=False)
+        axes = axes[0]
+    for ax, variant in zip(axes, variants):
+        for (name, seed), history in histories.items():
+            if name == variant and key in history:
+                ax.plot(history["step"], smoothed(history[key], 5), lw=1, label=f"seed {seed}")
+        ax.set(title=variant, xlabel="step", ylabel=key)
+        ax.legend(fontsize=7)
+    return axes

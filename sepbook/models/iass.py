@@ -48,6 +48,6 @@ class IASS(nn.Module):
                          max_channels=max_channels)
         self.activity = ActivityHead(self.unet.widths[-1], n_freq // 2**depth, n_sources, hidden)
 
-    def forward(self, log_mixture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, log_mixture: torch.Tensor):
         masks, bottleneck = self.unet.forward_with_bottleneck(log_mixture)
         return masks, self.activity(bottleneck)

@@ -18,11 +18,12 @@ def _conv3x3_relu(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class ResidualBlock(nn.Module):
-    """Two 3x3 convolution - batch norm - LeakyReLU layers, plus a 1x1 convolution on the skip path.
+    """Two 3x3 convolution - batch norm - LeakyReLU layers, and a 1x1 convolution as the skip.
 
-    ``(batch, in_channels, freq, frames)`` -> ``(batch, out_channels, freq, frames)``. The skip lets
-    each level pass its input on unchanged where the two convolutions have nothing to add, so a deeper
-    network stays as easy to train as a shallow one (Hung and Lerch 2020, after He et al. 2016).
+    ``(batch, in_channels, freq, frames)`` -> ``(batch, out_channels, freq, frames)``. The skip
+    lets each level pass its input on where the two convolutions have nothing to add, so a
+    deeper network stays as easy to train as a shallow one (Hung and Lerch 2020, after He et
+    al. 2016).
 
     Chapter: activity/activity_aware
     """
@@ -30,8 +31,10 @@ class ResidualBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2),
+            nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+            nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2),
         )
         self.skip = nn.Conv2d(in_channels, out_channels, kernel_size=1)
 
@@ -75,7 +78,7 @@ class UNet(nn.Module):
     def __init__(self, n_sources: int = 2, base_channels: int = 16, depth: int = 4, masks: bool = False,
                  block=None, pool: tuple[int, int] = (2, 2), max_channels: int | None = None) -> None:
         super().__init__()
-        if tuple(pool) not in ((2, 2), (2, 1), (1, 2)):
+        if not isinstance(pool, (tuple, list)) or tuple(pool) not in ((2, 2), (2, 1), (1, 2)):
             raise ValueError(f"UNet: pool must be (2, 2), (2, 1) or (1, 2), got {pool!r}")
         block = block or _conv3x3_relu
         self.pool = tuple(pool)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from sepbook import profiles
-from sepbook.recipes.activity.data import DATASETS, TITLES, Splits, splits, test_tracks
+from sepbook.recipes.activity.data import DATASETS, TITLES, Splits, splits, test_tracks, training_sets
 from sepbook.recipes.activity.evaluation import PAPER, UNWEIGHTED, evaluate, reference_rows, separate
 from sepbook.recipes.activity.training import VARIANTS, build, train
 
@@ -48,4 +48,4 @@ def runs(cfg: Mapping[str, Any]) -> list[tuple[str, int]]:
 
 
 __all__ = ["CHAPTER", "DATASETS", "PAPER", "TITLES", "UNWEIGHTED", "VARIANTS", "Splits", "build", "config",
-           "data", "evaluate", "reference_rows", "runs", "separate", "test_tracks", "train"]
+           "data", "evaluate", "reference_rows", "runs", "separate", "test_tracks", "train", "training_sets"]

@@ -6,12 +6,14 @@ spectrogram and activity frames, and batches that are a pure function of ``(seed
   since MUSDB has no annotations.
 - ``medley``: six instruments that enter and leave by sections, in the spirit of MedleyDB and
   Mixing Secrets; the labels come from the score (a frame is active while a note of the
-  instrument sounds), as MedleyDB's come from its activation annotations.
+  instrument sounds), as MedleyDB's come from its activation annotations. The STFT's last frame,
+  centred on the song's last sample, lies past the score's last frame and counts as silent.
 
 Chapter: activity/activity_aware
 """
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ import torch
 from sepbook import seeds
 from sepbook.activity import frame_activity
 from sepbook.audio import resample
-from sepbook.banks import Bank
+from sepbook.banks import Bank, matching_excerpts
 from sepbook.recipes.adversarial.spectrograms import magnitudes, n_bins
 from sepbook.tracks import Track
 
@@ -203,18 +205,15 @@ def training_sets(cfg: Mapping[str, Any], data: Splits, dataset: str, valid_batc
     rng = seeds.rng(0, "activity", dataset, "valid")
     valid = []
     for _ in range(valid_batches):
-        starts = valid_spectra.positions(cfg["batch_size"], cfg["frames"], rng)
-        valid.append(as_batch(valid_spectra.take(starts, cfg["frames"]), valid_activity.take(starts, cfg["frames"])))
+        valid.append(as_batch(*matching_excerpts((valid_spectra, valid_activity), cfg["batch_size"], cfg["frames"], rng)))
     return Sets(spectra, activity, valid, positive_weights(activity.frames[:, 0]))
 
 
 def batches(cfg: Mapping[str, Any], sets: Sets, seed: int, start: int = 0):
     """Yield ``(step, batch)`` from ``start`` on, each batch a pure function of ``(seed, step)``."""
-    step = start
-    while True:
-        starts = sets.spectra.positions(cfg["batch_size"], cfg["frames"], seeds.rng(seed, "activity", step))
-        yield step, as_batch(sets.spectra.take(starts, cfg["frames"]), sets.activity.take(starts, cfg["frames"]))
-        step += 1
+    for step in itertools.count(start):
+        rng = seeds.rng(seed, "activity", step)
+        yield step, as_batch(*matching_excerpts((sets.spectra, sets.activity), cfg["batch_size"], cfg["frames"], rng))
 
 
 __all__ = ["DATASETS", "TITLES", "Sets", "Splits", "as_batch", "batches", "load_tracks", "n_bins", "n_frames",

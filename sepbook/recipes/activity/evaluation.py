@@ -79,13 +79,17 @@ def sdr_rows(estimates: torch.Tensor, track: Track, cfg: Mapping[str, Any], vari
 
 
 def detection_scores(predicted: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
-    """Frame accuracy and F1 per instrument of 0/1 ``predicted`` against ``labels``, both ``(K, T)``."""
+    """Frame accuracy and F1 per instrument of 0/1 ``predicted`` against ``labels``, both ``(K, T)``.
+
+    F1 is NaN for an instrument that is silent in the labels and never predicted: there is no
+    active frame to find, so neither a hit nor a miss."""
     predicted, labels = predicted.bool(), labels.bool()
     true_positive = (predicted & labels).sum(-1).double()
     precision = true_positive / predicted.sum(-1).clamp(min=1)
     recall = true_positive / labels.sum(-1).clamp(min=1)
     f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12),
                      torch.zeros_like(precision))
+    f1[~predicted.any(-1) & ~labels.any(-1)] = float("nan")
     return {"accuracy": (predicted == labels).double().mean(-1).numpy(), "F1": f1.numpy()}
 
 
@@ -126,3 +130,72 @@ def reference_rows(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> list[dict
         values = {name: {"silent fraction": float(silent[k])} for k, name in enumerate(track.source_names)}
         rows += report.rows_for(values, variant="labels", seed=None, song=track.name, domain=track.domain)
     return rows
+
+
+# ----------------------------------------------------------------------------- tables and claims
+
+SYSTEMS: tuple[str, ...] = ("BLSTM", "IASS", UNWEIGHTED, "IBM", "mixture")
+
+
+def sdr_table(rows, dataset: str, profile: str):
+    """The paper's Figure 3 / 4 as a table: SDR (dB) per instrument (rows) for every system
+    (columns), mean ± std over seeds, and what the paper found for IASS against its baseline."""
+    import pandas as pd
+
+    rows = report.frame(rows)
+    rows = rows[(rows["domain"] == dataset) & (rows["metric"] == "SDR")]
+    names = [n for n in PAPER[dataset] if n in set(rows["source"])]
+    ours = report.table(rows, "source", ["variant"], index_order=names, column_order=[list(SYSTEMS)])
+    ours.columns = [f"{c[0]} ({profile})" for c in ours.columns]
+    ours["paper: IASS vs Open-Unmix"] = [PAPER[dataset][n] for n in names]
+    return pd.DataFrame(ours)
+
+
+def detection_table(rows, profile: str):
+    """Activity-detection accuracy and F1 of IASS per set and instrument, mean ± std over seeds, with
+    the fraction of silent frames in the test songs."""
+    rows = report.frame(rows)
+    detection = rows[rows["metric"].str.startswith("activity")]
+    table = report.table(detection, "source", ["domain", "metric"])
+    silent = rows[rows["metric"] == "silent fraction"].groupby(["domain", "source"])["value"].mean()
+    for dataset in table.columns.get_level_values(0).unique():
+        table[(dataset, "silent frames")] = [f"{silent.get((dataset, n), float('nan')):.2f}" for n in table.index]
+    table.columns.names = ["set", f"{profile} profile"]
+    return table.sort_index(axis=1)
+
+
+def gain_rows(rows, variant: str = "IASS", baseline: str = "BLSTM"):
+    """``variant - baseline`` SDR per set and instrument (mean, std, wins, seeds) beside the
+    instrument's fraction of silent test frames: a DataFrame indexed ``(domain, source)``."""
+    rows = report.frame(rows)
+    sdr = rows[rows["metric"] == "SDR"]
+    gain = report.gains(sdr, variant, baseline, by=("domain", "source"))
+    silent = rows[rows["metric"] == "silent fraction"].groupby(["domain", "source"])["value"].mean()
+    return gain.assign(silent=silent.reindex(gain.index).to_numpy())
+
+
+def claims(rows, dataset: str, profile: str, variant: str = "IASS", baseline: str = "BLSTM") -> list[str]:
+    """One sentence per instrument of ``dataset``: the paper's finding, then whether ours agrees."""
+    gain = gain_rows(rows, variant, baseline)
+    sentences = []
+    for name, finding in PAPER[dataset].items():
+        if (dataset, name) not in gain.index:
+            continue
+        g = gain.loc[(dataset, name)]
+        ours = report.verdict(g, variant, baseline, "SDR", f"on {name.replace('_', ' ')}", profile)
+        sentences.append(f"Paper: {finding}. Ours: {ours}")
+    return sentences
+
+
+def silenced(rows, variant: str = "IASS") -> int:
+    """How many (seed, song, instrument) estimates of ``variant`` have no SDR: the weighting silenced
+    the instrument for the whole song, which BSS Eval cannot score."""
+    rows = report.frame(rows)
+    sdr = rows[(rows["variant"] == variant) & (rows["metric"] == "SDR")]
+    return int(sdr["value"].isna().sum())
+
+
+def silence_correlation(rows, variant: str = "IASS", baseline: str = "BLSTM") -> float:
+    """Pearson correlation, over every (set, instrument), of the mean SDR gain with the silent fraction."""
+    gain = gain_rows(rows, variant, baseline)
+    return float(np.corrcoef(gain["mean"], gain["silent"])[0, 1])

@@ -47,9 +47,10 @@ def masks_and_logits(model: nn.Module, mixture: torch.Tensor) -> tuple[torch.Ten
     return model(mixture)[:, :, 0], None
 
 
-def iass_step(model: IASS, optimizers, batch, positive_weight: torch.Tensor, activity_weight: float,
-              grad_clip: float = 5.0) -> dict[str, float]:
-    """One update of IASS: separation MSE plus ``activity_weight`` times the weighted activity BCE."""
+def iass_step(model: IASS, optimizers, batch, positive_weight: torch.Tensor,
+              activity_weight: float, grad_clip: float = 5.0) -> dict[str, float]:
+    """One update of IASS: separation MSE plus ``activity_weight`` times the weighted
+    activity BCE."""
     optimizer = optimizers["model"]
     optimizer.zero_grad(set_to_none=True)
     masks, logits = model(log_magnitude(batch["mixture"]))

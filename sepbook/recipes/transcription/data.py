@@ -5,6 +5,7 @@ Chapter: transcription/score_supervision
 """
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch
 
 from sepbook import seeds
 from sepbook.audio import resample
-from sepbook.banks import Bank
+from sepbook.banks import Bank, matching_excerpts
 # the book's spectrogram front end (STFT magnitudes without the Nyquist bin), as in the adversarial chapter
 from sepbook.recipes.adversarial.spectrograms import front_end, magnitudes, n_bins  # noqa: F401 (re-exported)
 from sepbook.tracks import Track
@@ -135,15 +136,12 @@ def training_sets(cfg: Mapping[str, Any], data: Splits, valid_batches: int = 4) 
     rng = seeds.rng(0, "transcription", "valid")
     valid = []
     for _ in range(valid_batches):
-        starts = valid_spectra.positions(cfg["batch_size"], cfg["frames"], rng)
-        valid.append(as_batch(valid_spectra.take(starts, cfg["frames"]), valid_rolls.take(starts, cfg["frames"])))
+        valid.append(as_batch(*matching_excerpts((valid_spectra, valid_rolls), cfg["batch_size"], cfg["frames"], rng)))
     return Sets(spectra, rolls, valid)
 
 
 def batches(cfg: Mapping[str, Any], sets: Sets, seed: int, start: int = 0):
     """Yield ``(step, batch)`` from ``start`` on, each batch a pure function of ``(seed, step)``."""
-    step = start
-    while True:
-        starts = sets.spectra.positions(cfg["batch_size"], cfg["frames"], seeds.rng(seed, "transcription", step))
-        yield step, as_batch(sets.spectra.take(starts, cfg["frames"]), sets.rolls.take(starts, cfg["frames"]))
-        step += 1
+    for step in itertools.count(start):
+        rng = seeds.rng(seed, "transcription", step)
+        yield step, as_batch(*matching_excerpts((sets.spectra, sets.rolls), cfg["batch_size"], cfg["frames"], rng))

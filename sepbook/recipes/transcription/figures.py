@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from sepbook import plot, report
+from sepbook.plot import plot_curves  # noqa: F401 (the page calls figures.plot_curves)
 from sepbook.losses.transcription import harmonic_mask
 from sepbook.recipes.transcription.data import magnitudes
 from sepbook.recipes.transcription.evaluation import PAPER, SEPARATION_ROWS, average_rows, masks_of, transcribe
@@ -154,20 +155,3 @@ def ablation_chart(cfg: Mapping[str, Any], rows, profile: str, ax=None):
     ax.set_ylabel("average SI-SDR (dB)")
     ax.legend(fontsize=8)
     return ax
-
-
-def plot_curves(histories: Mapping[tuple[str, int], Mapping[str, Sequence[float]]], variants: Sequence[str],
-                key: str = "loss", axes=None):
-    """Training ``key`` of each variant (every seed, one colour per variant)."""
-    import matplotlib.pyplot as plt
-
-    if axes is None:
-        _, axes = plt.subplots(1, len(variants), figsize=(4 * len(variants), 3), squeeze=False)
-        axes = axes[0]
-    for ax, variant in zip(axes, variants):
-        for (name, seed), history in histories.items():
-            if name == variant and key in history:
-                ax.plot(history["step"], plot.smoothed(history[key], 5), lw=1, label=f"seed {seed}")
-        ax.set(title=variant, xlabel="step", ylabel=key)
-        ax.legend(fontsize=7)
-    return axes
