@@ -27,7 +27,7 @@ def frame_activity(magnitudes: torch.Tensor, threshold_db: float = -30.0) -> tor
 
 def median_filter(values: torch.Tensor, length: int) -> torch.Tensor:
     """Running median over the last axis, ``length`` frames wide (odd); edges repeat the end frames."""
-    _check_length(length)
+    _check_length(length, "length")
     half = length // 2
     padded = torch.cat([values[..., :1].expand(*values.shape[:-1], half), values,
                         values[..., -1:].expand(*values.shape[:-1], half)], dim=-1)
@@ -67,9 +67,9 @@ def _check_threshold(threshold) -> None:
         raise ValueError(f"threshold: expected a probability in [0, 1], got {threshold!r}")
 
 
-def _check_length(length) -> None:
+def _check_length(length, name: str = "median_frames") -> None:
     if isinstance(length, bool) or not isinstance(length, int) or length < 1 or length % 2 == 0:
-        raise ValueError(f"median_frames: expected a positive odd number of frames, got {length!r}")
+        raise ValueError(f"{name}: expected a positive odd number of frames, got {length!r}")
 
 
 def _check_frames(masks: torch.Tensor, weights: torch.Tensor) -> None:

@@ -78,9 +78,10 @@ def musdb_synth(cfg: dict | None = None, name: str = "musdb-synth") -> Path:
 
 
 def slakh_synth(cfg: dict, name: str = "slakh-synth") -> Path:
-    """The Slakh2100-layout synthetic corpus of the score-supervision chapter (built if missing or stale).
+    """A Slakh2100-layout synthetic corpus (built if missing or stale): the score-supervision chapter's
+    bass, guitar and piano, or the activity chapter's six instruments (``medley-synth``).
 
-    Songs of bass, guitar and piano with their MIDI scores, cycling through the band styles;
+    Songs of ``cfg['instruments']`` with their MIDI scores, cycling through the band styles;
     ``train/`` holds ``n_train + n_valid`` tracks and ``test/`` ``n_test``. ``cfg`` holds ``profile``,
     ``n_train``, ``n_valid``, ``n_test``, ``song_seconds``, ``sr`` and ``instruments``; ``name`` as
     in :func:`musdb_synth`.

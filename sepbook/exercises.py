@@ -326,7 +326,7 @@ def check_activity_weighting(activity_weighting: Callable, seed: int = 0) -> str
               f"{tuple(answer.shape) if torch.is_tensor(answer) else type(answer).__name__}")
     answer = answer.float()
     if not torch.all((answer == 0) | (answer == 1)):
-        _fail("the weights must be 0 or 1: binarise the probabilities before filtering, not after")
+        _fail("the weights must be 0 or 1: compare the probabilities with threshold to get them")
     if torch.equal(answer, (probabilities >= threshold).float()):
         _fail("your weights are the binarised probabilities: smooth them with a median filter over time")
     middle = slice(length // 2, -(length // 2))
@@ -362,10 +362,11 @@ def check_frame_activity(frame_activity: Callable, seed: int = 0) -> str:
     answer = answer.bool()
     if answer[2].any():
         _fail("a stem that is silent throughout must be inactive everywhere: guard against 0 >= 0 * threshold")
-    amplitude = reference(magnitudes, -15.0)
-    if torch.equal(answer[:2], amplitude[:2]):
-        _fail("your threshold acts on magnitudes, not energies: the energy of a frame is the sum of |S|^2, "
-              "and -30 dB of energy is a factor 10 ** (-30 / 10)")
+    if torch.equal(answer[:2], reference(magnitudes, -15.0)[:2]):
+        _fail("-30 dB of energy is a factor 10 ** (-30 / 10): divide decibels of energy by 10, not 20")
+    summed = magnitudes.sum(dim=-2)
+    if torch.equal(answer[:2], ((summed > 0) & (summed >= summed.amax(-1, keepdim=True) * 1e-3))[:2]):
+        _fail("your labels sum |S|, not |S|^2: a frame's energy is the sum of the squared magnitudes")
     if not torch.equal(answer, expected):
         _fail(f"{int((answer != expected).sum())} of {answer.numel()} labels differ: compare each frame's energy "
               "with the loudest frame of the same stem, times 10 ** (threshold_db / 10)")

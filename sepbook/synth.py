@@ -32,6 +32,9 @@ INSTRUMENTS: tuple[str, ...] = (
     "soprano", "alto", "tenor", "bass_voice",                 # choir ("bass" is the bass guitar)
     "electric_guitar", "acoustic_guitar",                     # the MedleyDB-like line-up
 )
+# Instruments whose arrangement draws come from the shared generator (the line-up of the first
+# corpora); later instruments draw from their own, so adding one leaves every earlier song unchanged.
+_FIRST_INSTRUMENTS: tuple[str, ...] = INSTRUMENTS[:INSTRUMENTS.index("bass_voice") + 1]
 MUSDB_GROUPS: dict[str, str] = {
     "vocals": "vocals", "soprano": "vocals", "alto": "vocals", "tenor": "vocals", "bass_voice": "vocals",
     "bass": "bass", "drums": "drums",
@@ -57,11 +60,10 @@ _ROLE = {
     "soprano": "upper", "alto": "alto", "tenor": "tenor", "bass_voice": "lower",
     "electric_guitar": "comp", "acoustic_guitar": "comp",
 }
-# Instruments whose arrangement draws come from the shared generator (the line-up of the first
-# corpora); later instruments draw from their own, so adding one leaves every earlier song unchanged.
-_FIRST_INSTRUMENTS = INSTRUMENTS[:13]
-# The guitars of the MedleyDB-like line-up come and go more than the band's other parts.
-_PRESENCE_SCALE = {"melody": 0.8, "electric_guitar": 0.7, "acoustic_guitar": 0.6}
+# How often a part plays relative to the style's presence: the melody rests more, and the guitars
+# of the MedleyDB-like line-up come and go more than the band's other parts.
+_ROLE_PRESENCE = {"melody": 0.8}
+_INSTRUMENT_PRESENCE = {"electric_guitar": 0.7, "acoustic_guitar": 0.6}
 _COMP_CENTER = {"guitar": 57, "electric_guitar": 55, "acoustic_guitar": 60}
 _PART_RANGE = {"upper": (62, 79), "alto": (55, 72), "tenor": (48, 67), "lower": (38, 57)}
 # Loudness of each stem relative to the others (dB), before a random +-2 dB.
@@ -383,7 +385,7 @@ def _arrange(seed: int, style: Style, instruments: Sequence[str], n_sections: in
         draws[name] = seeds.rng(seed, style.name, "arrangement", name).random(n_sections)
     active = {}
     for name in instruments:
-        presence = style.presence * _PRESENCE_SCALE.get(name, _PRESENCE_SCALE.get(_ROLE[name], 1.0))
+        presence = style.presence * _INSTRUMENT_PRESENCE.get(name, _ROLE_PRESENCE.get(_ROLE[name], 1.0))
         active[name] = draws[name] < presence
         if not active[name].any():
             active[name][int(draws[name].argmin())] = True

@@ -393,7 +393,7 @@ def test_threshold_outside_zero_one_is_named(threshold):
 def test_even_or_non_positive_median_frames_are_named(median_frames):
     with pytest.raises(ValueError, match="median_frames"):
         activity_weights(torch.rand(K, T), median_frames=median_frames)
-    with pytest.raises(ValueError, match="median_frames"):
+    with pytest.raises(ValueError, match="length"):
         median_filter(torch.rand(K, T), median_frames)
 
 
@@ -468,13 +468,16 @@ def test_detection_f1_is_undefined_for_an_instrument_that_never_plays_and_is_nev
     assert missed["F1"][0] == 0.0 and missed["F1"][1] == 0.0
 
 
-def test_silenced_counts_the_estimates_bss_eval_could_not_score():
-    from sepbook.recipes.activity.evaluation import silenced
+def test_silenced_counts_only_what_the_weighting_silenced():
+    from sepbook.recipes.activity.evaluation import UNWEIGHTED, silenced
 
-    rows = [{"variant": "IASS", "seed": 0, "song": s, "domain": "medley", "source": "piano", "metric": "SDR",
-             "value": v} for s, v in (("a", 3.0), ("b", float("nan")), ("c", float("nan")))]
-    rows.append({**rows[1], "variant": "BLSTM"})
-    assert silenced(rows) == 2 and silenced(rows, "BLSTM") == 1
+    nan = float("nan")
+    rows = []
+    for song, weighted, unweighted in (("a", 3.0, 2.0), ("b", nan, 1.0), ("c", nan, nan)):
+        for variant, value in (("IASS", weighted), (UNWEIGHTED, unweighted)):
+            rows.append({"variant": variant, "seed": 0, "song": song, "domain": "medley", "source": "piano",
+                         "metric": "SDR", "value": value})
+    assert silenced(rows) == 1     # song c has no reference to score against, weighted or not
 
 
 def test_detection_scores_values():

@@ -35,8 +35,9 @@ class IASS(nn.Module):
 
     ``forward(log_mixture)``: ``(batch, 1, freq, frames)`` holding ``log(1 + |X|)`` ->
     masks ``(batch, K, freq, frames)`` in [0, 1] and activity logits ``(batch, K, frames)``.
-    ``freq`` must be a multiple of ``2 ** depth``; any number of frames works, because the U-Net
-    pools along frequency only and so keeps one bottleneck column per frame for the head.
+    ``freq`` must equal ``n_freq`` (a multiple of ``2 ** depth``); any number of frames works,
+    because the U-Net pools along frequency only and so keeps one bottleneck column per frame
+    for the head.
     """
 
     def __init__(self, n_sources: int, n_freq: int, base_channels: int = 16, depth: int = 4,
@@ -44,10 +45,14 @@ class IASS(nn.Module):
         super().__init__()
         if n_freq % 2**depth:
             raise ValueError(f"n_freq: expected a multiple of 2**depth = {2 ** depth}, got {n_freq}")
+        self.n_freq = n_freq
         self.unet = UNet(n_sources, base_channels, depth, masks=True, block=ResidualBlock, pool=(2, 1),
                          max_channels=max_channels)
         self.activity = ActivityHead(self.unet.widths[-1], n_freq // 2**depth, n_sources, hidden)
 
     def forward(self, log_mixture: torch.Tensor):
+        if log_mixture.dim() != 4 or log_mixture.shape[-2] != self.n_freq:
+            raise ValueError(f"IASS: log_mixture must be (batch, 1, {self.n_freq}, frames), "
+                             f"got {tuple(log_mixture.shape)}")
         masks, bottleneck = self.unet.forward_with_bottleneck(log_mixture)
         return masks, self.activity(bottleneck)

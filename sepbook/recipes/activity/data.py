@@ -33,6 +33,7 @@ DATASETS: tuple[str, ...] = ("musdb", "medley")
 #: What each set stands in for, for tables and captions.
 TITLES = {"musdb": "MUSDB-layout set", "medley": "MedleyDB-like set"}
 REAL_DATA_ENV = {"musdb": "MUSDB_PATH", "medley": "SEPBOOK_MEDLEY_PATH"}
+REAL_DATA = {"musdb": "MUSDB18-HQ", "medley": "MedleyDB / Mixing Secrets stems"}
 
 
 @dataclass
@@ -129,7 +130,7 @@ def _stem_folder_tracks(cfg: Mapping[str, Any], root: Path) -> list[Track]:
 def _real_root(dataset: str) -> Path:
     variable = REAL_DATA_ENV[dataset]
     if not os.environ.get(variable):
-        raise FileNotFoundError(f"the paper profile reads the real {TITLES[dataset].split()[0]} data: set "
+        raise FileNotFoundError(f"the paper profile reads the real {REAL_DATA[dataset]}: set "
                                 f"${variable} to its folder (the one holding train/ and test/)")
     return Path(os.environ[variable])
 

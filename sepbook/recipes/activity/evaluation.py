@@ -36,13 +36,42 @@ UNWEIGHTED = "IASS without weighting"
 
 
 @torch.no_grad()
-def song_masks(model: torch.nn.Module, magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+def song_masks(model: torch.nn.Module, magnitude: torch.Tensor, max_frames: int = 4096
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Masks ``(K, F, T)`` of a whole song's magnitude ``(F, T)`` and, for IASS, activity
-    probabilities ``(K, T)``."""
+    probabilities ``(K, T)``. Songs longer than ``max_frames`` go through in pieces of that many
+    frames, so that a full-length song at the ``paper`` size fits in memory."""
     model.eval()
     device = next(model.parameters()).device
-    masks, logits = masks_and_logits(model, magnitude[None, None].to(device))
-    return masks[0].float().cpu(), None if logits is None else torch.sigmoid(logits[0]).float().cpu()
+    masks, probabilities = [], []
+    for start in range(0, magnitude.shape[-1], max_frames):
+        piece, logits = masks_and_logits(model, magnitude[None, None, :, start:start + max_frames].to(device))
+        masks.append(piece[0].float().cpu())
+        probabilities.append(None if logits is None else torch.sigmoid(logits[0]).float().cpu())
+    if probabilities[0] is None:
+        return torch.cat(masks, dim=-1), None
+    return torch.cat(masks, dim=-1), torch.cat(probabilities, dim=-1)
+
+
+def separations(model: torch.nn.Module, mixture: torch.Tensor, threshold: float, median_frames: int):
+    """Everything one pass of the network gives for a mixture ``(channels, time)``: the unweighted
+    and (IASS only, else ``None``) the weighted estimates ``(K, channels, time)``, and the frame
+    weights ``(K, T)`` of each channel (an empty list for the BLSTM)."""
+    stft = front_end(model.settings)
+    unweighted, weighted, weights = [], [], []
+    for wave in mixture:
+        spec = stft(wave)                                                    # (n_fft / 2 + 1, frames)
+        masks, probabilities = song_masks(model, spec[: n_bins(model.settings)].abs())
+        unweighted.append(_with_mixture_phase(stft, masks, spec, len(wave)))
+        if probabilities is not None:
+            weights.append(activity_weights(probabilities, threshold, median_frames))
+            weighted.append(_with_mixture_phase(stft, weight_masks(masks, weights[-1]), spec, len(wave)))
+    return torch.stack(unweighted, dim=1), torch.stack(weighted, dim=1) if weighted else None, weights
+
+
+def _with_mixture_phase(stft, masks: torch.Tensor, spec: torch.Tensor, length: int) -> torch.Tensor:
+    full = torch.nn.functional.pad(masks, (0, 0, 0, 1))                     # the Nyquist bin gets mask 0
+    return stft.inverse(full * spec, length)
 
 
 def separate(model: torch.nn.Module, mixture: torch.Tensor, weighted: bool = True,
@@ -58,16 +87,8 @@ def separate(model: torch.nn.Module, mixture: torch.Tensor, weighted: bool = Tru
     settings = model.settings
     threshold = settings["threshold"] if threshold is None else threshold
     median_frames = settings["median_frames"] if median_frames is None else median_frames
-    stft = front_end(settings)
-    out = []
-    for wave in mixture:
-        spec = stft(wave)                                                    # (n_fft / 2 + 1, frames)
-        masks, probabilities = song_masks(model, spec[: n_bins(settings)].abs())
-        if weighted and probabilities is not None:
-            masks = weight_masks(masks, activity_weights(probabilities, threshold, median_frames))
-        full = torch.nn.functional.pad(masks, (0, 0, 0, 1))                 # the Nyquist bin gets mask 0
-        out.append(stft.inverse(full * spec, len(wave)))
-    return torch.stack(out, dim=1)
+    unweighted, weighted_estimates, _ = separations(model, mixture, threshold, median_frames)
+    return weighted_estimates if weighted and weighted_estimates is not None else unweighted
 
 
 def sdr_rows(estimates: torch.Tensor, track: Track, cfg: Mapping[str, Any], variant: str,
@@ -93,12 +114,10 @@ def detection_scores(predicted: torch.Tensor, labels: torch.Tensor) -> dict[str,
     return {"accuracy": (predicted == labels).double().mean(-1).numpy(), "F1": f1.numpy()}
 
 
-def activity_rows(model: torch.nn.Module, track: Track, cfg: Mapping[str, Any], seed: int | None) -> list[dict]:
-    """Activity-detection accuracy and F1 of IASS on ``track``, after the weighting's threshold and filter."""
-    spec = front_end(cfg)(track.mixture[0])[: n_bins(cfg)].abs()
-    _, probabilities = song_masks(model, spec)
-    scores = detection_scores(activity_weights(probabilities, cfg["threshold"], cfg["median_frames"]),
-                              track.activity)
+def activity_rows(weights: torch.Tensor, track: Track, seed: int | None) -> list[dict]:
+    """Activity-detection accuracy and F1 on ``track`` of IASS's frame ``weights`` ``(K, T)`` (the
+    activity after the weighting's threshold and filter)."""
+    scores = detection_scores(weights, track.activity)
     values = {name: {f"activity {m}": float(scores[m][k]) for m in scores} for k, name in enumerate(track.source_names)}
     return report.rows_for(values, variant="IASS", seed=seed, song=track.name, domain=track.domain)
 
@@ -111,10 +130,14 @@ def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.M
     for (variant, seed), model in models.items():
         name, dataset = VARIANTS[variant]
         for track in (t for t in tracks if t.domain == dataset):
-            rows += sdr_rows(separate(model, track.mixture), track, cfg, name, seed)
+            unweighted, weighted, weights = separations(model, track.mixture, cfg["threshold"],
+                                                        cfg["median_frames"])
             if name == "IASS":
-                rows += sdr_rows(separate(model, track.mixture, weighted=False), track, cfg, UNWEIGHTED, seed)
-                rows += activity_rows(model, track, cfg, seed)
+                rows += sdr_rows(weighted, track, cfg, name, seed)
+                rows += sdr_rows(unweighted, track, cfg, UNWEIGHTED, seed)
+                rows += activity_rows(weights[0], track, seed)
+            else:
+                rows += sdr_rows(unweighted, track, cfg, name, seed)
     return rows
 
 
@@ -159,7 +182,8 @@ def detection_table(rows, profile: str):
     table = report.table(detection, "source", ["domain", "metric"])
     silent = rows[rows["metric"] == "silent fraction"].groupby(["domain", "source"])["value"].mean()
     for dataset in table.columns.get_level_values(0).unique():
-        table[(dataset, "silent frames")] = [f"{silent.get((dataset, n), float('nan')):.2f}" for n in table.index]
+        table[(dataset, "silent fraction")] = [f"{silent[(dataset, n)]:.2f}" if (dataset, n) in silent else "–"
+                                               for n in table.index]
     table.columns.names = ["set", f"{profile} profile"]
     return table.sort_index(axis=1)
 
@@ -174,28 +198,64 @@ def gain_rows(rows, variant: str = "IASS", baseline: str = "BLSTM"):
     return gain.assign(silent=silent.reindex(gain.index).to_numpy())
 
 
-def claims(rows, dataset: str, profile: str, variant: str = "IASS", baseline: str = "BLSTM") -> list[str]:
-    """One sentence per instrument of ``dataset``: the paper's finding, then whether ours agrees."""
-    gain = gain_rows(rows, variant, baseline)
-    sentences = []
+def claims(rows, dataset: str, profile: str) -> dict[str, str]:
+    """For every instrument of ``dataset``: the paper's finding, then whether ours agrees (IASS
+    against the BLSTM), in one sentence."""
+    gain = gain_rows(rows, "IASS", "BLSTM")
+    nothing = {"mean": np.nan, "std": np.nan, "wins": 0, "seeds": 0}
+    sentences = {}
     for name, finding in PAPER[dataset].items():
-        if (dataset, name) not in gain.index:
-            continue
-        g = gain.loc[(dataset, name)]
-        ours = report.verdict(g, variant, baseline, "SDR", f"on {name.replace('_', ' ')}", profile)
-        sentences.append(f"Paper: {finding}. Ours: {ours}")
+        g = gain.loc[(dataset, name)] if (dataset, name) in gain.index else nothing
+        ours = report.verdict(g, "IASS", "BLSTM", "SDR", f"on {name.replace('_', ' ')}", profile)
+        sentences[name] = f"Paper: {finding}. Ours: {ours}"
     return sentences
 
 
-def silenced(rows, variant: str = "IASS") -> int:
-    """How many (seed, song, instrument) estimates of ``variant`` have no SDR: the weighting silenced
-    the instrument for the whole song, which BSS Eval cannot score."""
+def gain_table(rows, baseline: str, profile: str):
+    """IASS minus ``baseline`` in SDR (dB) per instrument of each set: mean ± std over seeds, and in
+    how many seeds IASS is ahead."""
+    import pandas as pd
+
+    gain = gain_rows(rows, "IASS", baseline)
+    cells = {(dataset, name): {f"IASS − {baseline} ({profile})": report.cell(g["mean"], g["std"], int(g["seeds"])),
+                               "seeds ahead": f"{int(g['wins'])} of {int(g['seeds'])}",
+                               "silent fraction": f"{g['silent']:.2f}"}
+             for (dataset, name), g in gain.iterrows()}
+    table = pd.DataFrame(cells).T
+    table.index.names = ["set", "instrument"]
+    return table
+
+
+def silenced(rows) -> int:
+    """How many (seed, song, instrument) estimates of IASS have no SDR although the unweighted
+    estimate has one: the weighting silenced the instrument for the whole song, which BSS Eval
+    cannot score."""
     rows = report.frame(rows)
-    sdr = rows[(rows["variant"] == variant) & (rows["metric"] == "SDR")]
-    return int(sdr["value"].isna().sum())
+    sdr = rows[rows["metric"] == "SDR"].set_index(["variant", "seed", "song", "source"])["value"]
+    weighted, unweighted = sdr.xs("IASS", level="variant"), sdr.xs(UNWEIGHTED, level="variant")
+    return int((weighted.isna() & unweighted.reindex(weighted.index).notna()).sum())
 
 
 def silence_correlation(rows, variant: str = "IASS", baseline: str = "BLSTM") -> float:
     """Pearson correlation, over every (set, instrument), of the mean SDR gain with the silent fraction."""
     gain = gain_rows(rows, variant, baseline)
     return float(np.corrcoef(gain["mean"], gain["silent"])[0, 1])
+
+
+def difficulty(rows, profile: str) -> str:
+    """The paper's second observation on its MedleyDB set, checked on ours: both systems score higher
+    on drums, bass and vocals than on the guitars and piano."""
+    rows = report.frame(rows)
+    sdr = rows[(rows["domain"] == "medley") & (rows["metric"] == "SDR")]
+    easier, harder = list(PAPER["medley_easier"]), list(PAPER["medley_harder"])
+    parts, holds = [], []
+    for system in ("IASS", "BLSTM"):
+        means = report.summary(sdr[sdr["variant"] == system], ("source",))["mean"]
+        lowest, highest = means[easier].min(), means[harder].max()
+        holds.append(lowest > highest)
+        parts.append(f"{system}: lowest of the first group {lowest:.2f} dB, highest of the second {highest:.2f} dB")
+    verdict = "holds for both systems" if all(holds) else (
+        "holds for " + " and ".join(s for s, h in zip(("IASS", "BLSTM"), holds) if h) if any(holds)
+        else "holds for neither system")
+    return (f"In the {profile} profile, 'drums, bass and vocals above electric guitar, piano and acoustic "
+            f"guitar' {verdict} ({'; '.join(parts)}).")

@@ -13,9 +13,9 @@ import torch
 
 from sepbook import plot, report
 from sepbook.activity import activity_weights, weight_masks
-from sepbook.recipes.activity.data import TITLES, n_bins
+from sepbook.recipes.activity.data import TITLES
 from sepbook.recipes.activity.evaluation import SYSTEMS, UNWEIGHTED, gain_rows, sdr_rows, separate, song_masks
-from sepbook.recipes.adversarial.spectrograms import front_end
+from sepbook.recipes.adversarial.spectrograms import magnitudes
 from sepbook.tracks import Track
 
 COLORS = {"BLSTM": "#90a4ae", "IASS": "#ff8a65", UNWEIGHTED: "#ffcc80", "IBM": "#81c784", "mixture": "#e0e0e0"}
@@ -57,15 +57,11 @@ def draw_network(ax=None):
     return ax
 
 
-def _spectrogram(cfg: Mapping[str, Any], track: Track) -> torch.Tensor:
-    return front_end(cfg)(track.mixture[0])[: n_bins(cfg)].abs()
-
-
 def activity_figure(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track, axes=None):
     """Predicted activity probability, the weight it becomes, and the true activity, per instrument."""
     import matplotlib.pyplot as plt
 
-    _, probabilities = song_masks(model, _spectrogram(cfg, track))
+    _, probabilities = song_masks(model, magnitudes(cfg, track.mixture[0]))
     weights = activity_weights(probabilities, cfg["threshold"], cfg["median_frames"])
     names = track.source_names
     if axes is None:
@@ -88,7 +84,7 @@ def activity_figure(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track
 def weighted_masks(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track, threshold: float,
                    median_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A song's masks ``(K, F, T)`` before and after the weighting at ``threshold`` and ``median_frames``."""
-    masks, probabilities = song_masks(model, _spectrogram(cfg, track))
+    masks, probabilities = song_masks(model, magnitudes(cfg, track.mixture[0]))
     return masks, weight_masks(masks, activity_weights(probabilities, threshold, median_frames))
 
 
@@ -168,13 +164,14 @@ def explore_weighting(cfg: Mapping[str, Any], model: torch.nn.Module, track: Tra
     from IPython.display import display
 
     output = widgets.Output()
+    unweighted = song_sdr(cfg, separate(model, track.mixture, weighted=False), track)
     threshold = widgets.FloatSlider(value=cfg["threshold"], min=0.0, max=1.0, step=0.05, description="threshold")
     median = widgets.IntSlider(value=cfg["median_frames"], min=1, max=61, step=2, description="median")
 
     def redraw(*_):
         with output:
             output.clear_output(wait=True)
-            weighting_panel(cfg, model, track, instrument, threshold.value, median.value)
+            weighting_panel(cfg, model, track, instrument, threshold.value, median.value, unweighted)
             plt.show()
 
     threshold.observe(redraw, names="value")
@@ -185,10 +182,15 @@ def explore_weighting(cfg: Mapping[str, Any], model: torch.nn.Module, track: Tra
     return box
 
 
+def song_sdr(cfg: Mapping[str, Any], estimates: torch.Tensor, track: Track) -> dict[str, float]:
+    """SDR per instrument of ``estimates`` of one song."""
+    return {r["source"]: r["value"] for r in sdr_rows(estimates, track, cfg, "", None)}
+
+
 def weighting_panel(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track, instrument: str,
-                    threshold: float, median_frames: int):
+                    threshold: float, median_frames: int, unweighted: Mapping[str, float] | None = None):
     """What :func:`explore_weighting` draws: the mask after weighting and the song's SDR per
-    instrument with this weighting, beside the unweighted SDR."""
+    instrument with this weighting, beside the ``unweighted`` SDR (scored here when not given)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.2), gridspec_kw={"width_ratios": [1.6, 1]})
@@ -196,10 +198,10 @@ def weighting_panel(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track
     _, after = weighted_masks(cfg, model, track, threshold, median_frames)
     plot.mask(after[k], sr=cfg["sr"], hop=cfg["hop"], ax=axes[0], max_freq=cfg["sr"] / 4,
               title=f"{label(instrument)} after weighting ({threshold:.2f}, {median_frames} frames)")
-    scores = {}
-    for name, weighted in (("weighted", True), ("unweighted", False)):
-        estimates = separate(model, track.mixture, weighted, threshold, median_frames)
-        scores[name] = {r["source"]: r["value"] for r in sdr_rows(estimates, track, cfg, name, None)}
+    if unweighted is None:
+        unweighted = song_sdr(cfg, separate(model, track.mixture, weighted=False), track)
+    weighted = song_sdr(cfg, separate(model, track.mixture, True, threshold, median_frames), track)
+    scores = {"weighted": weighted, "unweighted": unweighted}
     x = np.arange(len(track.source_names))
     for i, (name, values) in enumerate(scores.items()):
         axes[1].bar(x + (i - 0.5) * 0.4, [values[n] for n in track.source_names], 0.4, label=name,
