@@ -468,16 +468,20 @@ def test_detection_f1_is_undefined_for_an_instrument_that_never_plays_and_is_nev
     assert missed["F1"][0] == 0.0 and missed["F1"][1] == 0.0
 
 
-def test_silenced_counts_only_what_the_weighting_silenced():
-    from sepbook.recipes.activity.evaluation import UNWEIGHTED, silenced
+def test_scores_compare_only_the_songs_every_system_could_be_scored_on():
+    from sepbook.recipes.activity.evaluation import UNWEIGHTED, gain_rows, scored_alike, unscored
 
     nan = float("nan")
     rows = []
-    for song, weighted, unweighted in (("a", 3.0, 2.0), ("b", nan, 1.0), ("c", nan, nan)):
-        for variant, value in (("IASS", weighted), (UNWEIGHTED, unweighted)):
-            rows.append({"variant": variant, "seed": 0, "song": song, "domain": "medley", "source": "piano",
-                         "metric": "SDR", "value": value})
-    assert silenced(rows) == 1     # song c has no reference to score against, weighted or not
+    for song, iass, blstm in (("a", 3.0, 2.0), ("b", 4.0, 1.0), ("c", nan, -20.0)):
+        for seed in (0, 1):
+            for variant, value in (("IASS", iass), (UNWEIGHTED, iass - 1), ("BLSTM", blstm)):
+                rows.append({"variant": variant, "seed": seed, "song": song, "domain": "medley",
+                             "source": "piano", "metric": "SDR", "value": value})
+    assert set(scored_alike(rows)["song"]) == {"a", "b"}
+    assert unscored(rows) == [("medley", "c", "piano", 2)]
+    # on songs a and b IASS leads by 2 dB; counting the BLSTM's song c alone would inflate the gain
+    assert gain_rows(rows).loc[("medley", "piano"), "mean"] == pytest.approx(2.0)
 
 
 def test_detection_scores_values():

@@ -160,13 +160,36 @@ def reference_rows(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> list[dict
 SYSTEMS: tuple[str, ...] = ("BLSTM", "IASS", UNWEIGHTED, "IBM", "mixture")
 
 
+def scored_alike(rows):
+    """The SDR rows of the (song, instrument) pairs that every system could be scored on, in every
+    seed. BSS Eval cannot score an all-zero estimate (NaN), and a mean that skipped it for one
+    system only would compare different songs; the tables and gains compare the same ones."""
+    rows = report.frame(rows)
+    sdr = rows[rows["metric"] == "SDR"]
+    failed = sdr[sdr["value"].isna()].set_index(["domain", "song", "source"]).index.unique()
+    keys = sdr.set_index(["domain", "song", "source"]).index
+    return sdr[~keys.isin(failed)]
+
+
+def unscored(rows) -> list[tuple[str, str, str, int]]:
+    """``(set, song, instrument, seeds)`` of every pair :func:`scored_alike` leaves out, with in how
+    many seeds the weighted IASS estimate was silent there."""
+    rows = report.frame(rows)
+    sdr = rows[rows["metric"] == "SDR"]
+    failed = sdr[sdr["value"].isna()]
+    out = []
+    for (domain, song, source), group in failed.groupby(["domain", "song", "source"]):
+        out.append((domain, song, source, int((group["variant"] == "IASS").sum())))
+    return out
+
+
 def sdr_table(rows, dataset: str, profile: str):
     """The paper's Figure 3 / 4 as a table: SDR (dB) per instrument (rows) for every system
     (columns), mean ± std over seeds, and what the paper found for IASS against its baseline."""
     import pandas as pd
 
-    rows = report.frame(rows)
-    rows = rows[(rows["domain"] == dataset) & (rows["metric"] == "SDR")]
+    rows = scored_alike(rows)
+    rows = rows[rows["domain"] == dataset]
     names = [n for n in PAPER[dataset] if n in set(rows["source"])]
     ours = report.table(rows, "source", ["variant"], index_order=names, column_order=[list(SYSTEMS)])
     ours.columns = [f"{c[0]} ({profile})" for c in ours.columns]
@@ -192,8 +215,7 @@ def gain_rows(rows, variant: str = "IASS", baseline: str = "BLSTM"):
     """``variant - baseline`` SDR per set and instrument (mean, std, wins, seeds) beside the
     instrument's fraction of silent test frames: a DataFrame indexed ``(domain, source)``."""
     rows = report.frame(rows)
-    sdr = rows[rows["metric"] == "SDR"]
-    gain = report.gains(sdr, variant, baseline, by=("domain", "source"))
+    gain = report.gains(scored_alike(rows), variant, baseline, by=("domain", "source"))
     silent = rows[rows["metric"] == "silent fraction"].groupby(["domain", "source"])["value"].mean()
     return gain.assign(silent=silent.reindex(gain.index).to_numpy())
 
@@ -226,16 +248,6 @@ def gain_table(rows, baseline: str, profile: str):
     return table
 
 
-def silenced(rows) -> int:
-    """How many (seed, song, instrument) estimates of IASS have no SDR although the unweighted
-    estimate has one: the weighting silenced the instrument for the whole song, which BSS Eval
-    cannot score."""
-    rows = report.frame(rows)
-    sdr = rows[rows["metric"] == "SDR"].set_index(["variant", "seed", "song", "source"])["value"]
-    weighted, unweighted = sdr.xs("IASS", level="variant"), sdr.xs(UNWEIGHTED, level="variant")
-    return int((weighted.isna() & unweighted.reindex(weighted.index).notna()).sum())
-
-
 def silence_correlation(rows, variant: str = "IASS", baseline: str = "BLSTM") -> float:
     """Pearson correlation, over every (set, instrument), of the mean SDR gain with the silent fraction."""
     gain = gain_rows(rows, variant, baseline)
@@ -245,8 +257,8 @@ def silence_correlation(rows, variant: str = "IASS", baseline: str = "BLSTM") ->
 def difficulty(rows, profile: str) -> str:
     """The paper's second observation on its MedleyDB set, checked on ours: both systems score higher
     on drums, bass and vocals than on the guitars and piano."""
-    rows = report.frame(rows)
-    sdr = rows[(rows["domain"] == "medley") & (rows["metric"] == "SDR")]
+    sdr = scored_alike(rows)
+    sdr = sdr[sdr["domain"] == "medley"]
     easier, harder = list(PAPER["medley_easier"]), list(PAPER["medley_harder"])
     parts, holds = [], []
     for system in ("IASS", "BLSTM"):

@@ -14,7 +14,8 @@ import torch
 from sepbook import plot, report
 from sepbook.activity import activity_weights, weight_masks
 from sepbook.recipes.activity.data import TITLES
-from sepbook.recipes.activity.evaluation import SYSTEMS, UNWEIGHTED, gain_rows, sdr_rows, separate, song_masks
+from sepbook.recipes.activity.evaluation import (SYSTEMS, UNWEIGHTED, gain_rows, scored_alike, sdr_rows, separate,
+                                                 song_masks)
 from sepbook.recipes.adversarial.spectrograms import magnitudes
 from sepbook.tracks import Track
 
@@ -115,8 +116,8 @@ def sdr_bars(rows, dataset: str, profile: str, systems: Sequence[str] = SYSTEMS,
     """The paper's Figure 3 / 4: SDR per instrument and system, mean over seeds with the seed std."""
     import matplotlib.pyplot as plt
 
-    rows = report.frame(rows)
-    rows = rows[(rows["domain"] == dataset) & (rows["metric"] == "SDR")]
+    rows = scored_alike(rows)
+    rows = rows[rows["domain"] == dataset]
     stats = report.summary(rows, ("source", "variant"))
     names = list(dict.fromkeys(rows["source"]))
     if ax is None:
