@@ -50,7 +50,7 @@ def test_check_frame_activity_accepts_the_solution():
 @pytest.mark.parametrize("answer, message", [
     (lambda m, db: _solution_labels(m, db, guard=False), "silent throughout"),
     (lambda m, db: _solution_labels(m, db / 2), "not 20"),
-    (lambda m, db: _solution_labels(m, db, power=1), "not \|S\|\^2"),
+    (lambda m, db: _solution_labels(m, db, power=1), r"not \|S\|\^2"),
     (lambda m, db: _solution_labels(m, db)[0], "shaped"),
 ])
 def test_check_frame_activity_explains_wrong_answers(answer, message):
