@@ -484,6 +484,21 @@ def test_scores_compare_only_the_songs_every_system_could_be_scored_on():
     assert gain_rows(rows).loc[("medley", "piano"), "mean"] == pytest.approx(2.0)
 
 
+def test_conclusion_says_where_the_lead_comes_from():
+    from sepbook.recipes.activity.evaluation import UNWEIGHTED, conclusion
+
+    def rows(weighted, unweighted, blstm):
+        out = []
+        for seed in (0, 1):
+            for variant, value in (("IASS", weighted), (UNWEIGHTED, unweighted), ("BLSTM", blstm)):
+                out.append({"variant": variant, "seed": seed, "song": "a", "domain": "medley", "source": "piano",
+                            "metric": "SDR", "value": value + 0.1 * seed})
+        return out
+
+    assert "from the network" in conclusion(rows(3.0, 3.5, 1.0), "tiny")
+    assert "mostly from the weighting" in conclusion(rows(3.0, 1.2, 1.0), "tiny")
+
+
 def test_detection_scores_values():
     labels = torch.tensor([[1, 1, 1, 1, 0, 0, 0, 0]])
     predicted = torch.tensor([[1, 1, 0, 0, 1, 0, 0, 0]])     # precision 2/3, recall 1/2
