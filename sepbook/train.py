@@ -129,18 +129,20 @@ def supervised_step(loss_fn: LossFn, grad_clip: float | None = 5.0) -> StepFn:
     """The plain step: ``loss_fn(model, batch)``, backward, one optimiser step.
 
     Before the step the gradient norm is clipped to ``grad_clip`` (unless 0 or
-    None).
+    None). A loss made of terms may return ``(loss, {name: term})``; the terms
+    are logged beside ``loss``.
     """
 
     def step(model, optimizers, batch):
         optimizer = optimizers["model"]
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model, batch)
+        loss, terms = loss if isinstance(loss, tuple) else (loss, {})
         loss.backward()
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
-        return {"loss": float(loss.detach())}
+        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
     return step
 

@@ -226,6 +226,22 @@ def test_supervised_step_clips_the_gradient_norm():
     assert model.weight.norm().item() == pytest.approx(0.5)  # one SGD step of a gradient clipped to norm 0.5
 
 
+def test_supervised_step_logs_the_terms_of_a_loss_and_steps_on_their_total():
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    batch = {"x": torch.ones(1, 1)}
+
+    def loss_fn(m, b):
+        first, second = m(b["x"]).sum(), 3 * m(b["x"]).sum()
+        return first + second, {"first": first, "second": second}
+
+    logs = supervised_step(loss_fn, grad_clip=None)(model, {"model": torch.optim.SGD(model.parameters(), lr=0.1)},
+                                                    batch)
+    assert logs == {"loss": 4.0, "first": 1.0, "second": 3.0}
+    assert model.weight.item() == pytest.approx(1.0 - 0.1 * 4)  # the gradient of the total, not of a term
+
+
 @pytest.mark.parametrize("arguments, match", [
     (dict(steps=0), "steps"),
     (dict(steps=2.5), "steps"),

@@ -20,19 +20,18 @@ def masked_magnitude_loss(masks: torch.Tensor, mixture: torch.Tensor, sources: t
     return torch.mean((masks * mixture - sources) ** 2)
 
 
-def activity_loss(logits: torch.Tensor, labels: torch.Tensor, positive_weight: torch.Tensor | None = None
-                  ) -> torch.Tensor:
+def activity_loss(logits: torch.Tensor, labels: torch.Tensor,
+                  positive_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Binary cross-entropy of activity ``logits`` ``(batch, K, frames)`` against 0/1 ``labels``; -> scalar.
 
     ``positive_weight`` ``(K,)`` scales the active frames of each instrument, so that an instrument
     that is nearly always on (or off) still teaches the head both classes.
     """
-    if logits.shape != labels.shape:
-        raise ValueError(f"labels: expected the logits' shape {tuple(logits.shape)} (batch, K, frames), "
-                         f"got {tuple(labels.shape)}")
+    _check_labels(logits, labels)
     if positive_weight is not None:
-        positive_weight = positive_weight.to(logits).reshape(-1, 1)
-    return F.binary_cross_entropy_with_logits(logits, labels.to(logits), pos_weight=positive_weight)
+        positive_weight = positive_weight.to(logits).reshape(-1, 1)    # one per instrument
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits),
+                                              pos_weight=positive_weight)
 
 
 def positive_weights(labels: torch.Tensor, limit: float = 10.0) -> torch.Tensor:
@@ -41,3 +40,9 @@ def positive_weights(labels: torch.Tensor, limit: float = 10.0) -> torch.Tensor:
     active = labels.float().sum(-1)
     silent = labels.shape[-1] - active
     return (silent / active.clamp(min=1)).clamp(1 / limit, limit)
+
+
+def _check_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:
+    if logits.shape != labels.shape:
+        raise ValueError(f"labels: expected the logits' shape {tuple(logits.shape)} (batch, K, frames), "
+                         f"got {tuple(labels.shape)}")

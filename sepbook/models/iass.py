@@ -18,10 +18,12 @@ class ActivityHead(nn.Module):
     bottleneck bins, a 3-frame convolution and LeakyReLU, then one logit per instrument.
     """
 
-    def __init__(self, channels: int, bins: int, n_sources: int, hidden: int = 64) -> None:
+    def __init__(self, channels: int, bins: int, n_sources: int,
+                 hidden: int = 64) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv1d(channels * bins, hidden, kernel_size=3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv1d(channels * bins, hidden, kernel_size=3, padding=1),
+            nn.LeakyReLU(0.2),
             nn.Conv1d(hidden, n_sources, kernel_size=1),
         )
 

@@ -55,8 +55,9 @@ class UNet(nn.Module):
     a 3x3 convolution; the last feature map concatenated with the mixture input; then one 1x1
     convolution per source and ReLU. With ``masks=True`` the heads end in a sigmoid instead and
     the output is one mask in [0, 1] per source, to be multiplied with the mixture magnitude.
-    Each ReLU head starts as ``mixture / n_sources`` plus small random feature weights, because a randomly initialised ReLU head is often negative everywhere and
-    never learns (the paper does not say how it initialises).
+    Each ReLU head starts as ``mixture / n_sources`` plus small random feature weights, because a
+    randomly initialised ReLU head is often negative everywhere and never learns (the paper does
+    not say how it initialises).
 
     Simplification: the paper uses *valid* convolutions and feeds extra temporal context
     (158 input frames of 350 bins for 66 output frames of 256 bins) so that every output sees its
@@ -69,9 +70,8 @@ class UNet(nn.Module):
     level's layers (``block(in_channels, out_channels)``, default a 3x3 convolution and ReLU) and
     ``pool`` is the (freq, frames) factor of every down level. With ``pool=(2, 1)`` the network
     pools along frequency only, so frames keep their full resolution down to the bottleneck and
-    any number of frames is accepted; a level then costs the one above it times its width ratio
-    squared over 2 (twice as much while filters double), which is why ``max_channels`` can stop
-    the doubling of filters.
+    any number of frames is accepted. Each level then halves only the frequency axis, so while
+    the filters double it costs twice the level above; ``max_channels`` stops the doubling.
 
     Chapter: adversarial/adversarial_separation, transcription/score_supervision,
     activity/activity_aware
@@ -80,8 +80,8 @@ class UNet(nn.Module):
     def __init__(self, n_sources: int = 2, base_channels: int = 16, depth: int = 4, masks: bool = False,
                  block=None, pool: tuple[int, int] = (2, 2), max_channels: int | None = None) -> None:
         super().__init__()
-        if not isinstance(pool, (tuple, list)) or tuple(pool) not in ((2, 2), (2, 1), (1, 2)):
-            raise ValueError(f"UNet: pool must be (2, 2), (2, 1) or (1, 2), got {pool!r}")
+        if not isinstance(pool, (tuple, list)) or tuple(pool) not in ((2, 2), (2, 1)):
+            raise ValueError(f"UNet: pool must be (2, 2) or (2, 1), got {pool!r}")
         if max_channels is not None and (not isinstance(max_channels, int) or max_channels < base_channels):
             raise ValueError(f"UNet: max_channels must be an integer >= base_channels ({base_channels}), "
                              f"got {max_channels!r}")

@@ -47,21 +47,15 @@ def masks_and_logits(model: nn.Module, mixture: torch.Tensor) -> tuple[torch.Ten
     return model(mixture)[:, :, 0], None
 
 
-def iass_step(model: IASS, optimizers, batch, positive_weight: torch.Tensor,
-              activity_weight: float, grad_clip: float = 5.0) -> dict[str, float]:
-    """One update of IASS: separation MSE plus ``activity_weight`` times the weighted
-    activity BCE."""
-    optimizer = optimizers["model"]
-    optimizer.zero_grad(set_to_none=True)
+def iass_loss(model: IASS, batch, positive_weight: torch.Tensor,
+              activity_weight: float):
+    """IASS's loss: separation MSE plus ``activity_weight`` times the weighted activity BCE;
+    -> ``(loss, {'separation': ..., 'activity': ...})``, both terms logged by the step."""
     masks, logits = model(log_magnitude(batch["mixture"]))
     separation = masked_magnitude_loss(masks, batch["mixture"], batch["sources"])
     activity = activity_loss(logits, batch["activity"], positive_weight)
     loss = separation + activity_weight * activity
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    return {"loss": float(loss.detach()), "separation": float(separation.detach()),
-            "activity": float(activity.detach())}
+    return loss, {"separation": separation, "activity": activity}
 
 
 def blstm_loss(model: BLSTMMasker, batch) -> torch.Tensor:
@@ -89,12 +83,10 @@ def train_on(cfg: Mapping[str, Any], sets: Sets, variant: str, seed: int = 0, **
     """Train ``variant`` on prepared :class:`Sets` for ``cfg['steps']`` steps; -> ``(model, history)``."""
     seed_everything(seed)
     model = build(cfg, variant)
-    step = (partial(iass_step, positive_weight=sets.positive_weight, activity_weight=cfg["activity_weight"])
-            if isinstance(model, IASS) else None)
+    loss = (partial(iass_loss, positive_weight=sets.positive_weight, activity_weight=cfg["activity_weight"])
+            if isinstance(model, IASS) else blstm_loss)
     options.setdefault("label", f"{variant} seed {seed}")
-    optimizers = {"model": torch.optim.Adam(model.parameters(), lr=cfg["lr"])} if step else None
-    history = fit(model, None if step else blstm_loss, partial(batches, cfg, sets, seed), steps=cfg["steps"],
-                  step_fn=step, optimizers=optimizers, lr=cfg["lr"], seed=seed,
+    history = fit(model, loss, partial(batches, cfg, sets, seed), steps=cfg["steps"], lr=cfg["lr"], seed=seed,
                   valid_fn=partial(validation_loss, sets=sets), valid_every=cfg["valid_every"],
                   keep_best=("valid separation", "min"), **options)
     return model.cpu().eval(), history

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from sepbook import plot, report
-from sepbook.plot import plot_curves  # noqa: F401 (the page calls figures.plot_curves)
 from sepbook.losses.transcription import harmonic_mask
 from sepbook.recipes.transcription.data import magnitudes
 from sepbook.recipes.transcription.evaluation import PAPER, SEPARATION_ROWS, average_rows, masks_of, transcribe
