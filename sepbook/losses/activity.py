@@ -28,8 +28,8 @@ def activity_loss(logits: torch.Tensor, labels: torch.Tensor,
     that is nearly always on (or off) still teaches the head both classes.
     """
     _check_labels(logits, labels)
-    if positive_weight is not None:
-        positive_weight = positive_weight.to(logits).reshape(-1, 1)    # one per instrument
+    if positive_weight is not None:  # one weight per instrument, for every frame
+        positive_weight = positive_weight.to(logits).reshape(-1, 1)
     return F.binary_cross_entropy_with_logits(logits, labels.to(logits),
                                               pos_weight=positive_weight)
 
