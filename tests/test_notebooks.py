@@ -100,3 +100,10 @@ def test_notebook_uses_only_names_the_package_has(path):
                 if not hasattr(modules[node.value.id], node.attr):
                     missing.append(f"{node.value.id}.{node.attr}")
     assert not missing, f"{path.name} uses names sepbook does not have: {sorted(set(missing))}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_code_cells_fit_the_page_column(path):
+    """The built page shows code in a column of 84 characters; wider lines scroll sideways."""
+    wide = [line for cell in _code_cells(path) for line in cell.source.splitlines() if len(line) > 84]
+    assert not wide, f"{path.name}: {len(wide)} code lines wider than 84 characters, e.g. {wide[0]!r}"
