@@ -41,11 +41,12 @@ from typing import Any
 import torch
 
 from sepbook import profiles
-from sepbook.recipes import activity, adversarial, foundations, transcription
+from sepbook.recipes import activity, adversarial, foundations, metatasnet, transcription
 
 #: Every chapter with committed results, and the recipe that produces them.
 RECIPES: dict[str, ModuleType] = {"foundations": foundations, "adversarial": adversarial,
-                                  "transcription": transcription, "activity": activity}
+                                  "transcription": transcription, "activity": activity,
+                                  "metatasnet": metatasnet}
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE_DB = 0.05
 HISTORY_STRIDE = 10
