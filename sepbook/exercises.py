@@ -373,6 +373,75 @@ def check_frame_activity(frame_activity: Callable, seed: int = 0) -> str:
     return "correct: your labels mark the frames within the threshold of the stem's loudest"
 
 
+def check_generated_conv(generated_conv: Callable, seed: int = 0) -> str:
+    """Check a student's ``f(x (B, K, C_in, T), embeddings (K, E), code, generator, c_out, kernel)
+    -> (B, K, c_out, T)``: each instrument's kernel is ``generator(code(e_k))`` reshaped to
+    ``(c_out, C_in, kernel)``, applied with 'same' padding, all K in one grouped convolution.
+    It must equal K separate static convolutions holding those kernels.
+
+    Chapter: metatasnet/meta_tasnet
+    """
+    import torch.nn.functional as F
+    from torch import nn
+
+    generator_ = torch.Generator().manual_seed(seed)
+    k, c_in, c_out, kernel, e = 3, 5, 4, 3, 6
+    torch.manual_seed(seed)
+    code, generator = nn.Linear(e, 2), nn.Linear(2, c_out * c_in * kernel)
+    x = torch.randn((2, k, c_in, 20), generator=generator_)
+    embeddings = torch.randn((k, e), generator=generator_, requires_grad=True)
+    with torch.no_grad():
+        kernels = generator(code(embeddings)).reshape(k, c_out, c_in, kernel)
+        expected = torch.stack([F.conv1d(x[:, i], kernels[i], padding=kernel // 2) for i in range(k)], dim=1)
+    answer = _call(generated_conv, x.clone(), embeddings, code, generator, c_out, kernel)
+    if not torch.is_tensor(answer) or answer.shape != expected.shape:
+        _fail(f"expected a tensor shaped (B, K, c_out, T) = {tuple(expected.shape)}, got "
+              f"{tuple(answer.shape) if torch.is_tensor(answer) else type(answer).__name__}")
+    shared = F.conv1d(x.flatten(0, 1), kernels[0], padding=kernel // 2).reshape(expected.shape)
+    if torch.allclose(answer, shared, atol=1e-5):
+        _fail("every instrument got instrument 0's kernel: use groups=K so that each instrument's "
+              "channels meet only its own kernel")
+    if not torch.allclose(answer, expected, atol=1e-5):
+        _fail("your output differs from K static convolutions with the kernels generator(code(e_k)): "
+              "reshape x to (B, K * C_in, T), the kernels to (K * c_out, C_in, kernel), and use groups=K")
+    answer.sum().backward()
+    if embeddings.grad is None or not embeddings.grad.abs().sum() > 0:
+        _fail("no gradient reaches the embeddings: build the kernels from them inside the function, "
+              "without torch.no_grad() or .detach()")
+    return "correct: one grouped convolution applies every instrument's generated kernel"
+
+
+def check_si_sdr_loss(si_sdr_loss: Callable, seed: int = 0) -> str:
+    """Check a student's ``f(estimates (..., time), targets (..., time)) -> scalar``: minus the mean
+    SI-SDR in dB over the targets that are not silent (mean power above 1e-6).
+
+    Chapter: metatasnet/meta_tasnet
+    """
+    from sepbook.losses.waveform import si_sdr_loss as reference
+
+    generator = torch.Generator().manual_seed(seed)
+    targets = torch.randn((2, 4, 400), generator=generator)
+    targets[1, 2] = 0                                            # an instrument silent in this excerpt
+    estimates = (targets + 0.5 * torch.randn(targets.shape, generator=generator)).requires_grad_()
+    expected = reference(estimates.detach(), targets)
+    answer = _scalar(_call(si_sdr_loss, estimates, targets.clone()), "the loss")
+    if torch.isclose(answer, -expected, atol=1e-3):
+        _fail("your loss has the wrong sign: training minimises it, so it must be minus the SI-SDR")
+    with torch.no_grad():
+        everything = reference(estimates, targets + (targets == 0) * 1e-2)
+    if not torch.isfinite(answer):
+        _fail("your loss is not finite: a silent target must be left out, not divided by")
+    if torch.isclose(answer, everything, atol=1e-2) and not torch.isclose(answer, expected, atol=1e-3):
+        _fail("the silent target is counted: leave out targets whose mean power is below 1e-6")
+    if not torch.isclose(answer, expected, atol=1e-3):
+        _fail(f"your loss is {float(answer):.3f}, expected {float(expected):.3f}: remove each signal's mean, "
+              "project the estimate on the target, and take 10 log10(|projection|^2 / |rest|^2)")
+    answer.backward()
+    if estimates.grad is None or estimates.grad[1, 2].abs().sum() > 0:
+        _fail("the silent target's estimate gets a gradient: leave it out of the mean")
+    return "correct: minus the SI-SDR of every audible target"
+
+
 def attempt(check: Callable[[Callable], str], answer: Callable) -> bool:
     """Run ``check`` on a student's ``answer`` and print the verdict; -> whether it passed.
 

@@ -247,6 +247,14 @@ class Stage(nn.Module):
         """The instrument embeddings ``(K, E)`` (meta only; ``None`` otherwise)."""
         return None if self.embeddings is None else self.embeddings.weight
 
+    def embedding(self, instrument: int) -> torch.Tensor:
+        """Instrument ``instrument``'s learned embedding ``(E,)`` (meta only)."""
+        if self.embeddings is None:
+            raise ValueError("embedding: only a meta stage learns instrument embeddings")
+        if not 0 <= instrument < self.n_sources:
+            raise IndexError(f"instrument: expected an index in [0, {self.n_sources}), got {instrument}")
+        return self.embeddings.weight[instrument]
+
     def forward(self, mixture: torch.Tensor, previous: torch.Tensor | None = None):
         latent = self.encoder(mixture)                                   # (B, N, T')
         batch, _, frames = latent.shape
@@ -275,6 +283,12 @@ class MultiStage(nn.Module):
         if len(mixtures) != len(self.stages):
             raise ValueError(f"mixtures: expected one per stage ({len(self.stages)}, at "
                              f"{self.sample_rates} Hz), got {len(mixtures)}")
+        first = mixtures[0].shape[-1]
+        for i, mixture in enumerate(mixtures):
+            if mixture.shape[-1] != first * 2 ** i:
+                raise ValueError(f"mixtures[{i}]: expected {first * 2 ** i} samples at "
+                                 f"{self.sample_rates[i]} Hz ({first} at {self.sample_rates[0]} Hz), "
+                                 f"got {mixture.shape[-1]}")
         estimates, previous = [], None
         for stage, mixture in zip(self.stages, mixtures):
             estimate, previous = stage(mixture, previous)

@@ -30,27 +30,36 @@ MIXTURE = "mixture"
 
 
 @torch.no_grad()
-def separate(model: torch.nn.Module, mixture: torch.Tensor, max_seconds: float = 30.0) -> torch.Tensor:
-    """Separate a mixture ``(channels, time)`` at the last stage's rate into ``(K, channels, time)``.
+def separate(model: torch.nn.Module, mixture: torch.Tensor, sr: int | None = None,
+             max_seconds: float = 30.0) -> torch.Tensor:
+    """Separate a mixture ``(channels, time)`` into ``(K, channels, time)`` at its rate ``sr``,
+    one of the stages' rates (default: the last stage's, which gives the final estimate).
 
-    Each channel goes through every stage at that stage's rate; the last stage's estimate is the
-    answer. Songs longer than ``max_seconds`` go through in pieces of that length.
+    Each channel goes through every stage at that stage's rate; the estimate of the stage at
+    ``sr`` is the answer. Songs longer than ``max_seconds`` go through in pieces of that length.
     """
     mixture = torch.as_tensor(mixture, dtype=torch.float32)
     if mixture.dim() != 2:
         raise ValueError(f"mixture: expected (channels, time), got shape {tuple(mixture.shape)}")
     rates = model.settings["stages"]
+    sr = rates[-1] if sr is None else sr
+    if sr not in rates:
+        raise ValueError(f"sr: expected one of the stages' sample rates {list(rates)}, got {sr}")
     model.eval()
-    piece = int(max_seconds * rates[0]) * (rates[-1] // rates[0])
+    ratio = rates[-1] // rates[0]
+    piece = int(max_seconds * rates[0]) * ratio
+    wave_at_last = torch.as_tensor(at_rates(mixture, sr, [rates[-1]])[0])
     channels = []
-    for wave in mixture:
+    for wave in wave_at_last:
+        length = wave.shape[-1]
+        wave = torch.nn.functional.pad(wave, (0, -length % ratio))  # every rate's length exact
         parts = []
         for start in range(0, wave.shape[-1], piece):
-            part = wave[start:start + piece]
-            mixes = [m[None, None] for m in at_rates(part, rates[-1], rates)]
-            parts.append(model(mixes)[-1][0, :, 0, : part.shape[-1]])
+            mixes = [m[None, None] for m in at_rates(wave[start:start + piece], rates[-1], rates)]
+            parts.append(model(mixes)[rates.index(sr)][0, :, 0])
         channels.append(torch.cat(parts, dim=-1))
-    return torch.stack(channels, dim=1)
+    out = torch.stack(channels, dim=1)
+    return out[..., : mixture.shape[-1]]
 
 
 def song_rows(estimates: torch.Tensor, track: Track, sr: int, variant: str, seed: int | None,
