@@ -145,7 +145,7 @@ class GeneratedNorm(nn.Module):
         super().__init__()
         self.code = nn.Linear(embedding_dim, rank)
         self.generator = nn.Linear(rank, 2 * channels)
-        nn.init.zeros_(self.generator.weight)
+        nn.init.normal_(self.generator.weight, std=0.01)  # starts near the identity affine
         with torch.no_grad():
             self.generator.bias.copy_(torch.cat([torch.ones(channels), torch.zeros(channels)]))
 
@@ -179,21 +179,24 @@ class Layers:
 
 class TCNBlock(nn.Module):
     """One dilated block: 1x1 conv, PReLU, norm, depthwise dilated conv, PReLU, norm, then a
-    residual and a skip 1x1 conv. ``(batch, S, B, T)`` -> residual and skip, both ``(batch, S, B, T)``."""
+    residual and a skip 1x1 conv. ``(batch, S, B, T)`` -> residual and skip, both ``(batch, S, B, T)``;
+    the last block of a network has no residual (``None``), since nothing would read it."""
 
-    def __init__(self, layers: Layers, bottleneck: int, hidden: int, kernel: int, dilation: int) -> None:
+    def __init__(self, layers: Layers, bottleneck: int, hidden: int, kernel: int, dilation: int,
+                 residual: bool = True) -> None:
         super().__init__()
         self.expand = layers.conv(bottleneck, hidden)
         self.act1, self.norm1 = nn.PReLU(), layers.norm(hidden)
         self.depthwise = layers.conv(hidden, hidden, kernel, dilation, depthwise=True)
         self.act2, self.norm2 = nn.PReLU(), layers.norm(hidden)
-        self.residual = layers.conv(hidden, bottleneck)
+        self.residual = layers.conv(hidden, bottleneck) if residual else None
         self.skip = layers.conv(hidden, bottleneck)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor | None):
         h = self.norm1(self.act1(self.expand(x, e)), e)
         h = self.norm2(self.act2(self.depthwise(h, e)), e)
-        return self.residual(h, e), self.skip(h, e)
+        residual = None if self.residual is None else self.residual(h, e)
+        return residual, self.skip(h, e)
 
 
 class MaskTCN(nn.Module):
@@ -208,13 +211,15 @@ class MaskTCN(nn.Module):
                  hidden: int, blocks: int, stacks: int, kernel: int = 3) -> None:
         super().__init__()
         self.norm_in, self.conv_in = layers.norm(c_in), layers.conv(c_in, bottleneck)
-        self.blocks = nn.ModuleList(TCNBlock(layers, bottleneck, hidden, kernel, 2 ** b)
-                                    for _ in range(stacks) for b in range(blocks))
+        dilations = [2 ** b for _ in range(stacks) for b in range(blocks)]
+        self.blocks = nn.ModuleList(TCNBlock(layers, bottleneck, hidden, kernel, d, residual=i < len(dilations) - 1)
+                                    for i, d in enumerate(dilations))
         self.act_out, self.conv_out = nn.PReLU(), layers.conv(bottleneck, masks * n_basis)
         self.kernel = kernel
 
     def receptive_field(self) -> int:
-        """How many latent frames one output frame sees."""
+        """How many latent frames one output frame sees through the convolutions (the global
+        layer norms' statistics span every frame)."""
         return 1 + sum((self.kernel - 1) * block.depthwise.dilation for block in self.blocks)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor | None = None) -> torch.Tensor:
@@ -222,7 +227,7 @@ class MaskTCN(nn.Module):
         skips = 0
         for block in self.blocks:
             residual, skip = block(x, e)
-            x, skips = x + residual, skips + skip
+            x, skips = (x if residual is None else x + residual), skips + skip
         return self.conv_out(self.act_out(skips), e)
 
 
