@@ -122,7 +122,7 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
             dataset="synthetic", sources=("vocals", "drums", "bass", "other"), n_train=40, n_valid=4,
             n_test=8, song_seconds=12.0, stages=(8000,), n_basis=64, kernel=32, bottleneck=64,
             hidden=128, blocks=5, stacks=2, embedding_dim=8, rank=3, batch_size=4, excerpt_seconds=1.0,
-            steps=750, lr=1e-3, valid_every=125, seeds=(0, 1, 2),
+            steps=1250, lr=1e-3, valid_every=125, seeds=(0, 1, 2),
         ),
         "paper": dict(
             dataset="musdb18hq", sources=("vocals", "drums", "bass", "other"), n_train=None,

@@ -138,3 +138,66 @@ def cost_rows(cfg: Mapping[str, Any], variants: Sequence[str]) -> list[dict]:
             cost = pool.apply(measure_step, (dict(cfg), variant))
         rows += report.rows_for({"all": cost}, variant=variant, seed=None, song="", domain="cost")
     return rows
+
+
+# ----------------------------------------------------------------------------- tables and claims
+
+SOURCES = ("vocals", "drums", "bass", "other")
+
+
+def over_songs(rows):
+    """Per variant, seed, source and metric, one number over the test songs, as the paper counts:
+    the median over songs of SDR (each song already a median over frames), the mean of SI-SDR."""
+    table = report.frame(rows)
+    scores = table[table.domain != "cost"]
+    keys = ["variant", "seed", "source", "metric"]
+    grouped = scores.groupby(keys, dropna=False)["value"]
+    merged = grouped.median().where(grouped.median().index.get_level_values("metric") == "SDR", grouped.mean())
+    out = merged.reset_index()
+    out["song"], out["domain"] = "all", "musdb"
+    return out
+
+
+def score_table(rows, metric: str, profile: str):
+    """``metric`` per stem for the mixture and the three systems (mean ± std over seeds); for SDR,
+    the paper's Meta-TasNet and Open-Unmix numbers beside ours."""
+    from sepbook.recipes.metatasnet.training import VARIANTS
+
+    table = over_songs(rows)
+    table = table[table.metric == metric]
+    order = [MIXTURE, *VARIANTS]
+    if metric != "SDR":
+        return report.table(table, "variant", ["source"], index_order=order, column_order=[SOURCES])
+    paper = {(v, s): PAPER["SDR"][v][s] for v in ("meta",) for s in SOURCES}
+    ours = report.paper_table(table, "variant", ["source"], paper, profile, index_order=order,
+                              column_order=[SOURCES])
+    ours.loc["Open-Unmix (paper only)"] = [PAPER["SDR"]["Open-Unmix"][s] if who == "paper" else "–"
+                                           for s, who in ours.columns]
+    return ours
+
+
+def cost_table(rows):
+    """Parameters, seconds per training step and peak memory the steps add, per system."""
+    import pandas as pd
+
+    table = report.frame(rows)
+    cost = table[table.domain == "cost"].pivot(index="variant", columns="metric", values="value")
+    from sepbook.recipes.metatasnet.training import VARIANTS
+
+    cost = cost.reindex(list(VARIANTS))
+    return pd.DataFrame({"parameters": cost["parameters"].map(lambda v: f"{int(v):,}"),
+                         "s / step (1 thread)": cost["step seconds"].map(lambda v: f"{v:.2f}"),
+                         "peak MiB": cost["peak MiB"].map(lambda v: f"{v:.0f}")})
+
+
+def claims(rows, profile: str, metric: str = "SI-SDR") -> dict[str, str]:
+    """The paper's claim, tested: meta against independent and against multi-task, averaged over
+    stems, seed by seed on the same songs."""
+    table = over_songs(rows)
+    table = table[(table.metric == metric) & table.variant.isin(["independent", "multi-task", "meta"])]
+    sentences = {}
+    for baseline in ("independent", "multi-task"):
+        gain = report.gains(table, "meta", baseline).iloc[0]
+        sentences[baseline] = report.verdict(gain, "meta", f"{baseline} model", metric,
+                                             "averaged over the four stems", profile)
+    return sentences

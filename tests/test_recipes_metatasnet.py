@@ -1,0 +1,222 @@
+"""The Meta-TasNet recipe end to end at tiny size: runs, data at every stage's rate, batches, a
+learning bar, evaluation against the mixture, separation, the cost rows, and bad settings."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sepbook import report
+from sepbook.exercises import check_generated_conv, check_si_sdr_loss
+from sepbook.recipes import metatasnet
+from sepbook.recipes.metatasnet import evaluation
+from sepbook.recipes.metatasnet.data import batches, training_banks
+
+SMALL = dict(n_train=4, n_valid=1, n_test=2, song_seconds=4.0, steps=100, valid_every=50, seeds=(0, 1))
+QUIET = dict(progress=False, live=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def data_dir(tmp_path_factory):
+    """Every test here generates and reads its songs in a temporary folder, never data/generated."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEPBOOK_DATA", str(tmp_path_factory.mktemp("data")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return metatasnet.config("tiny", **SMALL)
+
+
+@pytest.fixture(scope="module")
+def splits(cfg):
+    return metatasnet.data(cfg)
+
+
+@pytest.fixture(scope="module")
+def banks(cfg, splits):
+    return training_banks(cfg, splits)
+
+
+def test_runs_list_every_variant_and_seed(cfg):
+    assert metatasnet.runs(cfg) == [(v, s) for v in ("independent", "multi-task", "meta") for s in (0, 1)]
+
+
+def test_tiny_shows_two_stages_and_book_trains_the_paper_base_rate():
+    assert metatasnet.config("tiny")["stages"] == (4000, 8000)
+    assert metatasnet.config("book")["stages"] == (8000,)
+    assert metatasnet.config("paper")["stages"] == (8000, 16000, 32000)
+
+
+def test_songs_load_mono_at_the_last_stage_rate(cfg, splits):
+    assert len(splits.train) == 4 and len(splits.valid) == 1 and len(splits.test) == 2
+    for track in splits.train + splits.test:
+        assert track.sources.shape == (4, 1, int(4.0 * 8000))
+        assert track.source_names == ("vocals", "drums", "bass", "other")
+        assert torch.allclose(track.sources.sum(0), track.mixture, atol=1e-5)
+    assert not {t.name for t in splits.train} & {t.name for t in splits.test}
+
+
+def test_batches_hold_every_stage_cut_at_the_same_moments(cfg, banks):
+    (_, first), (_, again) = next(batches(cfg, banks, 3, 7)), next(batches(cfg, banks, 3, 7))
+    (_, other), = [next(batches(cfg, banks, 4, 7))]
+    assert [tuple(m.shape) for m in first["mixture"]] == [(4, 1, 4000), (4, 1, 8000)]
+    assert [tuple(s.shape) for s in first["sources"]] == [(4, 4, 1, 4000), (4, 4, 1, 8000)]
+    assert torch.equal(first["sources"][1], again["sources"][1])
+    assert not torch.equal(first["sources"][1], other["sources"][1])
+    low, high = first["mixture"]
+    # the 4 kHz excerpt is the 8 kHz one resampled: their spectra agree below 2 kHz
+    spectrum = lambda x, n: torch.fft.rfft(x[0, 0]).abs()[:n]  # noqa: E731
+    correlation = np.corrcoef(spectrum(low, 1500), spectrum(high, 1500))[0, 1]
+    assert correlation > 0.9
+
+
+@pytest.fixture(scope="module")
+def learning(cfg, banks, splits):
+    torch.manual_seed(0)
+    untrained = metatasnet.build(cfg, "meta")
+    model, history = metatasnet.train_on(cfg, banks, "meta", seed=0, **QUIET)
+    return untrained, model, history
+
+
+def test_meta_learns_to_separate(cfg, splits, learning):
+    untrained, model, history = learning
+    assert len(history["loss"]) == 100 and "stage 1" in history and "stage 2" in history
+    first, last = np.mean(history["loss"][:10]), np.mean(history["loss"][-10:])
+    assert last < first - 3, (first, last)
+    rows = report.frame(metatasnet.evaluate(cfg, {("meta", 0): model, ("untrained", 0): untrained},
+                                            splits.test[:1]))
+    mixture = report.frame(metatasnet.mixture_rows(cfg, splits.test[:1]))
+    si = rows[rows.metric == "SI-SDR"].groupby("variant").value.mean()
+    assert si["meta"] > si["untrained"] + 3
+    assert si["meta"] > mixture[mixture.metric == "SI-SDR"].value.mean() + 3
+
+
+def test_evaluate_gives_sdr_and_si_sdr_per_source(cfg, splits, learning):
+    rows = metatasnet.evaluate(cfg, {("meta", 0): learning[1]}, splits.test[:1])
+    assert {(r["source"], r["metric"]) for r in rows} == {
+        (s, m) for s in ("vocals", "drums", "bass", "other") for m in ("SDR", "SI-SDR")}
+    assert all(r["variant"] == "meta" and r["seed"] == 0 and r["domain"] == "musdb" for r in rows)
+    assert all(math.isfinite(r["value"]) for r in rows if r["metric"] == "SI-SDR")
+
+
+def test_separate_returns_every_source_at_the_mixture_length(cfg, splits, learning):
+    model = learning[1]
+    song = splits.test[0]
+    estimates = metatasnet.separate(model, song.mixture[:, :20001])
+    assert estimates.shape == (4, 1, 20001)
+    low = metatasnet.separate(model, song.mixture[:, :8000:2], sr=4000)
+    assert low.shape == (4, 1, 4000)
+    stereo = metatasnet.separate(model, song.mixture.expand(2, -1)[:, :8000])
+    assert stereo.shape == (4, 2, 8000) and torch.allclose(stereo[:, 0], stereo[:, 1], atol=1e-5)
+    pieces = metatasnet.separate(model, song.mixture[:, :16000], max_seconds=1.0)
+    assert pieces.shape == (4, 1, 16000)
+
+
+def test_separate_refuses_a_rate_that_no_stage_has(cfg, learning):
+    with pytest.raises(ValueError, match=r"sr: expected one of the stages' sample rates \[4000, 8000\], got 44100"):
+        metatasnet.separate(learning[1], torch.randn(1, 44100), sr=44100)
+    with pytest.raises(ValueError, match="mixture: expected"):
+        metatasnet.separate(learning[1], torch.randn(44100))
+
+
+def test_near_silent_frames_are_skipped_like_silent_ones(cfg, splits):
+    song = splits.test[0]
+    quiet = song.sources.clone()
+    quiet[2, :, 8000:16000] *= 1e-6
+    from sepbook.tracks import Track
+    track = Track("quiet", quiet.sum(0), quiet, song.source_names, "musdb")
+    rows = evaluation.song_rows(quiet + 0.01 * torch.randn_like(quiet), track, 8000, "x", 0)
+    bass = [r for r in rows if r["source"] == "bass" and r["metric"] == "SDR"][0]["value"]
+    assert bass > 0
+
+
+def test_cost_rows_measure_each_variant(cfg):
+    rows = metatasnet.cost_rows(dict(cfg, batch_size=1, excerpt_seconds=0.25), ["independent", "meta"])
+    table = {(r["variant"], r["metric"]): r["value"] for r in rows}
+    assert set(table) == {(v, m) for v in ("independent", "meta") for m in ("parameters", "step seconds", "peak MiB")}
+    assert table[("meta", "parameters")] == metatasnet.parameters(metatasnet.build(cfg, "meta"))
+    assert all(table[(v, "step seconds")] > 0 for v in ("independent", "meta"))
+    assert all(r["domain"] == "cost" and r["seed"] is None for r in rows)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(stages=(4000, 12000)), "stages: expected sample rates that double"),
+    (dict(kernel=15), "kernel: expected an even number"),
+    (dict(excerpt_seconds=0.001), "excerpt_seconds"),
+])
+def test_bad_settings_are_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        metatasnet.config("tiny", **overrides)
+
+
+def test_a_bad_variant_lists_the_variants(cfg, splits):
+    with pytest.raises(ValueError, match=r"variant: expected one of \['independent', 'multi-task', 'meta'\]"):
+        metatasnet.build(cfg, "shared")
+    with pytest.raises(ValueError, match="variant: expected one of"):
+        metatasnet.train(cfg, splits, "shared")
+
+
+def test_the_paper_profile_names_its_variable(monkeypatch):
+    monkeypatch.delenv("MUSDB_PATH", raising=False)
+    with pytest.raises(FileNotFoundError, match=r"\$MUSDB_PATH"):
+        metatasnet.data(metatasnet.config("paper"))
+
+
+# ----------------------------------------------------------------------------- exercises
+
+
+def test_the_reference_answers_pass_their_checkers():
+    import torch.nn.functional as F
+
+    from sepbook.losses.waveform import si_sdr_loss
+
+    def generated_conv(x, embeddings, code, generator, c_out, kernel):
+        b, k, c_in, t = x.shape
+        weights = generator(code(embeddings)).reshape(k * c_out, c_in, kernel)
+        return F.conv1d(x.reshape(b, k * c_in, t), weights, padding=kernel // 2, groups=k).reshape(b, k, c_out, t)
+
+    assert check_generated_conv(generated_conv).startswith("correct")
+    assert check_si_sdr_loss(si_sdr_loss).startswith("correct")
+
+
+def test_a_shared_kernel_fails_with_a_hint():
+    import torch.nn.functional as F
+
+    def one_kernel(x, embeddings, code, generator, c_out, kernel):
+        b, k, c_in, t = x.shape
+        weights = generator(code(embeddings)).reshape(k, c_out, c_in, kernel)[0]
+        return F.conv1d(x.reshape(b * k, c_in, t), weights, padding=kernel // 2).reshape(b, k, c_out, t)
+
+    with pytest.raises(AssertionError, match="groups=K"):
+        check_generated_conv(one_kernel)
+
+
+def test_a_detached_kernel_fails():
+    import torch.nn.functional as F
+
+    def detached(x, embeddings, code, generator, c_out, kernel):
+        b, k, c_in, t = x.shape
+        weights = generator(code(embeddings.detach())).reshape(k * c_out, c_in, kernel)
+        return F.conv1d(x.reshape(b, k * c_in, t), weights, padding=kernel // 2, groups=k).reshape(b, k, c_out, t)
+
+    with pytest.raises(AssertionError, match="no gradient reaches the embeddings"):
+        check_generated_conv(detached)
+
+
+def test_si_sdr_loss_mistakes_fail_with_hints():
+    from sepbook.losses.waveform import si_sdr_loss
+
+    with pytest.raises(AssertionError, match="wrong sign"):
+        check_si_sdr_loss(lambda e, t: -si_sdr_loss(e, t))
+
+    from sepbook.metrics import si_sdr
+
+    def counts_silence(e, t):
+        return -si_sdr(e, t).mean()
+
+    with pytest.raises(AssertionError, match="silent target is counted"):
+        check_si_sdr_loss(counts_silence)
+    with pytest.raises(AssertionError, match="your function raised"):
+        check_si_sdr_loss(lambda e, t: 1 / 0)
