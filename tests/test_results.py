@@ -15,6 +15,8 @@ SHRINK = {
                         n_paired_eval=1, songs_per_third=2, batch_size=2, frames=16),
     "foundations": dict(steps=4, valid_every=2, seeds=(0,), n_train=3, n_test=2, song_seconds=2.0, hidden=16,
                         batch_size=4),
+    "metatasnet": dict(steps=4, valid_every=2, seeds=(0,), n_train=2, n_valid=1, n_test=2, song_seconds=2.0,
+                       batch_size=2, excerpt_seconds=0.25),
 }
 
 
@@ -68,8 +70,11 @@ def test_produce_writes_metrics_with_the_report_columns(produced, chapter):
     trained = {(r["variant"], r["seed"]) for r in rows if r["seed"] != ""}
     assert trained == {(v, str(s)) for v, s in module.runs(cfg)}
     tracks = results._data(chapter, cfg).test
-    assert {r["song"] for r in rows} == {t.name for t in tracks}
+    assert {r["song"] for r in rows if r["domain"] != "cost"} == {t.name for t in tracks}
     assert all(r["value"] == "nan" or float(r["value"]) == float(r["value"]) for r in rows)
+    if chapter == "metatasnet":  # each system's cost, measured in the same run, without a song
+        cost = {(r["variant"], r["metric"]) for r in rows if r["domain"] == "cost"}
+        assert cost == {(v, m) for v in module.VARIANTS for m in ("parameters", "step seconds", "peak MiB")}
     if chapter == "foundations":  # the reference rows come along, without a seed
         assert {r["variant"] for r in rows if r["seed"] == ""} >= {"mixture", "oracle IRM"}
 

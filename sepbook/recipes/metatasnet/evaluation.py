@@ -7,7 +7,6 @@ Chapter: metatasnet/meta_tasnet
 """
 from __future__ import annotations
 
-import resource
 import time
 from typing import Any, Mapping, Sequence
 
@@ -16,6 +15,7 @@ import torch
 
 from sepbook import metrics, report
 from sepbook.recipes.metatasnet.data import at_rates
+from sepbook.recipes.metatasnet.training import VARIANTS, build, parameters, stage_loss
 from sepbook.tracks import Track
 
 #: The reference repository's MUSDB18 test results (BSS Eval v4 SDR in dB, median of frames,
@@ -104,7 +104,7 @@ def measure_step(cfg: Mapping[str, Any], variant: str, steps: int = 5) -> dict[s
     """Parameters, seconds per training step and the peak memory the steps add (MiB), for
     ``variant`` at ``cfg``'s sizes on one CPU thread; run it in a fresh process (``cost_rows``
     does), since the peak is the process's resident high-water mark."""
-    from sepbook.recipes.metatasnet.training import build, parameters, stage_loss
+    import resource  # Unix only: imported here so that the page also runs on Windows
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -148,12 +148,14 @@ SOURCES = ("vocals", "drums", "bass", "other")
 def over_songs(rows):
     """Per variant, seed, source and metric, one number over the test songs, as the paper counts:
     the median over songs of SDR (each song already a median over frames), the mean of SI-SDR."""
+    import pandas as pd
+
     table = report.frame(rows)
     scores = table[table.domain != "cost"]
     keys = ["variant", "seed", "source", "metric"]
-    grouped = scores.groupby(keys, dropna=False)["value"]
-    merged = grouped.median().where(grouped.median().index.get_level_values("metric") == "SDR", grouped.mean())
-    out = merged.reset_index()
+    sdr = scores[scores.metric == "SDR"].groupby(keys, dropna=False)["value"].median()
+    rest = scores[scores.metric != "SDR"].groupby(keys, dropna=False)["value"].mean()
+    out = pd.concat([sdr, rest]).reset_index()
     out["song"], out["domain"] = "all", "musdb"
     return out
 
@@ -161,8 +163,6 @@ def over_songs(rows):
 def score_table(rows, metric: str, profile: str):
     """``metric`` per stem for the mixture and the three systems (mean ± std over seeds); for SDR,
     the paper's Meta-TasNet and Open-Unmix numbers beside ours."""
-    from sepbook.recipes.metatasnet.training import VARIANTS
-
     table = over_songs(rows)
     table = table[table.metric == metric]
     order = [MIXTURE, *VARIANTS]
@@ -182,8 +182,6 @@ def cost_table(rows):
 
     table = report.frame(rows)
     cost = table[table.domain == "cost"].pivot(index="variant", columns="metric", values="value")
-    from sepbook.recipes.metatasnet.training import VARIANTS
-
     cost = cost.reindex(list(VARIANTS))
     return pd.DataFrame({"parameters": cost["parameters"].map(lambda v: f"{int(v):,}"),
                          "s / step (1 thread)": cost["step seconds"].map(lambda v: f"{v:.2f}"),
@@ -194,7 +192,7 @@ def claims(rows, profile: str, metric: str = "SI-SDR") -> dict[str, str]:
     """The paper's claim, tested: meta against independent and against multi-task, averaged over
     stems, seed by seed on the same songs."""
     table = over_songs(rows)
-    table = table[(table.metric == metric) & table.variant.isin(["independent", "multi-task", "meta"])]
+    table = table[(table.metric == metric) & table.variant.isin(VARIANTS)]
     sentences = {}
     for baseline in ("independent", "multi-task"):
         gain = report.gains(table, "meta", baseline).iloc[0]
