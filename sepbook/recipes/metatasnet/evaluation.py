@@ -199,3 +199,19 @@ def claims(rows, profile: str, metric: str = "SI-SDR") -> dict[str, str]:
         sentences[baseline] = report.verdict(gain, "meta", f"{baseline} model", metric,
                                              "averaged over the four stems", profile)
     return sentences
+
+
+@torch.no_grad()
+def polarity_table(models: Mapping[str, torch.nn.Module], tracks: Sequence[Track]):
+    """For each system and stem, on how many of ``tracks`` the estimate comes out upside down
+    (negatively correlated with the true stem): SI-SDR cannot see this, BSS Eval v4 SDR can."""
+    import pandas as pd
+
+    counts = {}
+    for variant, model in models.items():
+        inverted = np.zeros(len(SOURCES), int)
+        for track in tracks:
+            estimates = separate(model, track.mixture)
+            inverted += ((estimates * track.sources).sum(dim=(1, 2)) < 0).numpy()
+        counts[variant] = {name: f"{n} of {len(tracks)}" for name, n in zip(track.source_names, inverted)}
+    return pd.DataFrame(counts).T
