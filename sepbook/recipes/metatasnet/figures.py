@@ -153,7 +153,7 @@ def encoder_basis(model, sr: int, shown: int = 8):
     return fig
 
 
-def stages_figure(model, track: Track, name: str = "vocals", seconds: float = 4.0):
+def stages_figure(model, track: Track, name: str = "drums", seconds: float = 4.0):
     """Each stage's estimate of one instrument beside the true stem: the first stage works at the
     lower rate, so its spectrogram stops at half the next one's bandwidth."""
     import matplotlib.pyplot as plt
