@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 # Names whose piano-roll keys mean kit pieces, not pitches: their rolls are not moved by pitch shifts.
 UNPITCHED_SOURCES = ("drums",)
+#: The largest pitch shift the augmentations accept: an octave either way.
+MAX_SEMITONES = 12
 
 
 class SongDataset(Dataset):
@@ -84,6 +86,8 @@ class SongDataset(Dataset):
         low, high = _check_range(gain_range, "gain_range", minimum=0.0)
         if pitch_shift is not None:
             pitch_shift = tuple(int(v) for v in _check_range(pitch_shift, "pitch_shift"))
+            if max(map(abs, pitch_shift)) > MAX_SEMITONES:
+                raise ValueError(f"pitch_shift: expected shifts within ±{MAX_SEMITONES} semitones, got {pitch_shift}")
         if time_stretch is not None:
             time_stretch = _check_range(time_stretch, "time_stretch", minimum=1e-3)
         names = [f"track {i}" for i in range(len(tracks))] if track_names is None else list(track_names)
@@ -293,12 +297,10 @@ class SongDataset(Dataset):
         import librosa
 
         out = excerpt.astype(np.float32)
-        # librosa's 2048-point default would exceed short excerpts at low sample rates
-        n_fft = int(2 ** np.floor(np.log2(min(2048, out.shape[-1]))))
         if self.time_stretch:
-            out = librosa.effects.time_stretch(out, rate=rate, n_fft=n_fft)
+            out = time_stretch(out, rate)
         if semitones:
-            out = librosa.effects.pitch_shift(out, sr=self.sr, n_steps=semitones, n_fft=n_fft)
+            out = pitch_shift(out, self.sr, semitones)
         return librosa.util.fix_length(out, size=self.segment_samples, axis=-1).astype(np.float32)
 
     def _frame_indices(self, start_sample: int, rate: float) -> np.ndarray:
@@ -353,6 +355,37 @@ class SongDataset(Dataset):
                     out[k, : a.shape[0]] = a
             stacked.append(out)
         return stacked
+
+
+def pitch_shift(audio: np.ndarray, sr: int, semitones: float) -> np.ndarray:
+    """``audio`` ``(..., time)`` moved by ``semitones`` (within ±12), at the same length and tempo.
+
+    Chapter: transfer/transfer_learning
+    """
+    if not -MAX_SEMITONES <= semitones <= MAX_SEMITONES:
+        raise ValueError(f"semitones: expected a shift within ±{MAX_SEMITONES} semitones, got {semitones}")
+    import librosa
+
+    # soxr's medium quality: the high-quality default is about 70 times slower on short excerpts
+    return librosa.effects.pitch_shift(np.asarray(audio, np.float32), sr=sr, n_steps=float(semitones),
+                                       n_fft=_augment_fft(audio), res_type="soxr_mq")
+
+
+def time_stretch(audio: np.ndarray, rate: float) -> np.ndarray:
+    """``audio`` played ``rate`` times as fast at the same pitch: ``(..., time)`` -> ``(..., ~time / rate)``.
+
+    Chapter: transfer/transfer_learning
+    """
+    if not rate > 0:
+        raise ValueError(f"rate: expected a stretch factor above 0, got {rate}")
+    import librosa
+
+    return librosa.effects.time_stretch(np.asarray(audio, np.float32), rate=float(rate), n_fft=_augment_fft(audio))
+
+
+def _augment_fft(audio: np.ndarray) -> int:
+    # librosa's 2048-point default would exceed short excerpts at low sample rates
+    return int(2 ** np.floor(np.log2(min(2048, np.shape(audio)[-1]))))
 
 
 def step_batches(

@@ -142,3 +142,31 @@ def _product(levels):
     import itertools
 
     return list(itertools.product(*levels))
+
+
+def signed_rank(better, worse) -> float:
+    """The one-sided Wilcoxon signed-rank test that ``better`` exceeds ``worse``, paired; -> p-value.
+
+    Pairs with a NaN on either side are dropped; with no pair left the p-value is NaN.
+    """
+    from scipy.stats import wilcoxon
+
+    better, worse = np.asarray(better, dtype=float), np.asarray(worse, dtype=float)
+    if better.shape != worse.shape or better.ndim != 1:
+        raise ValueError(f"better, worse: expected two 1-D arrays of paired scores, got shapes "
+                         f"{better.shape} and {worse.shape}")
+    keep = np.isfinite(better) & np.isfinite(worse)
+    if not keep.any() or np.all(better[keep] == worse[keep]):
+        return math.nan
+    return float(wilcoxon(better[keep], worse[keep], alternative="greater").pvalue)
+
+
+def paired_test(rows, variant: str, baseline: str, on: str = "song") -> float:
+    """:func:`signed_rank` of ``variant`` over ``baseline`` per ``on`` (scores averaged over seeds and
+    sources first), on the ``on`` values both have; -> p-value."""
+    table = frame(rows)
+    means = table[table["variant"].isin([variant, baseline])].groupby(["variant", on])["value"].mean()
+    paired = means.unstack("variant").dropna()
+    if variant not in paired or baseline not in paired:
+        return math.nan
+    return signed_rank(paired[variant].to_numpy(), paired[baseline].to_numpy())

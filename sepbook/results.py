@@ -41,12 +41,12 @@ from typing import Any
 import torch
 
 from sepbook import profiles
-from sepbook.recipes import activity, adversarial, foundations, metatasnet, transcription
+from sepbook.recipes import activity, adversarial, foundations, metatasnet, transcription, transfer
 
 #: Every chapter with committed results, and the recipe that produces them.
 RECIPES: dict[str, ModuleType] = {"foundations": foundations, "adversarial": adversarial,
                                   "transcription": transcription, "activity": activity,
-                                  "metatasnet": metatasnet}
+                                  "metatasnet": metatasnet, "transfer": transfer}
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE_DB = 0.05
 HISTORY_STRIDE = 10
@@ -181,9 +181,9 @@ def produce(chapter: str, profile: str = "book", workers: int = 2, out: Path | N
     _data(chapter, cfg)  # builds any generated corpus once, before workers read it
     print(f"{chapter} ({profile}): {len(todo)} of {len(module.runs(cfg))} runs to train on {workers} workers",
           flush=True)
-    missing = {r for _, _, v, _, _ in todo for r in requires(module, v)} - set(module.VARIANTS)
+    missing = {r for _, _, v, _, _ in todo for r in requires(module, v)} - {v for v, _ in module.runs(cfg)}
     if missing:
-        raise ValueError(f"{chapter}: REQUIRES names {sorted(missing)}, which are not variants of the recipe")
+        raise ValueError(f"{chapter}: REQUIRES names {sorted(missing)}, which are not runs of the recipe")
 
     def ready(job) -> bool:
         return all((scratch / f"{name}-seed{job[3]}.json").is_file() for name in requires(module, job[2]))

@@ -795,3 +795,33 @@ def synthesize_songs(n: int, seed: int = 0, **kwargs) -> list[Song]:
         song = synthesize_song(int(song_seed), **kwargs)
         songs.append(replace(song, name=f"{song.meta['style']}_{seed}_{i:04d}"))
     return songs
+
+
+#: Kit pieces that can be rendered as stems of their own, and the drum keys each one plays.
+DRUM_KIT: dict[str, tuple[int, ...]] = {
+    "kick": (DRUM_PITCHES["kick"],), "snare": (DRUM_PITCHES["snare"],),
+    "cymbals": (DRUM_PITCHES["hat"], DRUM_PITCHES["open_hat"], DRUM_PITCHES["ride"]),
+}
+
+
+def drum_pieces(song: Song, pieces: Mapping[str, Sequence[int]] = DRUM_KIT) -> dict[str, np.ndarray]:
+    """The song's drum part rendered one kit piece at a time: ``{piece: float32 (time,)}``.
+
+    Each piece plays its own hits of the song's drum notes with the song's kit, scaled to the same
+    RMS (0.05, a piece that never plays stays silent), as the stems of a remix pack are balanced.
+    A song without drums raises ``ValueError``.
+
+    Chapter: transfer/transfer_learning
+    """
+    if "drums" not in song.notes:
+        raise ValueError(f"song: {song.name!r} has no drum part; its stems are {sorted(song.stems)}")
+    notes, timbre = song.notes["drums"], song.meta["timbre"]["drums"]
+    n_samples = len(song.mixture)
+    out = {}
+    for piece, keys in pieces.items():
+        hits = notes[np.isin(notes[:, 2], keys)]
+        rng = seeds.rng(song.meta["seed"], song.meta["style"], "render", "drums", piece)
+        out[piece] = _render("drums", hits, None, timbre, song.sr, n_samples, rng)
+    rms = {piece: math.sqrt(float(np.mean(stem.astype(np.float64) ** 2))) for piece, stem in out.items()}
+    return {piece: (stem * np.float32(0.05 / rms[piece] if rms[piece] > 0 else 1.0)).astype(np.float32)
+            for piece, stem in out.items()}

@@ -3,4 +3,6 @@
 - :mod:`sepbook.losses.masking`: Open-Unmix's magnitude loss (Foundations).
 - :mod:`sepbook.losses.adversarial`: the supervised, Wasserstein, gradient-penalty and additive
   losses of adversarial semi-supervised separation.
+- :mod:`sepbook.losses.clustering`: ChimeraNet's deep-clustering and mask-inference losses
+  (transfer learning).
 """

@@ -14,22 +14,21 @@ from sepbook.audio import STFT
 from sepbook.checks import check_audio
 
 
-class BLSTMMasker(nn.Module):
-    """Map mixture magnitudes to one soft mask per source.
+class BLSTMTrunk(nn.Module):
+    """Mixture magnitudes to per-frame features: the recurrent body the mask heads sit on.
 
-    ``(batch, channels, freq, frames)`` -> ``(batch, K, channels, freq, frames)``.
+    ``features(mixture_mag)``: ``(batch, channels, freq, frames)`` -> ``(batch, frames, 2 * hidden)``.
 
     Per frame: standardise each frequency bin (learned mean and scale), project to
-    ``hidden`` units, run a stack of bidirectional LSTMs over time, concatenate
-    their output with their input (a skip, as in Open-Unmix), and project to
-    ``K * channels * freq`` sigmoid masks.
+    ``hidden`` units, run a stack of bidirectional LSTMs over time, and concatenate
+    their output with their input (a skip, as in Open-Unmix).
     """
 
-    def __init__(self, n_freq: int, n_sources: int, n_channels: int = 1,
-                 hidden: int = 256, layers: int = 3, dropout: float = 0.0):
+    def __init__(self, n_freq: int, n_channels: int = 1, hidden: int = 256,
+                 layers: int = 3, dropout: float = 0.0):
         super().__init__()
         _check_hidden(hidden)
-        self.n_freq, self.n_sources, self.n_channels = n_freq, n_sources, n_channels
+        self.n_freq, self.n_channels, self.hidden = n_freq, n_channels, hidden
         self.input_mean = nn.Parameter(torch.zeros(n_freq))
         self.input_scale = nn.Parameter(torch.ones(n_freq))
         self.encode = nn.Sequential(
@@ -38,12 +37,8 @@ class BLSTMMasker(nn.Module):
         self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=layers,
                             bidirectional=True, batch_first=True,
                             dropout=dropout if layers > 1 else 0.0)
-        self.decode = nn.Sequential(
-            nn.Linear(2 * hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(),
-            nn.Linear(hidden, n_sources * n_channels * n_freq),
-        )
 
-    def forward(self, mixture_mag: torch.Tensor) -> torch.Tensor:
+    def features(self, mixture_mag: torch.Tensor) -> torch.Tensor:
         _check_mixture_mag(mixture_mag, self.n_channels, self.n_freq)
         batch, channels, freq, frames = mixture_mag.shape
         # log compression evens out the huge dynamic range of magnitudes before the
@@ -53,7 +48,30 @@ class BLSTMMasker(nn.Module):
         x = (x - self.input_mean) * self.input_scale
         x = self.encode(x.reshape(batch, frames, channels * freq))
         y, _ = self.lstm(x)
-        y = self.decode(torch.cat([x, y], dim=-1))
+        return torch.cat([x, y], dim=-1)
+
+
+class BLSTMMasker(BLSTMTrunk):
+    """Map mixture magnitudes to one soft mask per source.
+
+    ``(batch, channels, freq, frames)`` -> ``(batch, K, channels, freq, frames)``.
+
+    The :class:`BLSTMTrunk`'s features, then two dense layers to
+    ``K * channels * freq`` sigmoid masks per frame.
+    """
+
+    def __init__(self, n_freq: int, n_sources: int, n_channels: int = 1,
+                 hidden: int = 256, layers: int = 3, dropout: float = 0.0):
+        super().__init__(n_freq, n_channels, hidden, layers, dropout)
+        self.n_sources = n_sources
+        self.decode = nn.Sequential(
+            nn.Linear(2 * hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(),
+            nn.Linear(hidden, n_sources * n_channels * n_freq),
+        )
+
+    def forward(self, mixture_mag: torch.Tensor) -> torch.Tensor:
+        y = self.decode(self.features(mixture_mag))
+        batch, channels, freq, frames = mixture_mag.shape
         masks = torch.sigmoid(y).reshape(
             batch, frames, self.n_sources, channels, freq
         )

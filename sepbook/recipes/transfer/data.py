@@ -1,0 +1,191 @@
+"""The transfer chapter's data: three pre-training sets in the roles of MUSDB, Slakh and both, and
+three small downstream sets in the roles of Bach10, Dagstuhl ChoirSet and Remixpacks, grouped
+into sources as the paper's Table 1 does.
+
+Training examples come from :class:`sepbook.datasets.SongDataset`, whose switches are the
+paper's augmentations: ``pitch_shift``, ``time_stretch`` and ``coherent=False`` (incoherent
+mixing). Test examples are fixed excerpts of held-out songs.
+
+Chapter: transfer/transfer_learning
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from sepbook import synth
+from sepbook.datasets import SongDataset
+
+#: Each set's sources, in the order the mask head gives them (Table 1 of the paper).
+SOURCES: dict[str, tuple[str, ...]] = {
+    "musdb": ("vocals", "accompaniment"),
+    "slakh": ("piano+guitar", "drums", "bass"),
+    "musdb+slakh": ("bass", "drums", "other"),
+    "bach10": ("violin", "saxophone", "bassoon", "clarinet"),
+    "dagstuhl": ("male", "female"),
+    "remixpacks": ("snare", "kick", "cymbals"),
+}
+PRETRAINING: tuple[str, ...] = ("musdb", "slakh", "musdb+slakh")
+DOWNSTREAM: tuple[str, ...] = ("bach10", "dagstuhl", "remixpacks")
+AUGMENTATIONS: tuple[str, ...] = ("none", "pitch", "stretch", "incoherent")
+#: Which sets mix stems from different songs: Bach10 in training, Remixpacks in training and test.
+INCOHERENT_TRAINING = ("bach10", "remixpacks")
+INCOHERENT_TEST = ("remixpacks",)
+
+_BAND_STYLES = ("pop", "rock", "jazz", "folk", "electronic")
+_GROUPS = {
+    "musdb": {"vocals": "vocals", "bass": "accompaniment", "drums": "accompaniment",
+              "guitar": "accompaniment", "piano": "accompaniment"},
+    "slakh": {"guitar": "piano+guitar", "piano": "piano+guitar", "drums": "drums", "bass": "bass"},
+    # Table 1 lists bass, drums and other for the union: MUSDB's vocals join its other
+    "musdb+slakh": {"vocals": "other", "guitar": "other", "piano": "other", "drums": "drums", "bass": "bass"},
+    "bach10": {},
+    "dagstuhl": {"tenor": "male", "bass_voice": "male", "soprano": "female", "alto": "female"},
+    "remixpacks": {},
+}
+Tracks = list[dict[str, np.ndarray]]
+
+
+@dataclass
+class Splits:
+    """``train``: each set's training songs as ``{source: (1, time)}`` dicts; ``test``: fixed test
+    examples of every downstream set, interleaved (``{'name', 'domain', 'mixture', 'sources'}``)."""
+
+    train: dict[str, Tracks]
+    test: list[dict]
+    sr: int
+
+
+def _band(n: int, seed: int, cfg: Mapping[str, Any], vocals: bool) -> list[synth.Song]:
+    states = np.random.SeedSequence(seed).generate_state(n)
+    lineup = ("vocals", "bass", "guitar", "piano", "drums") if vocals else ("bass", "guitar", "piano", "drums")
+    return [synth.synthesize_song(int(s), seconds=cfg["song_seconds"], sr=cfg["sr"],
+                                  style=_BAND_STYLES[i % len(_BAND_STYLES)], instruments=lineup)
+            for i, s in enumerate(states)]
+
+
+def _styled(n: int, seed: int, cfg: Mapping[str, Any], style: str) -> list[synth.Song]:
+    states = np.random.SeedSequence(seed).generate_state(n)
+    return [synth.synthesize_song(int(s), seconds=cfg["song_seconds"], sr=cfg["sr"], style=style) for s in states]
+
+
+def _grouped(songs: Sequence[synth.Song], corpus: str) -> Tracks:
+    groups = _GROUPS[corpus]
+    tracks = []
+    for song in songs:
+        track: dict[str, np.ndarray] = {}
+        for stem, audio in song.stems.items():
+            name = groups.get(stem, stem)
+            track[name] = track.get(name, 0) + audio[None]
+        tracks.append(track)
+    return tracks
+
+
+def _songs(cfg: Mapping[str, Any], corpus: str, subset: str) -> list[synth.Song]:
+    if corpus == "musdb+slakh":
+        return _songs(cfg, "musdb", subset) + _songs(cfg, "slakh", subset)
+    count = cfg["songs"][corpus][subset == "test"]
+    seed = 1000 * (list(SOURCES).index(corpus) + 1) + (subset == "test")
+    if corpus == "bach10":
+        return _styled(count, seed, cfg, "quartet")
+    if corpus == "dagstuhl":
+        return _styled(count, seed, cfg, "choir")
+    return _band(count, seed, cfg, vocals=corpus == "musdb")
+
+
+def synthetic_tracks(cfg: Mapping[str, Any], corpus: str, subset: str) -> Tracks:
+    """The songs of ``corpus`` ('musdb', ..., 'remixpacks') and ``subset`` ('train' or 'test')."""
+    if corpus not in SOURCES:
+        raise ValueError(f"corpus: expected one of {list(SOURCES)}, got {corpus!r}")
+    if subset not in ("train", "test"):
+        raise ValueError(f"subset: expected 'train' or 'test', got {subset!r}")
+    songs = _songs(cfg, corpus, subset)
+    if corpus == "remixpacks":
+        return [{piece: audio[None] for piece, audio in synth.drum_pieces(song).items()} for song in songs]
+    return _grouped(songs, corpus)
+
+
+def check_sources(songs: Tracks, corpus: str) -> None:
+    """Every song must hold each source the mask head of ``corpus`` gives; else ``ValueError``."""
+    expected = SOURCES[corpus]
+    for i, song in enumerate(songs):
+        missing = [s for s in expected if s not in song]
+        if missing:
+            raise ValueError(f"{corpus}: song {i} holds {len(song)} sources {sorted(song)}, fewer than the "
+                             f"{len(expected)} the mask head expects {list(expected)} (missing {missing})")
+
+
+def stem_folder_tracks(root: Path, corpus: str, subset: str, sr: int) -> Tracks:
+    """Real data: ``root/<corpus>/<subset>/<song>/<source>.wav``, one folder per song, mono at ``sr``."""
+    from sepbook.audio import load
+
+    folder = Path(root) / corpus / subset
+    songs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    if not songs:
+        raise FileNotFoundError(f"{folder}: expected one folder per song holding "
+                                f"{', '.join(s + '.wav' for s in SOURCES[corpus])}")
+    tracks = []
+    for song in songs:
+        missing = [s for s in SOURCES[corpus] if not (song / f"{s}.wav").is_file()]
+        if missing:
+            raise FileNotFoundError(f"{song}: missing {', '.join(m + '.wav' for m in missing)}")
+        tracks.append({s: load(song / f"{s}.wav", sr=sr, mono=True)[0] for s in SOURCES[corpus]})
+    return tracks
+
+
+def tracks(cfg: Mapping[str, Any], corpus: str, subset: str) -> Tracks:
+    """``corpus``'s songs: synthesised, or read from ``$TRANSFER_DATA`` in the ``paper`` profile."""
+    if cfg["dataset"] == "synthetic":
+        return synthetic_tracks(cfg, corpus, subset)
+    if not os.environ.get("TRANSFER_DATA"):
+        raise FileNotFoundError("the paper profile reads the real sets: set $TRANSFER_DATA to a folder holding "
+                                "<set>/train/<song>/<source>.wav for " + ", ".join(SOURCES))
+    return stem_folder_tracks(Path(os.environ["TRANSFER_DATA"]), corpus, subset, cfg["sr"])
+
+
+def training_set(cfg: Mapping[str, Any], songs: Tracks, corpus: str, seed: int,
+                 augmentation: str = "none") -> SongDataset:
+    """Training excerpts of ``corpus``: item ``i`` depends only on ``(seed, i)``.
+
+    ``augmentation`` is 'none', 'pitch' (±3 semitones), 'stretch' (0.8-1.2 times the tempo) or
+    'incoherent' (every stem from its own song and moment); Bach10 and Remixpacks always mix
+    incoherently, as in the paper.
+    """
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"augmentation: expected one of {list(AUGMENTATIONS)}, got {augmentation!r}")
+    check_sources(songs, corpus)
+    return SongDataset(
+        songs, SOURCES[corpus], cfg["sr"], segment_seconds=cfg["excerpt_seconds"], length=100_000, seed=seed,
+        coherent=augmentation != "incoherent" and corpus not in INCOHERENT_TRAINING,
+        gain_range=tuple(cfg["gain_range"]),
+        pitch_shift=tuple(cfg["pitch_shift"]) if augmentation == "pitch" else None,
+        time_stretch=tuple(cfg["time_stretch"]) if augmentation == "stretch" else None)
+
+
+def test_examples(cfg: Mapping[str, Any], songs: Tracks, corpus: str) -> list[dict]:
+    """``cfg['test_examples']`` fixed excerpts of ``corpus``'s test songs, named ``'<corpus> NNN'``."""
+    check_sources(songs, corpus)
+    excerpts = SongDataset(songs, SOURCES[corpus], cfg["sr"], segment_seconds=cfg["test_seconds"],
+                           length=cfg["test_examples"], seed=20_200_000, coherent=corpus not in INCOHERENT_TEST)
+    return [{"name": f"{corpus} {i:03d}", "domain": corpus, **excerpts[i]} for i in range(len(excerpts))]
+
+
+def splits(cfg: Mapping[str, Any]) -> Splits:
+    """Every set's training songs and the downstream sets' test examples."""
+    train = {corpus: tracks(cfg, corpus, "train") for corpus in (*cfg["pretraining"], *cfg["downstream"])}
+    return Splits(train, test_tracks(cfg), cfg["sr"])
+
+
+def test_tracks_of(cfg: Mapping[str, Any], corpus: str) -> list[dict]:
+    """The test examples of one downstream set."""
+    return test_examples(cfg, tracks(cfg, corpus, "test"), corpus)
+
+
+def test_tracks(cfg: Mapping[str, Any]) -> list[dict]:
+    """Every downstream set's test examples, interleaved so the first few cover every set."""
+    per_set = [test_tracks_of(cfg, corpus) for corpus in cfg["downstream"]]
+    return [example for group in zip(*per_set) for example in group]

@@ -1,0 +1,204 @@
+"""Scoring the transfer chapter like the paper: SI-SDR on fixed test examples of each downstream
+set, one-sided Wilcoxon signed-rank tests over those examples, the paper's Table 2 beside ours,
+and one sentence per hypothesis.
+
+Chapter: transfer/transfer_learning
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from sepbook import report
+from sepbook.metrics import si_sdr
+from sepbook.models.blstm import MaskSeparator
+from sepbook.recipes.transfer.data import SOURCES
+from sepbook.recipes.transfer.training import finetuned, plan, scratch
+
+MIXTURE = "mixture"
+#: The paper's significance threshold.
+P_THRESHOLD = 1e-3
+SILENCE = 1e-6
+#: Table 2 of the paper: SI-SDR (dB) of the mask-model minus the whole-model,
+#: keyed (augmentation, pre-training set, downstream set).
+PAPER: dict[tuple[str, str, str], float] = {
+    (aug, pre, down): value
+    for aug, by_pre in {
+        "none": {"musdb": (-4.04, -1.27, -5.05), "slakh": (-2.32, -1.76, -3.43), "musdb+slakh": (-4.78, -3.03, -4.94)},
+        "pitch": {"musdb": (-5.34, 1.16, -3.78), "slakh": (-2.80, -2.29, -4.72), "musdb+slakh": (-2.38, -2.02, -4.91)},
+        "stretch": {"musdb": (-4.08, 0.85, -4.68), "slakh": (-3.33, -0.34, -3.60),
+                    "musdb+slakh": (-1.69, -2.17, -3.99)},
+        "incoherent": {"musdb": (-4.50, 0.69, -4.57), "slakh": (-3.40, -0.10, -2.32),
+                       "musdb+slakh": (-1.75, -0.63, -4.85)},
+    }.items()
+    for pre, values in by_pre.items()
+    for down, value in zip(("remixpacks", "dagstuhl", "bach10"), values)
+}
+
+
+@torch.no_grad()
+def separate(model: MaskSeparator, mixture: torch.Tensor) -> torch.Tensor:
+    """Estimates ``(K, 1, time)`` of one mono mixture ``(1, time)`` or ``(time,)``."""
+    mixture = torch.as_tensor(mixture, dtype=torch.float32).reshape(1, 1, -1)
+    return model.eval()(mixture)[0]
+
+
+def _rows(variant, seed, examples, estimates) -> list[dict]:
+    rows = []
+    for example, estimate in zip(examples, estimates):
+        for k, source in enumerate(SOURCES[example["domain"]]):
+            reference = example["sources"][k]
+            if float(reference.square().mean()) < SILENCE:
+                continue  # a silent reference has no scale for SI-SDR to fit
+            rows.append({"variant": variant, "seed": seed, "song": example["name"], "domain": example["domain"],
+                         "source": source, "metric": "SI-SDR", "value": float(si_sdr(estimate[k], reference))})
+    return rows
+
+
+@torch.no_grad()
+def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], MaskSeparator],
+             tracks: Sequence[dict]) -> list[dict]:
+    """SI-SDR rows of every model on the test examples of its downstream set (pre-trained networks,
+    whose mask head never learned, give none)."""
+    rows = []
+    for (variant, seed), model in models.items():
+        run = plan(variant)
+        examples = [e for e in tracks if e["domain"] == run.downstream]
+        if run.kind == "pretrain" or not examples:
+            continue
+        estimates = model.eval()(torch.stack([e["mixture"] for e in examples]))
+        rows += _rows(variant, seed, examples, estimates)
+    return rows
+
+
+def mixture_rows(cfg: Mapping[str, Any], tracks: Sequence[dict]) -> list[dict]:
+    """The unprocessed mixture's SI-SDR against each source: where every system starts."""
+    estimates = [e["mixture"].expand(len(SOURCES[e["domain"]]), -1, -1) for e in tracks]
+    return _rows(MIXTURE, None, tracks, estimates)
+
+
+# ---------------------------------------------------------------------------- tables and claims
+
+
+def _of(rows, domain: str, variants: Sequence[str]):
+    table = report.frame(rows)
+    return table[(table["domain"] == domain) & table["variant"].isin(list(variants))]
+
+
+def pretraining_table(rows, cfg: Mapping[str, Any]):
+    """Fig. 1 as numbers: SI-SDR (dB, mean ± std over seeds) per downstream set, from scratch and
+    from each pre-training set (whole-model, no augmentation); ``*`` marks p < 0.001 over scratch."""
+    import pandas as pd
+
+    columns = ["scratch", *cfg["pretraining"]]
+    data = {}
+    for down in cfg["downstream"]:
+        cells = []
+        for column in columns:
+            variant = scratch(down) if column == "scratch" else finetuned(down, column)
+            stats = report.summary(_of(rows, down, [variant]))
+            if stats.empty:
+                cells.append("–")
+                continue
+            row = stats.iloc[0]
+            text = report.cell(row["mean"], row["std"], int(row["seeds"]))
+            if column != "scratch" and report.paired_test(_of(rows, down, [variant, scratch(down)]),
+                                                          variant, scratch(down)) < P_THRESHOLD:
+                text += " *"
+            cells.append(text)
+        data[down] = cells
+    return pd.DataFrame(data, index=columns).T
+
+
+def gain_rows(rows, cfg: Mapping[str, Any], versus: str = "scratch") -> list[dict]:
+    """Per downstream set, pre-training set and augmentation (and mode): the SI-SDR gain over
+    ``versus`` ('scratch', 'none' = the same pre-training without augmentation, or 'whole' = the
+    whole-model of the same pre-training), mean/std over seeds, wins, and the Wilcoxon p-value."""
+    out = []
+    for down in cfg["downstream"]:
+        for pre in cfg["pretraining"]:
+            for aug in cfg["augmentations"]:
+                for mode in ("whole", "mask"):
+                    variant = finetuned(down, pre, aug, mode)
+                    baseline = {"scratch": scratch(down), "none": finetuned(down, pre, "none", mode),
+                                "whole": finetuned(down, pre, aug, "whole")}[versus]
+                    if variant == baseline or (versus != "whole" and mode == "mask" and versus == "none"):
+                        continue
+                    if versus == "scratch" and mode == "mask":
+                        continue
+                    pair = _of(rows, down, [variant, baseline])
+                    gain = report.gains(pair, variant, baseline)
+                    if gain.empty:
+                        continue
+                    g = gain.iloc[0]
+                    p = report.paired_test(pair, variant, baseline)
+                    out.append({"downstream": down, "pretraining": pre, "augmentation": aug, "mode": mode,
+                                "gain": g["mean"], "std": g["std"], "wins": int(g["wins"]),
+                                "seeds": int(g["seeds"]), "p": p, "paper": PAPER.get((aug, pre, down))
+                                if versus == "whole" else None})
+    return out
+
+
+def mask_minus_whole_table(rows, cfg: Mapping[str, Any], profile: str):
+    """Table 2: mask-model minus whole-model SI-SDR (dB), ours (mean ± std over seeds, ``*`` where the
+    mask-model is significantly better, p < 0.001) beside the paper's."""
+    import pandas as pd
+
+    cells: dict[tuple, dict] = {}
+    for g in gain_rows(rows, cfg, versus="whole"):
+        key = (g["augmentation"], g["pretraining"])
+        mark = " *" if g["p"] < P_THRESHOLD else ""
+        cells.setdefault(key, {})[(g["downstream"], f"ours ({profile})")] = \
+            report.cell(g["gain"], g["std"], g["seeds"]) + mark
+        cells[key][(g["downstream"], "paper")] = "–" if g["paper"] is None else f"{g['paper']:.2f}"
+    columns = [(d, who) for d in cfg["downstream"] for who in (f"ours ({profile})", "paper")]
+    table = pd.DataFrame([[cells[k].get(c, "–") for c in columns] for k in cells],
+                         index=pd.MultiIndex.from_tuples(list(cells), names=["augmentation", "pre-training"]),
+                         columns=pd.MultiIndex.from_tuples(columns, names=["downstream", "numbers"]))
+    return table
+
+
+def claims(rows, cfg: Mapping[str, Any], profile: str) -> dict[str, str]:
+    """One sentence each on H1, H2, R1 and R2, from the rows."""
+    h1 = gain_rows(rows, cfg, "scratch")
+    h1_plain = [g for g in h1 if g["augmentation"] == "none"]
+    won = [g for g in h1_plain if g["gain"] > 0 and g["p"] < P_THRESHOLD]
+    h2 = [g for g in gain_rows(rows, cfg, "none") if g["mode"] == "whole"]
+    h2_gains = [g["gain"] for g in h2]
+    r2 = gain_rows(rows, cfg, "whole")
+    best = {}
+    for down in cfg["downstream"]:
+        by_pre = {g["pretraining"]: g["gain"] for g in h1_plain if g["downstream"] == down}
+        if by_pre:
+            best[down] = max(by_pre, key=by_pre.get)
+    n = len(h1_plain)
+    return {
+        "H1": (f"In the {profile} profile, {len(won)} of {n} pre-trained whole-models (no augmentation) beat "
+               f"training from scratch with the same number of steps significantly (one-sided Wilcoxon over test "
+               f"examples, p < {P_THRESHOLD:g}); the mean gain is "
+               f"{np.mean([g['gain'] for g in h1_plain]):+.2f} dB, from {min(g['gain'] for g in h1_plain):+.2f} "
+               f"to {max(g['gain'] for g in h1_plain):+.2f} dB."),
+        "H2": (f"In the {profile} profile, augmenting the pre-training changes the fine-tuned whole-models' SI-SDR "
+               f"by a median of {np.median(h2_gains):+.2f} dB (from {min(h2_gains):+.2f} to "
+               f"{max(h2_gains):+.2f} dB over {len(h2_gains)} set pairs and augmentations); "
+               f"{sum(g['gain'] > 0 and g['p'] < P_THRESHOLD for g in h2)} of them are significant gains.")
+        if h2 else f"The {profile} profile trains no augmentation.",
+        "R1": (f"In the {profile} profile, the best pre-training set is "
+               + "; ".join(f"{best[d]} for {d}" for d in best) + "."),
+        "R2": (f"In the {profile} profile, the mask-model is below the whole-model in "
+               f"{sum(g['gain'] < 0 for g in r2)} of {len(r2)} cases (median {np.median([g['gain'] for g in r2]):+.2f} dB); "
+               f"it is significantly better in {sum(g['gain'] > 0 and g['p'] < P_THRESHOLD for g in r2)}."),
+    }
+
+
+def curve(histories: Mapping[tuple[str, int], Mapping[str, list]], variant: str):
+    """``(steps, mean, std)`` of the test SI-SDR curve of ``variant`` over its seeds."""
+    runs = [h for (v, _), h in histories.items() if v == variant and h.get("valid")]
+    if not runs:
+        return np.array([]), np.array([]), np.array([])
+    steps = np.array(runs[0]["valid_step"])
+    values = np.array([[v["test SI-SDR"] for v in h["valid"]] for h in runs])
+    return steps, values.mean(0), values.std(0, ddof=1) if len(runs) > 1 else np.full(len(steps), math.nan)
