@@ -442,6 +442,63 @@ def check_si_sdr_loss(si_sdr_loss: Callable, seed: int = 0) -> str:
     return "correct: minus the SI-SDR of every audible target"
 
 
+def check_deep_clustering_loss(deep_clustering_loss: Callable, seed: int = 0) -> str:
+    """Check a student's ``f(embeddings (B, T, F, D), assignments (B, T, F, K), weights (B, T, F))
+    -> scalar``: ||W^1/2 (V V^T - Y Y^T) W^1/2||^2 over (sum W)^2 per example, averaged over the batch.
+
+    Chapter: transfer/transfer_learning
+    """
+    from sepbook.losses.clustering import naive_deep_clustering_loss as naive
+
+    generator = torch.Generator().manual_seed(seed)
+    embeddings = torch.nn.functional.normalize(torch.randn((2, 5, 6, 4), generator=generator), dim=-1)
+    assignments = torch.nn.functional.one_hot(torch.randint(0, 3, (2, 5, 6), generator=generator), 3).float()
+    weights = torch.rand((2, 5, 6), generator=generator)
+    embeddings.requires_grad_()
+    expected = naive(embeddings.detach(), assignments, weights)
+    answer = _scalar(_call(deep_clustering_loss, embeddings, assignments, weights), "the loss")
+    if torch.isclose(answer, naive(embeddings.detach(), assignments, torch.ones_like(weights)), rtol=1e-3):
+        _fail("your loss ignores the weights: scale every bin's embedding and assignment by sqrt(W)")
+    total = weights.flatten(1).sum(1).square()
+    if torch.isclose(answer, (expected * total).mean(), rtol=1e-3) or torch.isclose(
+            answer, expected * total.mean(), rtol=1e-3):
+        _fail("divide each example's loss by the square of its total weight, so the size of a batch does not matter")
+    if not torch.isclose(answer, expected, rtol=1e-3, atol=1e-6):
+        _fail(f"your loss is {float(answer.detach()):.5f}, the naive ||W^1/2 (VV^T - YY^T) W^1/2||^2 gives "
+              f"{float(expected):.5f}: expand the square into ||V^T W V||^2 - 2 ||V^T W Y||^2 + ||Y^T W Y||^2")
+    if not answer.requires_grad:
+        _fail("your loss does not reach the embeddings: no gradient would train the network")
+    perfect = torch.cat([assignments, torch.zeros_like(assignments[..., :1])], dim=-1)
+    if not float(_call(deep_clustering_loss, perfect, assignments, weights)) < 1e-5:
+        _fail("embeddings equal to the assignments must give a loss of 0")
+    return "correct: the low-rank deep-clustering loss, equal to the naive one"
+
+
+def check_mask_only(freeze_all_but_mask: Callable, seed: int = 0) -> str:
+    """Check a student's ``f(network: ChimeraNet) -> int``: freeze every parameter but the mask
+    head's and return how many numbers still learn.
+
+    Chapter: transfer/transfer_learning
+    """
+    from sepbook.models.chimera import ChimeraNet
+
+    torch.manual_seed(seed)
+    network = ChimeraNet(n_freq=9, n_sources=2, hidden=8, layers=1, embedding_dim=3)
+    answer = _call(freeze_all_but_mask, network)
+    learning = {name for name, p in network.named_parameters() if p.requires_grad}
+    mask = {f"mask.{name}" for name, _ in network.mask.named_parameters()}
+    if not learning:
+        _fail("nothing learns any more: the mask head must stay trainable")
+    if learning - mask:
+        _fail(f"these still learn but are not the mask head: {sorted(learning - mask)}")
+    if mask - learning:
+        _fail(f"part of the mask head is frozen: {sorted(mask - learning)}")
+    expected = sum(p.numel() for p in network.mask.parameters())
+    if isinstance(answer, bool) or not isinstance(answer, int) or answer != expected:
+        _fail(f"you returned {answer!r}; the mask head holds {expected} numbers (its weight and bias)")
+    return f"correct: only the mask head learns, {expected} numbers"
+
+
 def attempt(check: Callable[[Callable], str], answer: Callable) -> bool:
     """Run ``check`` on a student's ``answer`` and print the verdict; -> whether it passed.
 

@@ -169,7 +169,7 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
             pretraining=("musdb", "slakh", "musdb+slakh"), augmentations=("none", "incoherent"),
             downstream=("bach10", "dagstuhl", "remixpacks"), excerpt_seconds=1.0, test_seconds=2.0,
             test_examples=8, curve_examples=4, gain_range=(0.7, 1.3), pitch_shift=(-3, 3), time_stretch=(0.8, 1.2),
-            hidden=64, layers=2, embedding_dim=20, batch_size=8, pretrain_steps=100, finetune_steps=40,
+            hidden=64, layers=2, embedding_dim=20, batch_size=8, pretrain_steps=200, finetune_steps=80,
             lr=2e-3, alpha=0.01, valid_every=20, seeds=(0, 1),
         ),
         "book": dict(

@@ -225,3 +225,65 @@ def test_synthesised_songs_make_a_dataset():
     item = data[1]
     assert item["sources"].shape == (len(names), 1, song.sr)
     assert torch.equal(item["mixture"], item["sources"].sum(0))
+
+
+# ----------------------------------------------------------------------------- the augmentations
+
+
+def _peak_hz(x, sr):
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)), n=16 * len(x)))
+    return np.argmax(spectrum) * sr / (16 * len(x))
+
+
+@pytest.mark.parametrize("semitones", [3, -5, 12])
+def test_pitch_shift_moves_the_fundamental_by_the_asked_interval(semitones):
+    from sepbook.datasets import pitch_shift
+
+    sr = 8000
+    t = np.arange(sr) / sr
+    tone = np.sin(2 * np.pi * 300 * t).astype(np.float32)
+    shifted = pitch_shift(tone, sr, semitones)
+    assert shifted.shape == tone.shape
+    middle = slice(sr // 4, 3 * sr // 4)
+    assert _peak_hz(shifted[middle], sr) == pytest.approx(300 * 2 ** (semitones / 12), rel=0.01)
+
+
+@pytest.mark.parametrize("rate", [0.8, 1.25])
+def test_time_stretch_changes_the_length_by_the_asked_factor(rate):
+    from sepbook.datasets import time_stretch
+
+    sr = 8000
+    tone = np.sin(2 * np.pi * 300 * np.arange(2 * sr) / sr).astype(np.float32)
+    stretched = time_stretch(tone, rate)
+    assert len(stretched) == pytest.approx(len(tone) / rate, rel=0.01)
+    assert _peak_hz(stretched[sr // 4:-sr // 4], sr) == pytest.approx(300, rel=0.01)  # same pitch
+
+
+def test_incoherent_mixing_draws_stems_from_different_songs():
+    # every sample of song j's stems holds j + 1, so an excerpt tells which song it came from
+    tracks = [{"a": np.full((1, 800), j + 1.0, np.float32), "b": np.full((1, 800), j + 1.0, np.float32)}
+              for j in range(6)]
+    coherent = SongDataset(tracks, ["a", "b"], 8000, segment_seconds=0.05, length=30, seed=0)
+    incoherent = SongDataset(tracks, ["a", "b"], 8000, segment_seconds=0.05, length=30, seed=0, coherent=False)
+    songs = lambda item: tuple(float(item["sources"][k, 0, 0]) for k in range(2))  # noqa: E731
+    assert all(len(set(songs(coherent[i]))) == 1 for i in range(30))
+    assert sum(len(set(songs(incoherent[i]))) == 2 for i in range(30)) > 20
+    item = incoherent[0]
+    assert torch.equal(item["mixture"], item["sources"].sum(0))
+
+
+def test_bad_augmentations_are_named():
+    from sepbook.datasets import pitch_shift, time_stretch
+
+    tone = np.zeros(800, np.float32)
+    with pytest.raises(ValueError, match="semitones.*12"):
+        pitch_shift(tone, 8000, 13)
+    with pytest.raises(ValueError, match="rate"):
+        time_stretch(tone, 0.0)
+    with pytest.raises(ValueError, match="rate"):
+        time_stretch(tone, -1.0)
+    tracks = [{"a": np.zeros((1, 8000), np.float32)}]
+    with pytest.raises(ValueError, match="pitch_shift"):
+        SongDataset(tracks, ["a"], 8000, pitch_shift=(-13, 3))
+    with pytest.raises(ValueError, match="time_stretch"):
+        SongDataset(tracks, ["a"], 8000, segment_seconds=0.1, time_stretch=(0.0, 1.2))

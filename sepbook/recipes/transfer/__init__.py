@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from sepbook import profiles
-from sepbook.recipes.transfer.data import (AUGMENTATIONS, DOWNSTREAM, PRETRAINING, SOURCES, Splits, splits,
-                                           test_tracks, training_set)
+from sepbook.recipes.transfer.data import (AUGMENTATIONS, DOWNSTREAM, PAPER_MINUTES, PRETRAINING, SOURCES, Splits,
+                                           minutes, splits, test_tracks, training_set)
 from sepbook.recipes.transfer.evaluation import MIXTURE, PAPER, evaluate, mixture_rows, separate
 from sepbook.recipes.transfer.training import (MODES, REQUIRES, VARIANTS, build, finetuned, plan, pretrained,
                                                runs_of, scratch, train)
@@ -54,6 +54,7 @@ def reference_rows(cfg: Mapping[str, Any], tracks) -> list[dict]:
     return mixture_rows(cfg, tracks)
 
 
-__all__ = ["AUGMENTATIONS", "CHAPTER", "DOWNSTREAM", "MIXTURE", "MODES", "PAPER", "PRETRAINING", "REQUIRES",
+__all__ = ["AUGMENTATIONS", "CHAPTER", "DOWNSTREAM", "MIXTURE", "MODES", "PAPER", "PAPER_MINUTES", "PRETRAINING",
+           "REQUIRES", "minutes",
            "SOURCES", "Splits", "VARIANTS", "build", "config", "data", "evaluate", "finetuned", "plan",
            "pretrained", "reference_rows", "runs", "scratch", "separate", "test_tracks", "train", "training_set"]

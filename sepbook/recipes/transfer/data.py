@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import torch
 
 from sepbook import synth
 from sepbook.datasets import SongDataset
@@ -28,6 +29,11 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "bach10": ("violin", "saxophone", "bassoon", "clarinet"),
     "dagstuhl": ("male", "female"),
     "remixpacks": ("snare", "kick", "cymbals"),
+}
+#: Table 1 of the paper: minutes of (training, test) audio in each real set.
+PAPER_MINUTES: dict[str, tuple[float, float]] = {
+    "musdb": (600, 300), "slakh": (7830, 870), "musdb+slakh": (8430, 1170),
+    "bach10": (5, 0.5), "dagstuhl": (70, 7), "remixpacks": (192, 96),
 }
 PRETRAINING: tuple[str, ...] = ("musdb", "slakh", "musdb+slakh")
 DOWNSTREAM: tuple[str, ...] = ("bach10", "dagstuhl", "remixpacks")
@@ -51,12 +57,23 @@ Tracks = list[dict[str, np.ndarray]]
 
 
 @dataclass
+class Example:
+    """One fixed test excerpt: ``mixture`` ``(1, time)`` and ``sources`` ``(K, 1, time)`` in the order of
+    ``SOURCES[domain]``, with ``mixture == sources.sum(0)``."""
+
+    name: str
+    domain: str
+    mixture: torch.Tensor
+    sources: torch.Tensor
+
+
+@dataclass
 class Splits:
-    """``train``: each set's training songs as ``{source: (1, time)}`` dicts; ``test``: fixed test
-    examples of every downstream set, interleaved (``{'name', 'domain', 'mixture', 'sources'}``)."""
+    """``train``: each set's training songs as ``{source: (1, time)}`` dicts; ``test``: fixed
+    :class:`Example` excerpts of every downstream set, interleaved."""
 
     train: dict[str, Tracks]
-    test: list[dict]
+    test: list[Example]
     sr: int
 
 
@@ -95,6 +112,15 @@ def _songs(cfg: Mapping[str, Any], corpus: str, subset: str) -> list[synth.Song]
     if corpus == "dagstuhl":
         return _styled(count, seed, cfg, "choir")
     return _band(count, seed, cfg, vocals=corpus == "musdb")
+
+
+def minutes(cfg: Mapping[str, Any], corpus: str) -> tuple[float, float]:
+    """Minutes of (training, test) audio of a synthetic set under ``cfg``."""
+    if corpus == "musdb+slakh":
+        a, b = minutes(cfg, "musdb"), minutes(cfg, "slakh")
+        return a[0] + b[0], a[1] + b[1]
+    train, test = cfg["songs"][corpus]
+    return train * cfg["song_seconds"] / 60, test * cfg["song_seconds"] / 60
 
 
 def synthetic_tracks(cfg: Mapping[str, Any], corpus: str, subset: str) -> Tracks:
@@ -166,12 +192,13 @@ def training_set(cfg: Mapping[str, Any], songs: Tracks, corpus: str, seed: int,
         time_stretch=tuple(cfg["time_stretch"]) if augmentation == "stretch" else None)
 
 
-def test_examples(cfg: Mapping[str, Any], songs: Tracks, corpus: str) -> list[dict]:
+def test_examples(cfg: Mapping[str, Any], songs: Tracks, corpus: str) -> list[Example]:
     """``cfg['test_examples']`` fixed excerpts of ``corpus``'s test songs, named ``'<corpus> NNN'``."""
     check_sources(songs, corpus)
     excerpts = SongDataset(songs, SOURCES[corpus], cfg["sr"], segment_seconds=cfg["test_seconds"],
                            length=cfg["test_examples"], seed=20_200_000, coherent=corpus not in INCOHERENT_TEST)
-    return [{"name": f"{corpus} {i:03d}", "domain": corpus, **excerpts[i]} for i in range(len(excerpts))]
+    items = [excerpts[i] for i in range(len(excerpts))]
+    return [Example(f"{corpus} {i:03d}", corpus, item["mixture"], item["sources"]) for i, item in enumerate(items)]
 
 
 def splits(cfg: Mapping[str, Any]) -> Splits:
@@ -180,12 +207,12 @@ def splits(cfg: Mapping[str, Any]) -> Splits:
     return Splits(train, test_tracks(cfg), cfg["sr"])
 
 
-def test_tracks_of(cfg: Mapping[str, Any], corpus: str) -> list[dict]:
+def test_tracks_of(cfg: Mapping[str, Any], corpus: str) -> list[Example]:
     """The test examples of one downstream set."""
     return test_examples(cfg, tracks(cfg, corpus, "test"), corpus)
 
 
-def test_tracks(cfg: Mapping[str, Any]) -> list[dict]:
+def test_tracks(cfg: Mapping[str, Any]) -> list[Example]:
     """Every downstream set's test examples, interleaved so the first few cover every set."""
     per_set = [test_tracks_of(cfg, corpus) for corpus in cfg["downstream"]]
     return [example for group in zip(*per_set) for example in group]

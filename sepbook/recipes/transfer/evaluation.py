@@ -6,6 +6,7 @@ Chapter: transfer/transfer_learning
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Mapping, Sequence
 
@@ -15,7 +16,7 @@ import torch
 from sepbook import report
 from sepbook.metrics import si_sdr
 from sepbook.models.blstm import MaskSeparator
-from sepbook.recipes.transfer.data import SOURCES
+from sepbook.recipes.transfer.data import SOURCES, Example
 from sepbook.recipes.transfer.training import finetuned, plan, scratch
 
 MIXTURE = "mixture"
@@ -38,6 +39,12 @@ PAPER: dict[tuple[str, str, str], float] = {
     for down, value in zip(("remixpacks", "dagstuhl", "bach10"), values)
 }
 
+#: The paper's Fig. 2 caption: the median SI-SDR change (dB) of whole-models from augmenting.
+PAPER_AUGMENTATION_MEDIAN = 0.13
+#: The paper's Section 4 on Dagstuhl: the steps the best fine-tuned model and the baseline took to
+#: reach ``level`` dB SI-SDR.
+PAPER_DAGSTUHL_REACH = {"level": 5.0, "fine-tuned": 100, "scratch": 2500}
+
 
 @torch.no_grad()
 def separate(model: MaskSeparator, mixture: torch.Tensor) -> torch.Tensor:
@@ -49,34 +56,34 @@ def separate(model: MaskSeparator, mixture: torch.Tensor) -> torch.Tensor:
 def _rows(variant, seed, examples, estimates) -> list[dict]:
     rows = []
     for example, estimate in zip(examples, estimates):
-        for k, source in enumerate(SOURCES[example["domain"]]):
-            reference = example["sources"][k]
+        for k, source in enumerate(SOURCES[example.domain]):
+            reference = example.sources[k]
             if float(reference.square().mean()) < SILENCE:
                 continue  # a silent reference has no scale for SI-SDR to fit
-            rows.append({"variant": variant, "seed": seed, "song": example["name"], "domain": example["domain"],
+            rows.append({"variant": variant, "seed": seed, "song": example.name, "domain": example.domain,
                          "source": source, "metric": "SI-SDR", "value": float(si_sdr(estimate[k], reference))})
     return rows
 
 
 @torch.no_grad()
 def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], MaskSeparator],
-             tracks: Sequence[dict]) -> list[dict]:
+             tracks: Sequence[Example]) -> list[dict]:
     """SI-SDR rows of every model on the test examples of its downstream set (pre-trained networks,
     whose mask head never learned, give none)."""
     rows = []
     for (variant, seed), model in models.items():
         run = plan(variant)
-        examples = [e for e in tracks if e["domain"] == run.downstream]
+        examples = [e for e in tracks if e.domain == run.downstream]
         if run.kind == "pretrain" or not examples:
             continue
-        estimates = model.eval()(torch.stack([e["mixture"] for e in examples]))
+        estimates = model.eval()(torch.stack([e.mixture for e in examples]))
         rows += _rows(variant, seed, examples, estimates)
     return rows
 
 
-def mixture_rows(cfg: Mapping[str, Any], tracks: Sequence[dict]) -> list[dict]:
+def mixture_rows(cfg: Mapping[str, Any], tracks: Sequence[Example]) -> list[dict]:
     """The unprocessed mixture's SI-SDR against each source: where every system starts."""
-    estimates = [e["mixture"].expand(len(SOURCES[e["domain"]]), -1, -1) for e in tracks]
+    estimates = [e.mixture.expand(len(SOURCES[e.domain]), -1, -1) for e in tracks]
     return _rows(MIXTURE, None, tracks, estimates)
 
 
@@ -114,31 +121,30 @@ def pretraining_table(rows, cfg: Mapping[str, Any]):
 
 
 def gain_rows(rows, cfg: Mapping[str, Any], versus: str = "scratch") -> list[dict]:
-    """Per downstream set, pre-training set and augmentation (and mode): the SI-SDR gain over
-    ``versus`` ('scratch', 'none' = the same pre-training without augmentation, or 'whole' = the
-    whole-model of the same pre-training), mean/std over seeds, wins, and the Wilcoxon p-value."""
+    """Gains in SI-SDR, one dict per (downstream set, pre-training set, augmentation, mode):
+
+    - ``versus='scratch'``: the whole-model over training from scratch (H1);
+    - ``versus='none'``: the whole-model over the one pre-trained without augmentation (H2);
+    - ``versus='whole'``: the mask-model over the whole-model of the same pre-training (R2).
+
+    Each holds the mean, std, wins and number of seeds of the per-seed gain, the one-sided Wilcoxon
+    p-value over test examples, and (for R2) the paper's Table 2 number.
+    """
+    mode = "mask" if versus == "whole" else "whole"
     out = []
-    for down in cfg["downstream"]:
-        for pre in cfg["pretraining"]:
-            for aug in cfg["augmentations"]:
-                for mode in ("whole", "mask"):
-                    variant = finetuned(down, pre, aug, mode)
-                    baseline = {"scratch": scratch(down), "none": finetuned(down, pre, "none", mode),
-                                "whole": finetuned(down, pre, aug, "whole")}[versus]
-                    if variant == baseline or (versus != "whole" and mode == "mask" and versus == "none"):
-                        continue
-                    if versus == "scratch" and mode == "mask":
-                        continue
-                    pair = _of(rows, down, [variant, baseline])
-                    gain = report.gains(pair, variant, baseline)
-                    if gain.empty:
-                        continue
-                    g = gain.iloc[0]
-                    p = report.paired_test(pair, variant, baseline)
-                    out.append({"downstream": down, "pretraining": pre, "augmentation": aug, "mode": mode,
-                                "gain": g["mean"], "std": g["std"], "wins": int(g["wins"]),
-                                "seeds": int(g["seeds"]), "p": p, "paper": PAPER.get((aug, pre, down))
-                                if versus == "whole" else None})
+    for down, pre, aug in itertools.product(cfg["downstream"], cfg["pretraining"], cfg["augmentations"]):
+        variant = finetuned(down, pre, aug, mode)
+        baseline = {"scratch": scratch(down), "none": finetuned(down, pre, "none", mode),
+                    "whole": finetuned(down, pre, aug, "whole")}[versus]
+        pair = _of(rows, down, [variant, baseline])
+        gain = report.gains(pair, variant, baseline) if variant != baseline else ()
+        if len(gain) == 0:
+            continue
+        g = gain.iloc[0]
+        out.append({"downstream": down, "pretraining": pre, "augmentation": aug, "mode": mode,
+                    "gain": g["mean"], "std": g["std"], "wins": int(g["wins"]), "seeds": int(g["seeds"]),
+                    "p": report.paired_test(pair, variant, baseline),
+                    "paper": PAPER.get((aug, pre, down)) if versus == "whole" else None})
     return out
 
 
@@ -202,3 +208,11 @@ def curve(histories: Mapping[tuple[str, int], Mapping[str, list]], variant: str)
     steps = np.array(runs[0]["valid_step"])
     values = np.array([[v["test SI-SDR"] for v in h["valid"]] for h in runs])
     return steps, values.mean(0), values.std(0, ddof=1) if len(runs) > 1 else np.full(len(steps), math.nan)
+
+
+def first_reaching(histories, variant: str, level: float) -> float:
+    """The first step at which the seed-mean test SI-SDR curve of ``variant`` reaches ``level`` dB
+    (NaN if it never does)."""
+    steps, mean, _ = curve(histories, variant)
+    reached = np.flatnonzero(mean >= level)
+    return float(steps[reached[0]]) if len(reached) else math.nan

@@ -26,7 +26,8 @@ from sepbook.losses.clustering import (chimera_loss, deep_clustering_loss, ideal
 from sepbook.metrics import si_sdr
 from sepbook.models.blstm import MaskSeparator
 from sepbook.models.chimera import ChimeraNet, freeze_all_but_mask
-from sepbook.recipes.transfer.data import AUGMENTATIONS, DOWNSTREAM, PRETRAINING, SOURCES, Splits, training_set
+from sepbook.recipes.transfer.data import (AUGMENTATIONS, DOWNSTREAM, PRETRAINING, SOURCES, Example, Splits,
+                                          training_set)
 from sepbook.train import fit, seed_everything
 
 MODES: tuple[str, ...] = ("whole", "mask")
@@ -134,10 +135,10 @@ def mask_loss(model: MaskSeparator, batch) -> torch.Tensor:
 
 
 @torch.no_grad()
-def mean_si_sdr(model: MaskSeparator, examples: list[dict]) -> float:
+def mean_si_sdr(model: MaskSeparator, examples: list[Example]) -> float:
     """SI-SDR (dB) averaged over the audible sources of ``examples`` (what the curves show)."""
-    mixtures = torch.stack([e["mixture"] for e in examples])
-    references = torch.stack([e["sources"] for e in examples])
+    mixtures = torch.stack([e.mixture for e in examples])
+    references = torch.stack([e.sources for e in examples])
     scores = si_sdr(model(mixtures), references)                        # (examples, K, 1)
     audible = references.square().mean(-1) > 1e-6
     return float(scores[audible].mean())
@@ -166,7 +167,7 @@ def train(cfg: Mapping[str, Any], data: Splits, variant: str, seed: int = 0,
     corpus = run.pretraining if run.kind == "pretrain" else run.downstream
     dataset = training_set(cfg, data.train[corpus], corpus, seed, run.augmentation or "none")
     if run.kind != "pretrain":
-        curve = [e for e in data.test if e["domain"] == run.downstream][:cfg["curve_examples"]]
+        curve = [e for e in data.test if e.domain == run.downstream][:cfg["curve_examples"]]
         options.setdefault("valid_fn", lambda m: {"test SI-SDR": mean_si_sdr(m, curve)})
         options.setdefault("valid_every", cfg["valid_every"])
     options.setdefault("label", f"{variant} seed {seed}")

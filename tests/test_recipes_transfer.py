@@ -1,0 +1,296 @@
+"""The transfer recipe end to end at tiny size: the sets and their sources, the runs and what they
+start from, a learning bar, mask-only fine-tuning, evaluation, the Wilcoxon test, the tables and
+claims, the exercises' checkers, the real-data reader and bad settings."""
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+import soundfile
+import torch
+
+from sepbook import report, synth
+from sepbook.exercises import check_deep_clustering_loss, check_mask_only
+from sepbook.losses.clustering import deep_clustering_loss, naive_deep_clustering_loss
+from sepbook.models.chimera import freeze_all_but_mask
+from sepbook.recipes import transfer
+import importlib
+from sepbook.recipes.transfer import evaluation
+
+SMALL = dict(songs={"musdb": (3, 0), "slakh": (3, 0), "bach10": (2, 1), "dagstuhl": (2, 2), "remixpacks": (2, 1)},
+             song_seconds=4.0, pretrain_steps=200, finetune_steps=80, test_examples=6, seeds=(0,))
+QUIET = dict(progress=False, live=False)
+transfer_data = importlib.import_module("sepbook.recipes.transfer.data")
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return transfer.config("tiny", **SMALL)
+
+
+@pytest.fixture(scope="module")
+def splits(cfg):
+    return transfer.data(cfg)
+
+
+@pytest.fixture(scope="module")
+def trained(cfg, splits):
+    pre, _ = transfer.train(cfg, splits, transfer.pretrained("musdb+slakh"), 0, **QUIET)
+    models = {"pre": pre}
+    for mode in transfer.MODES:
+        variant = transfer.finetuned("dagstuhl", "musdb+slakh", mode=mode)
+        models[mode], models[f"{mode} history"] = transfer.train(
+            cfg, splits, variant, 0, prerequisites={transfer.pretrained("musdb+slakh"): pre}, **QUIET)
+    return models
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_every_set_holds_its_sources(cfg, splits):
+    for corpus, songs in splits.train.items():
+        assert all(set(song) == set(transfer.SOURCES[corpus]) for song in songs), corpus
+    assert len(splits.train["musdb+slakh"]) == len(splits.train["musdb"]) + len(splits.train["slakh"])
+
+
+def test_choir_voices_are_grouped_into_male_and_female(cfg):
+    (song,) = transfer_data._songs({**cfg, "songs": {"dagstuhl": (1, 0)}}, "dagstuhl", "train")
+    (track,) = transfer_data._grouped([song], "dagstuhl")
+    np.testing.assert_allclose(track["male"][0], song.stems["tenor"] + song.stems["bass_voice"])
+    np.testing.assert_allclose(track["female"][0], song.stems["soprano"] + song.stems["alto"])
+
+
+def test_remixpacks_pieces_are_the_drum_part_split_by_kit_piece():
+    song = synth.synthesize_song(5, seconds=4.0, sr=8000, style="rock", instruments=("bass", "drums"))
+    pieces = synth.drum_pieces(song)
+    assert set(pieces) == {"kick", "snare", "cymbals"}
+    assert all(p.shape == song.mixture.shape for p in pieces.values())
+    spectra = {k: np.abs(np.fft.rfft(v)) for k, v in pieces.items()}
+    low = {k: s[: len(s) // 40].sum() / s.sum() for k, s in spectra.items()}   # below 100 Hz
+    assert low["kick"] > low["snare"] > low["cymbals"]
+    with pytest.raises(ValueError, match="no drum part"):
+        synth.drum_pieces(synth.synthesize_song(5, seconds=2.0, sr=8000, style="choir"))
+
+
+def test_test_examples_are_interleaved_and_mixed_as_the_paper_says(cfg, splits):
+    domains = [e.domain for e in splits.test]
+    assert domains[:3] == list(cfg["downstream"])
+    for example in splits.test:
+        torch.testing.assert_close(example.mixture, example.sources.sum(0))
+    assert transfer_data.INCOHERENT_TEST == ("remixpacks",)
+    assert set(transfer_data.INCOHERENT_TRAINING) == {"bach10", "remixpacks"}
+    assert not transfer.training_set(cfg, splits.train["bach10"], "bach10", 0).coherent
+    assert transfer.training_set(cfg, splits.train["dagstuhl"], "dagstuhl", 0).coherent
+    assert not transfer.training_set(cfg, splits.train["slakh"], "slakh", 0, "incoherent").coherent
+    pitched = transfer.training_set(cfg, splits.train["slakh"], "slakh", 0, "pitch")
+    assert pitched.pitch_shift == (-3, 3) and pitched.time_stretch is None
+    assert transfer.training_set(cfg, splits.train["slakh"], "slakh", 0, "stretch").time_stretch == (0.8, 1.2)
+
+
+def test_a_set_with_fewer_sources_than_the_mask_head_is_refused(cfg, splits):
+    songs = [{k: v for k, v in song.items() if k != "female"} for song in splits.train["dagstuhl"]]
+    with pytest.raises(ValueError, match="dagstuhl.*fewer than the 2 the mask head expects"):
+        transfer.training_set(cfg, songs, "dagstuhl", 0)
+    with pytest.raises(ValueError, match="augmentation"):
+        transfer.training_set(cfg, splits.train["dagstuhl"], "dagstuhl", 0, "reverse")
+
+
+# ----------------------------------------------------------------------------- runs and training
+
+
+def test_runs_pretrain_before_fine_tuning_and_name_what_they_start_from(cfg):
+    names = [v for v, _ in transfer.runs(cfg)]
+    for variant in names:
+        run = transfer.plan(variant)
+        if run.kind == "finetune":
+            start = transfer.REQUIRES[variant][0]
+            assert start == transfer.pretrained(run.pretraining, run.augmentation)
+            assert names.index(start) < names.index(variant)
+    assert set(transfer.VARIANTS) <= set(names)
+    expected = (len(cfg["pretraining"]) * len(cfg["augmentations"]) * (1 + 2 * len(cfg["downstream"]))
+                + len(cfg["downstream"])) * len(cfg["seeds"])
+    assert len(transfer.runs(cfg)) == expected
+    with pytest.raises(ValueError, match="variant"):
+        transfer.plan("bach10-imagenet-none-whole")
+
+
+def test_scratch_trains_as_many_steps_as_pretraining_and_fine_tuning(cfg, splits):
+    short = {**cfg, "pretrain_steps": 3, "finetune_steps": 2, "valid_every": 1}
+    _, history = transfer.train(short, splits, transfer.scratch("remixpacks"), 0, **QUIET)
+    assert history["step"][-1] == 5 and {"DC", "MI"} <= set(history)
+    _, history = transfer.train(short, splits, transfer.pretrained("slakh"), 0, **QUIET)
+    assert history["step"][-1] == 3 and history["valid"] == []
+
+
+def test_fine_tuning_needs_its_pretrained_network(cfg, splits):
+    with pytest.raises(ValueError, match="prerequisites.*pre-slakh-none"):
+        transfer.train(cfg, splits, transfer.finetuned("bach10", "slakh"), 0, **QUIET)
+
+
+def test_mask_only_fine_tuning_changes_only_the_mask_head(trained):
+    before, after = trained["pre"].state_dict(), trained["mask"].state_dict()
+    changed = {k for k in after if k in before and before[k].shape == after[k].shape
+               and not torch.equal(before[k], after[k])}
+    assert changed == set()                                   # the trunk and embedding head are frozen
+    assert after["masker.mask.weight"].shape[0] == 2 * (transfer.build({**transfer.config("tiny")},
+                                                                      "dagstuhl-scratch").masker.n_freq)
+    whole = trained["whole"].state_dict()
+    assert not torch.equal(whole["masker.trunk.lstm.weight_hh_l0"], before["masker.trunk.lstm.weight_hh_l0"])
+
+
+def test_fine_tuned_models_learn_to_separate(cfg, splits, trained):
+    """The learning bar: after tiny pre-training and fine-tuning, better than the mixture itself."""
+    models = {(transfer.finetuned("dagstuhl", "musdb+slakh", mode=m), 0): trained[m] for m in transfer.MODES}
+    rows = report.frame(transfer.evaluate(cfg, models, splits.test) + transfer.reference_rows(cfg, splits.test))
+    scores = rows[rows["domain"] == "dagstuhl"].groupby("variant")["value"].mean()
+    for variant, _ in models:
+        assert scores[variant] > scores[evaluation.MIXTURE] + 0.5, scores
+    curve = trained["whole history"]["valid"]
+    assert len(curve) == cfg["finetune_steps"] // cfg["valid_every"] and "test SI-SDR" in curve[0]
+
+
+def test_evaluation_rows_and_separation(cfg, splits, trained):
+    pre_rows = transfer.evaluate(cfg, {(transfer.pretrained("musdb+slakh"), 0): trained["pre"]}, splits.test)
+    assert pre_rows == []                                     # its mask head never learned
+    variant = transfer.finetuned("dagstuhl", "musdb+slakh")
+    rows = transfer.evaluate(cfg, {(variant, 0): trained["whole"]}, splits.test)
+    assert {r["domain"] for r in rows} == {"dagstuhl"}
+    assert {r["source"] for r in rows} <= {"male", "female"} and all(math.isfinite(r["value"]) for r in rows)
+    assert set(rows[0]) == set(report.COLUMNS)
+    example = next(e for e in splits.test if e.domain == "dagstuhl")
+    estimate = transfer.separate(trained["whole"], example.mixture)
+    assert estimate.shape == example.sources.shape
+
+
+# ----------------------------------------------------------------------------- statistics, tables, claims
+
+
+def test_signed_rank_matches_scipy_and_a_known_case():
+    g = np.random.default_rng(0)
+    a, b = g.normal(size=30), g.normal(size=30) - 0.5
+    assert report.signed_rank(a, b) == pytest.approx(scipy.stats.wilcoxon(a, b, alternative="greater").pvalue)
+    better = np.arange(10) + 1.0
+    assert report.signed_rank(better, better - np.arange(1, 11) * 0.1) == pytest.approx(1 / 2 ** 10)
+    assert report.signed_rank(better - 5, better) == pytest.approx(1.0)              # worse: no evidence
+    with_nan = np.append(better, np.nan)
+    assert report.signed_rank(with_nan, np.append(better - 1, 0.0)) == pytest.approx(1 / 2 ** 10)
+    with pytest.raises(ValueError, match="better, worse"):
+        report.signed_rank(better, better[:5])
+
+
+def _rows(gain_of):
+    """Rows for every variant of a small grid: example i of variant v scores gain_of(v) + noise."""
+    cfg = transfer.config("tiny", pretraining=("slakh", "musdb"), augmentations=("none", "pitch"),
+                          downstream=("dagstuhl",))
+    g = np.random.default_rng(1)
+    rows = []
+    for variant, seed in transfer.runs(cfg):
+        if transfer.plan(variant).kind == "pretrain":
+            continue
+        for i in range(20):
+            rows.append({"variant": variant, "seed": seed, "song": f"dagstuhl {i:03d}", "domain": "dagstuhl",
+                         "source": "male", "metric": "SI-SDR", "value": gain_of(variant) + 0.01 * g.normal()})
+    return cfg, rows
+
+
+def test_tables_and_claims_read_the_rows():
+    cfg, rows = _rows(lambda v: 0.0 if v.endswith("scratch") else 2.0 - v.endswith("mask") + v.count("pitch"))
+    table = evaluation.pretraining_table(rows, cfg)
+    assert float(table.loc["dagstuhl", "scratch"].split()[0]) == pytest.approx(0, abs=0.01)
+    assert table.loc["dagstuhl", "slakh"].endswith("*") and not table.loc["dagstuhl", "scratch"].endswith("*")
+    table2 = evaluation.mask_minus_whole_table(rows, cfg, "tiny")
+    assert float(table2.loc[("none", "slakh"), ("dagstuhl", "ours (tiny)")].split()[0]) == pytest.approx(-1, abs=0.01)
+    assert table2.loc[("none", "slakh"), ("dagstuhl", "paper")] == "-1.76"
+    said = evaluation.claims(rows, cfg, "tiny")
+    assert said["H1"].startswith("In the tiny profile, 2 of 2 pre-trained")
+    assert "median of +1.00 dB" in said["H2"] and "2 of them are significant" in said["H2"]
+    assert "below the whole-model in 4 of 4" in said["R2"]
+
+
+def test_curve_means_over_seeds():
+    histories = {("v", s): {"valid_step": [10, 20], "valid": [{"test SI-SDR": s}, {"test SI-SDR": 2 * s}]}
+                 for s in (1, 3)}
+    steps, mean, std = evaluation.curve(histories, "v")
+    assert steps.tolist() == [10, 20] and mean.tolist() == [2, 4]
+    assert std[0] == pytest.approx(np.std([1, 3], ddof=1))
+
+
+# ----------------------------------------------------------------------------- exercises
+
+
+def test_the_deep_clustering_checker_accepts_both_forms_and_rejects_mistakes():
+    assert "correct" in check_deep_clustering_loss(deep_clustering_loss)
+    assert "correct" in check_deep_clustering_loss(naive_deep_clustering_loss)
+    with pytest.raises(AssertionError, match="weights"):
+        check_deep_clustering_loss(lambda v, y, w: deep_clustering_loss(v, y, torch.ones_like(w)))
+    with pytest.raises(AssertionError, match="total weight"):
+        check_deep_clustering_loss(lambda v, y, w: deep_clustering_loss(v, y, w) * w.flatten(1).sum(1).square().mean())
+    with pytest.raises(AssertionError, match="expand the square"):
+        check_deep_clustering_loss(lambda v, y, w: -deep_clustering_loss(v, y, w))
+    with pytest.raises(AssertionError, match="gradient"):
+        check_deep_clustering_loss(lambda v, y, w: deep_clustering_loss(v.detach(), y, w))
+
+
+def test_the_mask_only_checker():
+    assert "correct" in check_mask_only(freeze_all_but_mask)
+
+    def frozen_everything(net):
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return 0
+
+    def forgot_the_embedding(net):
+        for p in net.trunk.parameters():
+            p.requires_grad_(False)
+        return sum(p.numel() for p in net.mask.parameters())
+
+    def wrong_count(net):
+        freeze_all_but_mask(net)
+        return net.mask.weight.numel()
+
+    for answer, message in ((frozen_everything, "nothing learns"), (forgot_the_embedding, "embedding"),
+                            (wrong_count, "holds")):
+        with pytest.raises(AssertionError, match=message):
+            check_mask_only(answer)
+
+
+# ----------------------------------------------------------------------------- real data and settings
+
+
+def test_paper_profile_names_its_variable(monkeypatch):
+    monkeypatch.delenv("TRANSFER_DATA", raising=False)
+    with pytest.raises(FileNotFoundError, match="TRANSFER_DATA"):
+        transfer_data.tracks(transfer.config("paper"), "bach10", "train")
+
+
+def test_stem_folders_are_read_and_gaps_named(tmp_path):
+    song = tmp_path / "dagstuhl" / "train" / "song1"
+    song.mkdir(parents=True)
+    soundfile.write(song / "male.wav", np.full(1600, 0.1, np.float32), 16000)
+    with pytest.raises(FileNotFoundError, match="female.wav"):
+        transfer_data.stem_folder_tracks(tmp_path, "dagstuhl", "train", 8000)
+    soundfile.write(song / "female.wav", np.full(1600, 0.2, np.float32), 16000)
+    (track,) = transfer_data.stem_folder_tracks(tmp_path, "dagstuhl", "train", 8000)
+    assert track["male"].shape == (1, 800)
+    with pytest.raises(FileNotFoundError, match="one folder per song"):
+        transfer_data.stem_folder_tracks(tmp_path, "bach10", "train", 8000)
+
+
+@pytest.mark.parametrize("overrides, name", [
+    (dict(pretraining=("imagenet",)), "pretraining"), (dict(augmentations=("pitch",)), "augmentations"),
+    (dict(downstream=()), "downstream"), (dict(alpha=1.5), "alpha")])
+def test_bad_settings_are_named(overrides, name):
+    with pytest.raises(ValueError, match=name):
+        transfer.config("tiny", **overrides)
+
+
+def test_embedding_projection_and_masks_are_drawn_from_the_models(cfg, splits, trained):
+    from sepbook.recipes.transfer import figures
+
+    example = next(e for e in splits.test if e.domain == "dagstuhl")
+    points, owner = figures.embedding_points(trained["whole"], example, keep=0.25)
+    assert points.shape == (len(owner), 2) and set(owner.tolist()) <= {0, 1}
+    n_bins = trained["whole"].stft(example.mixture).shape[-2:].numel()
+    assert abs(len(owner) - 0.25 * n_bins) <= 2
+    fig = figures.masks_figure({"whole": trained["whole"], "mask": trained["mask"]}, example, cfg["sr"], cfg["hop"])
+    assert len([ax for ax in fig.axes if ax.images]) == 1 + 2 * 3     # the mixture, then 2 sources x 3 columns
