@@ -294,3 +294,22 @@ def test_embedding_projection_and_masks_are_drawn_from_the_models(cfg, splits, t
     assert abs(len(owner) - 0.25 * n_bins) <= 2
     fig = figures.masks_figure({"whole": trained["whole"], "mask": trained["mask"]}, example, cfg["sr"], cfg["hop"])
     assert len([ax for ax in fig.axes if ax.images]) == 1 + 2 * 3     # the mixture, then 2 sources x 3 columns
+
+
+def test_embedding_contrast_is_one_for_orthogonal_sources_and_near_zero_for_noise(trained, splits):
+    from types import SimpleNamespace
+
+    from sepbook.losses.clustering import ideal_assignments
+    from sepbook.recipes.transfer import figures
+
+    example = next(e for e in splits.test if e.domain == "dagstuhl")
+    stft = trained["whole"].stft
+
+    def fake(embed):
+        return SimpleNamespace(stft=stft, masker=SimpleNamespace(embed_and_mask=lambda mag: (embed(mag), None)))
+
+    owner = ideal_assignments(stft(example.sources[None]).abs())
+    perfect = fake(lambda mag: torch.cat([owner, torch.zeros(*owner.shape[:-1], 3)], -1))
+    assert figures.embedding_contrast(perfect, example) == pytest.approx(1.0)
+    noise = fake(lambda mag: torch.nn.functional.normalize(torch.randn(*owner.shape[:-1], 20), dim=-1))
+    assert abs(figures.embedding_contrast(noise, example)) < 0.05

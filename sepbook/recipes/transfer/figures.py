@@ -153,6 +153,20 @@ def embedding_points(model, example: Example, keep: float = 0.3):
     return (points @ axes[:2].T).numpy(), owner[loud].numpy()
 
 
+@torch.no_grad()
+def embedding_contrast(model, example: Example, keep: float = 0.3) -> float:
+    """Mean cosine similarity of the loudest bins' embeddings within a source minus across sources:
+    1 for sources on orthogonal axes, 0 when the embeddings ignore the sources."""
+    mixture_mag = model.stft(example.mixture[None]).abs()
+    embeddings, _ = model.masker.embed_and_mask(mixture_mag)
+    owner = ideal_assignments(model.stft(example.sources[None]).abs()).argmax(-1)
+    weight = mixture_mag[:, 0].transpose(1, 2)
+    loud = weight >= torch.quantile(weight.flatten(), 1 - keep)
+    v, k = embeddings[loud], owner[loud]
+    cos, same = v @ v.T, k[:, None] == k[None, :]
+    return float(cos[same].mean() - cos[~same].mean())
+
+
 def embedding_projection(models: Mapping[str, Any], example: Example, axes=None):
     """One panel per model: its embeddings of ``example`` in 2-D, coloured by the source that
     dominates each bin."""
