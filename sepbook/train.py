@@ -64,7 +64,8 @@ def new_history() -> dict[str, list]:
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module,
                     optimizers: Mapping[str, torch.optim.Optimizer] | torch.optim.Optimizer | None,
-                    step: int, history: Mapping[str, list], best: Mapping[str, Any] | None = None) -> Path:
+                    step: int, history: Mapping[str, list], best: Mapping[str, Any] | None = None,
+                    scaler: torch.amp.GradScaler | None = None) -> Path:
     """Write a checkpoint of plain tensors and numbers (loadable with ``weights_only=True``), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +79,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module,
         "best": dict(best) if best else {},
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "scaler": scaler.state_dict() if scaler is not None else {},
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, tmp)
@@ -125,12 +127,31 @@ def progress_bar(total: int, initial: int, enabled: bool, desc: str | None = Non
                 desc=desc)
 
 
-def supervised_step(loss_fn: LossFn, grad_clip: float | None = 5.0) -> StepFn:
+def autocast_dtype(device: str | torch.device, capability: tuple[int, int] | None = None) -> torch.dtype | None:
+    """The mixed-precision type a device computes natively; ``None`` means full precision.
+
+    bfloat16 on CUDA GPUs of compute capability 8 or more (A100, RTX 30xx and later), which need
+    no gradient scaling; float16 on older ones such as Colab's T4 (7.5), whose bfloat16 is
+    emulated and slow, with gradient scaling (see :func:`supervised_step`); nothing on the CPU
+    or Apple's MPS. ``capability`` defaults to the device's own, ``(major, minor)``.
+    Chapter: foundations/first_separator
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    major, _ = capability if capability is not None else torch.cuda.get_device_capability(device)
+    return torch.bfloat16 if major >= 8 else torch.float16
+
+
+def supervised_step(loss_fn: LossFn, grad_clip: float | None = 5.0,
+                    scaler: torch.amp.GradScaler | None = None) -> StepFn:
     """The plain step: ``loss_fn(model, batch)``, backward, one optimiser step.
 
     Before the step the gradient norm is clipped to ``grad_clip`` (unless 0 or
     None). A loss made of terms may return ``(loss, {name: term})``; the terms
-    are logged beside ``loss``.
+    are logged beside ``loss``. With a ``scaler`` (float16 training) the loss is
+    scaled before backward and the gradients unscaled before clipping, so that
+    small float16 gradients do not underflow to zero.
     """
 
     def step(model, optimizers, batch):
@@ -138,10 +159,16 @@ def supervised_step(loss_fn: LossFn, grad_clip: float | None = 5.0) -> StepFn:
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model, batch)
         loss, terms = loss if isinstance(loss, tuple) else (loss, {})
-        loss.backward()
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        if scaler is not None:
+            scaler.unscale_(optimizer)
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        if scaler is not None:
+            scaler.step(optimizer)  # skipped when the scaled gradients overflowed
+            scaler.update()
+        else:
+            optimizer.step()
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
     return step
@@ -179,21 +206,29 @@ def fit(
     at the end, the weights of the validation with the best ``name``. If ``checkpoint`` names an
     existing file the run resumes from it; one is written every ``checkpoint_every`` steps and at the
     end. ``stop_after`` ends the run early at that step (to show or test an interruption). ``amp``
-    (default: on for CUDA) runs the step under bfloat16 autocast, which needs no gradient scaler.
+    (default: on for CUDA) runs the step under the device's own :func:`autocast_dtype` (bfloat16
+    when forced on the CPU), with gradient scaling for float16; a custom ``step_fn`` has no scaler,
+    so on a GPU without bfloat16 it runs in full precision.
     ``live`` redraws the loss curve at every validation in a live notebook (never in the static book).
     Any non-finite logged value stops training with ``FloatingPointError``.
     """
     _check_fit_arguments(loss_fn, step_fn, optimizers, batches, steps, valid_every, keep_best)
     device = pick_device(device) if not isinstance(device, torch.device) else device
     amp = (device.type == "cuda") if amp is None else amp
+    dtype = (autocast_dtype(device) or torch.bfloat16) if amp else None
+    if dtype == torch.float16 and step_fn is not None:
+        dtype = None
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     model.to(device)
     if step_fn is None:
-        step_fn = supervised_step(loss_fn, grad_clip)
+        step_fn = supervised_step(loss_fn, grad_clip, scaler)
         optimizers = {"model": torch.optim.Adam(model.parameters(), lr=lr)}
     history, start, best = new_history(), 0, {}
     if checkpoint is not None and Path(checkpoint).is_file():
         state = load_checkpoint(checkpoint, model, optimizers, map_location=str(device))
         start, history, best = state["step"], state["history"], state["best"]
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"].cpu())
         if state.get("cuda_rng") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
@@ -207,7 +242,7 @@ def fit(
     for step, batch in batches(start):
         if step >= end:
             break
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             logs = step_fn(model, optimizers, to_device(batch, device))
         _log(history, step + 1, logs)
         done = step + 1
@@ -218,10 +253,10 @@ def fit(
             if curve is not None:
                 curve.update(history)
         if checkpoint is not None and checkpoint_every and done % checkpoint_every == 0:
-            save_checkpoint(checkpoint, model, optimizers, done, history, best)
+            save_checkpoint(checkpoint, model, optimizers, done, history, best, scaler)
     bar.close()
     if checkpoint is not None:
-        save_checkpoint(checkpoint, model, optimizers, done, history, best)
+        save_checkpoint(checkpoint, model, optimizers, done, history, best, scaler)
     if best and done == steps:
         model.load_state_dict(best["model"])
     model.eval()

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from sepbook.datasets import step_batches
-from sepbook.train import fit, load_checkpoint, save_checkpoint, supervised_step, to_device
+from sepbook.train import autocast_dtype, fit, load_checkpoint, save_checkpoint, supervised_step, to_device
 
 
 class _Pairs(torch.utils.data.Dataset):
@@ -258,3 +258,40 @@ def test_bad_arguments_are_named(arguments, match):
     options = dict(loss_fn=_loss, batches=_batches(), steps=4) | arguments
     with pytest.raises(ValueError, match=match):
         fit(_model(), **options, **QUIET)
+
+
+# ----------------------------------------------------------------------------- mixed precision
+
+
+@pytest.mark.parametrize("device, capability, expected", [
+    ("cuda", (9, 0), torch.bfloat16), ("cuda", (8, 0), torch.bfloat16), ("cuda", (8, 6), torch.bfloat16),
+    ("cuda", (7, 5), torch.float16), ("cuda", (6, 1), torch.float16),   # T4, P100: no native bfloat16
+    ("cpu", None, None), ("mps", None, None),
+])
+def test_autocast_dtype_is_what_the_device_computes_natively(device, capability, expected):
+    assert autocast_dtype(device, capability) == expected
+
+
+def _one_step(scaler, grad_clip):
+    model = _model().eval()                       # no dropout: both runs see the same function
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
+    batch = next(iter(step_batches(_Pairs(), 8, seed=0)))[1]
+    supervised_step(lambda m, b: 100 * _loss(m, b), grad_clip, scaler)(model, {"model": optimiser}, batch)
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_gradient_scaling_unscales_before_clipping_and_steps_like_plain_training():
+    plain = _one_step(None, grad_clip=1.0)
+    scaled = _one_step(torch.amp.GradScaler("cpu", init_scale=2.0 ** 10), grad_clip=1.0)
+    for a, b in zip(plain, scaled):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    unclipped = _one_step(None, grad_clip=None)
+    assert any(not torch.allclose(a, b) for a, b in zip(plain, unclipped))   # the clip did act
+
+
+def test_gradient_scaler_state_survives_a_checkpoint(tmp_path):
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 7)
+    model = _model()
+    path = save_checkpoint(tmp_path / "c.pt", model, None, 3, {"step": []}, scaler=scaler)
+    assert load_checkpoint(path)["scaler"]["scale"] == 2.0 ** 7
+    assert load_checkpoint(save_checkpoint(tmp_path / "d.pt", model, None, 3, {"step": []}))["scaler"] == {}
