@@ -313,3 +313,37 @@ def test_embedding_contrast_is_one_for_orthogonal_sources_and_near_zero_for_nois
     assert figures.embedding_contrast(perfect, example) == pytest.approx(1.0)
     noise = fake(lambda mag: torch.nn.functional.normalize(torch.randn(*owner.shape[:-1], 20), dim=-1))
     assert abs(figures.embedding_contrast(noise, example)) < 0.05
+
+
+def test_minutes_count_each_set_and_add_up_for_the_union():
+    cfg = transfer.config("tiny", songs={"musdb": (3, 0), "slakh": (6, 0), "dagstuhl": (2, 1)}, song_seconds=10.0)
+    assert transfer.minutes(cfg, "musdb") == pytest.approx((0.5, 0.0))
+    assert transfer.minutes(cfg, "dagstuhl") == pytest.approx((2 / 6, 1 / 6))
+    assert transfer.minutes(cfg, "musdb+slakh") == pytest.approx((1.5, 0.0))
+
+
+def test_first_reaching_finds_the_first_step_of_the_seed_mean_curve():
+    histories = {("v", s): {"valid_step": [20, 40, 60], "valid": [{"test SI-SDR": x + s} for x in (0, 2, 1)]}
+                 for s in (0, 2)}                                   # seed mean: 1, 3, 2
+    assert evaluation.first_reaching(histories, "v", 2.5) == 40
+    assert evaluation.first_reaching(histories, "v", 0.5) == 20
+    assert math.isnan(evaluation.first_reaching(histories, "v", 3.5))
+
+
+def test_the_papers_charts_draw_every_set_and_mark_significance():
+    import matplotlib.pyplot as plt
+
+    from sepbook.recipes.transfer import figures
+
+    cfg, rows = _rows(lambda v: 0.0 if v.endswith("scratch") else 2.0 + v.count("pitch"))
+    ax = figures.pretraining_bars(rows, cfg)
+    assert len(ax.patches) == 1 + len(cfg["pretraining"])            # one bar per system on one set
+    assert sum(t.get_text() == "*" for t in ax.texts) == len(cfg["pretraining"])
+    axes = figures.augmentation_bars(rows, cfg)
+    assert [a.get_title() for a in axes] == list(cfg["downstream"])
+    assert sum(t.get_text() == "*" for t in axes[0].texts) == len(cfg["pretraining"])   # pitch: +1 dB
+    histories = {(v, s): {"valid_step": [1, 2], "valid": [{"test SI-SDR": 0.0}, {"test SI-SDR": 1.0}]}
+                 for v, s in transfer.runs(cfg)}
+    assert len(figures.curves(histories, cfg, "dagstuhl").lines) == 1 + len(cfg["pretraining"]) + 1  # + marker
+    figures.draw_scheme()
+    plt.close("all")

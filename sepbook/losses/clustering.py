@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import torch
 
+from sepbook.masks import ideal_binary_mask
+
 
 def ideal_assignments(source_mags: torch.Tensor) -> torch.Tensor:
-    """Y: each time-frequency bin assigned to its loudest source, one-hot ``(batch, frames, freq, K)``."""
-    loudest = source_mags[:, :, 0].argmax(dim=1)                       # (batch, freq, frames)
-    one_hot = torch.nn.functional.one_hot(loudest, source_mags.shape[1])
-    return one_hot.transpose(1, 2).to(source_mags.dtype)
+    """Y: each time-frequency bin assigned to its loudest source (the ideal binary mask), one-hot
+    ``(batch, frames, freq, K)``."""
+    return ideal_binary_mask(source_mags[:, :, 0]).permute(0, 3, 2, 1)
 
 
 def magnitude_weights(mixture_mag: torch.Tensor) -> torch.Tensor:

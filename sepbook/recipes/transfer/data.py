@@ -41,6 +41,8 @@ AUGMENTATIONS: tuple[str, ...] = ("none", "pitch", "stretch", "incoherent")
 #: Which sets mix stems from different songs: Bach10 in training, Remixpacks in training and test.
 INCOHERENT_TRAINING = ("bach10", "remixpacks")
 INCOHERENT_TEST = ("remixpacks",)
+#: A reference quieter than this (mean power) is not scored: SI-SDR would have no scale to fit.
+SILENCE = 1e-6
 
 _BAND_STYLES = ("pop", "rock", "jazz", "folk", "electronic")
 _GROUPS = {
@@ -74,7 +76,6 @@ class Splits:
 
     train: dict[str, Tracks]
     test: list[Example]
-    sr: int
 
 
 def _band(n: int, seed: int, cfg: Mapping[str, Any], vocals: bool) -> list[synth.Song]:
@@ -204,7 +205,7 @@ def test_examples(cfg: Mapping[str, Any], songs: Tracks, corpus: str) -> list[Ex
 def splits(cfg: Mapping[str, Any]) -> Splits:
     """Every set's training songs and the downstream sets' test examples."""
     train = {corpus: tracks(cfg, corpus, "train") for corpus in (*cfg["pretraining"], *cfg["downstream"])}
-    return Splits(train, test_tracks(cfg), cfg["sr"])
+    return Splits(train, test_tracks(cfg))
 
 
 def test_tracks_of(cfg: Mapping[str, Any], corpus: str) -> list[Example]:

@@ -16,13 +16,12 @@ import torch
 from sepbook import report
 from sepbook.metrics import si_sdr
 from sepbook.models.blstm import MaskSeparator
-from sepbook.recipes.transfer.data import SOURCES, Example
+from sepbook.recipes.transfer.data import SILENCE, SOURCES, Example
 from sepbook.recipes.transfer.training import finetuned, plan, scratch
 
 MIXTURE = "mixture"
 #: The paper's significance threshold.
 P_THRESHOLD = 1e-3
-SILENCE = 1e-6
 #: Table 2 of the paper: SI-SDR (dB) of the mask-model minus the whole-model,
 #: keyed (augmentation, pre-training set, downstream set).
 PAPER: dict[tuple[str, str, str], float] = {

@@ -12,6 +12,7 @@ import torch
 
 from sepbook import plot, report
 from sepbook.losses.clustering import ideal_assignments
+from sepbook.masks import ideal_ratio_mask
 from sepbook.recipes.transfer.data import SOURCES, Example
 from sepbook.recipes.transfer.evaluation import P_THRESHOLD, curve, gain_rows
 from sepbook.recipes.transfer.training import finetuned, scratch
@@ -139,30 +140,32 @@ def curves(histories, cfg: Mapping[str, Any], downstream: str = "dagstuhl", ax=N
 
 
 @torch.no_grad()
-def embedding_points(model, example: Example, keep: float = 0.3):
-    """The deep-clustering embeddings of ``example``'s loudest ``keep`` fraction of bins, projected on
-    their two principal axes; -> ``(points (n, 2), dominant source index (n,))``."""
+def _loud_embeddings(model, example: Example, keep: float):
+    """The embeddings of ``example``'s loudest ``keep`` fraction of bins ``(n, D)``, and the index of
+    the source that dominates each ``(n,)``."""
     mixture_mag = model.stft(example.mixture[None]).abs()
     embeddings, _ = model.masker.embed_and_mask(mixture_mag)
     owner = ideal_assignments(model.stft(example.sources[None]).abs()).argmax(-1)     # (1, frames, freq)
     weight = mixture_mag[:, 0].transpose(1, 2)
     loud = weight >= torch.quantile(weight.flatten(), 1 - keep)
-    points = embeddings[loud]
+    return embeddings[loud], owner[loud]
+
+
+@torch.no_grad()
+def embedding_points(model, example: Example, keep: float = 0.3):
+    """The deep-clustering embeddings of ``example``'s loudest ``keep`` fraction of bins, projected on
+    their two principal axes; -> ``(points (n, 2), dominant source index (n,))``."""
+    points, owner = _loud_embeddings(model, example, keep)
     points = points - points.mean(0)
     _, _, axes = torch.linalg.svd(points, full_matrices=False)
-    return (points @ axes[:2].T).numpy(), owner[loud].numpy()
+    return (points @ axes[:2].T).numpy(), owner.numpy()
 
 
 @torch.no_grad()
 def embedding_contrast(model, example: Example, keep: float = 0.3) -> float:
     """Mean cosine similarity of the loudest bins' embeddings within a source minus across sources:
     1 for sources on orthogonal axes, 0 when the embeddings ignore the sources."""
-    mixture_mag = model.stft(example.mixture[None]).abs()
-    embeddings, _ = model.masker.embed_and_mask(mixture_mag)
-    owner = ideal_assignments(model.stft(example.sources[None]).abs()).argmax(-1)
-    weight = mixture_mag[:, 0].transpose(1, 2)
-    loud = weight >= torch.quantile(weight.flatten(), 1 - keep)
-    v, k = embeddings[loud], owner[loud]
+    v, k = _loud_embeddings(model, example, keep)
     cos, same = v @ v.T, k[:, None] == k[None, :]
     return float(cos[same].mean() - cos[~same].mean())
 
@@ -194,8 +197,7 @@ def masks_figure(models: Mapping[str, Any], example: Example, sr: int, hop: int)
     names = SOURCES[example.domain]
     first = next(iter(models.values()))
     spec = first.stft(example.mixture[None])
-    source_mags = first.stft(example.sources[None]).abs()[0]
-    ideal = (source_mags / source_mags.sum(0).clamp(min=1e-8))
+    ideal = ideal_ratio_mask(first.stft(example.sources[:, 0]))[:, None]          # (K, 1, freq, frames)
     columns = {"ideal ratio mask": ideal, **{t: m.masker(spec.abs())[0] for t, m in models.items()}}
     fig, axes = plt.subplots(len(names) + 1, len(columns), figsize=(4.2 * len(columns), 2.6 * (len(names) + 1)),
                              squeeze=False)

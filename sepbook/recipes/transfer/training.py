@@ -26,8 +26,8 @@ from sepbook.losses.clustering import (chimera_loss, deep_clustering_loss, ideal
 from sepbook.metrics import si_sdr
 from sepbook.models.blstm import MaskSeparator
 from sepbook.models.chimera import ChimeraNet, freeze_all_but_mask
-from sepbook.recipes.transfer.data import (AUGMENTATIONS, DOWNSTREAM, PRETRAINING, SOURCES, Example, Splits,
-                                          training_set)
+from sepbook.recipes.transfer.data import (AUGMENTATIONS, DOWNSTREAM, PRETRAINING, SILENCE, SOURCES, Example,
+                                          Splits, training_set)
 from sepbook.train import fit, seed_everything
 
 MODES: tuple[str, ...] = ("whole", "mask")
@@ -140,7 +140,7 @@ def mean_si_sdr(model: MaskSeparator, examples: list[Example]) -> float:
     mixtures = torch.stack([e.mixture for e in examples])
     references = torch.stack([e.sources for e in examples])
     scores = si_sdr(model(mixtures), references)                        # (examples, K, 1)
-    audible = references.square().mean(-1) > 1e-6
+    audible = references.square().mean(-1) >= SILENCE
     return float(scores[audible].mean())
 
 
