@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: book test data setup ffmpeg clean benchmarks results
+.PHONY: book test data setup ffmpeg clean benchmarks results student
 
 book: setup data
 	SEPBOOK_STATIC_HTML=1 $(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
@@ -46,6 +46,19 @@ ffmpeg:
 results: setup
 	@test -n "$(CHAPTER)" || { echo "name the chapter: make results CHAPTER=foundations (or adversarial)" >&2; exit 1; }
 	$(PY) -m sepbook.results $(CHAPTER)
+
+# Student editions of every chapter with exercises: solutions replaced by stubs, outputs cleared.
+# Grade them with: $(PY) -m sepbook.grade FOLDER --csv marks.csv
+STUDENT_DIR ?= _build/student
+student: setup
+	$(PY) -m sepbook.classroom $(STUDENT_DIR)
+
+# The Colab install check (.ci/colab.py): fresh venvs holding what Colab holds (COLAB_SET=colab) and the
+# newest release of everything (COLAB_SET=newest), each running a page from its first cell and the fast tests.
+COLAB_SET ?= all
+.PHONY: colab-check
+colab-check: ffmpeg
+	$(PYTHON) .ci/colab.py --set $(COLAB_SET)
 
 benchmarks: setup data
 	$(PY) benchmarks/run.py

@@ -2,7 +2,8 @@
 
 Each ``check_*`` function calls the student's function on fresh random inputs, compares it with the
 package's reference implementation and raises ``AssertionError`` with a message that says what is
-wrong; on success it returns a short confirmation string.
+wrong; on success it returns a short confirmation string. The chapters call them in their
+auto-graded test cells (``sepbook.classroom``), so a wrong answer fails that cell with the message.
 
 Chapter: foundations/stft_and_masks
 """
@@ -497,17 +498,3 @@ def check_mask_only(freeze_all_but_mask: Callable, seed: int = 0) -> str:
     if isinstance(answer, bool) or not isinstance(answer, int) or answer != expected:
         _fail(f"you returned {answer!r}; the mask head holds {expected} numbers (its weight and bias)")
     return f"correct: only the mask head learns, {expected} numbers"
-
-
-def attempt(check: Callable[[Callable], str], answer: Callable) -> bool:
-    """Run ``check`` on a student's ``answer`` and print the verdict; -> whether it passed.
-
-    The exercise cells of every chapter call this, so a wrong or unfinished answer prints what to
-    fix instead of stopping the notebook.
-    """
-    try:
-        print("passed:", check(answer))
-        return True
-    except AssertionError as problem:
-        print("not yet:", problem)
-        return False

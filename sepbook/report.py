@@ -58,11 +58,13 @@ def summary(rows, by: Sequence[str] = ("variant",)):
     return grouped.agg(mean="mean", std=_spread, seeds="count")
 
 
-def cell(mean: float, std: float, seeds: int, digits: int = 2) -> str:
-    """``'mean ± std'`` (or just the mean for one seed; '–' when there is no number)."""
+def cell(mean: float, std: float, seeds: int, digits: int = 2, signed: bool = False) -> str:
+    """``'mean ± std'`` (or just the mean for one seed; '–' when there is no number); ``signed``
+    writes the mean's sign even when it is positive, as for a difference."""
     if not math.isfinite(mean):
         return "–"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if seeds > 1 and math.isfinite(std) else f"{mean:.{digits}f}"
+    shown = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
+    return f"{shown} ± {std:.{digits}f}" if seeds > 1 and math.isfinite(std) else shown
 
 
 def table(rows, index: str, columns: Sequence[str], digits: int = 2, index_order=None, column_order=None):

@@ -26,13 +26,18 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import hashlib
 import json
 import math
 import os
 import platform
 import shutil
 import subprocess
+import tarfile
+import tempfile
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -49,6 +54,10 @@ RECIPES: dict[str, ModuleType] = {"foundations": foundations, "adversarial": adv
                                   "metatasnet": metatasnet, "transfer": transfer}
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE_DB = 0.05
+#: The repository's archive: an installed sepbook (on Colab) has no ``chapters/`` and reads the
+#: committed results from it. ``$SEPBOOK_RESULTS_URL`` points elsewhere (a fork, a local file).
+ARCHIVE_URL = "https://github.com/sepbook/sepbook/archive/refs/heads/main.tar.gz"
+ARCHIVE_ENV = "SEPBOOK_RESULTS_URL"
 HISTORY_STRIDE = 10
 
 
@@ -64,8 +73,53 @@ def recipe(chapter: str) -> ModuleType:
 
 
 def results_dir(chapter: str, profile: str = "book") -> Path:
-    """``chapters/<chapter>/results/<profile>/``."""
-    return ROOT / "chapters" / chapter / "results" / profile
+    """``chapters/<chapter>/results/<profile>/`` of the checkout, or of the repository's archive when
+    sepbook is installed without one (:func:`committed_results`)."""
+    root = ROOT if (ROOT / "chapters").is_dir() else committed_results()
+    return root / "chapters" / chapter / "results" / profile
+
+
+def _results_path(name: str) -> Path | None:
+    """``sepbook-main/chapters/x/results/...`` -> ``chapters/x/results/...``; None for anything else."""
+    parts = Path(name).parts[1:]
+    if len(parts) < 4 or parts[0] != "chapters" or parts[2] != "results" or ".." in parts:
+        return None
+    return Path(*parts)
+
+
+def committed_results() -> Path:
+    """The repository's committed ``chapters/*/results/``, fetched once from its archive and kept in
+    the data folder (:func:`sepbook.corpora.data_root`); -> the folder that holds ``chapters/``."""
+    from sepbook.corpora import data_root
+
+    url = os.environ.get(ARCHIVE_ENV) or ARCHIVE_URL
+    target = data_root() / "committed-results" / hashlib.sha256(url.encode()).hexdigest()[:12]
+    if (target / "complete").is_file():
+        return target
+    print(f"sepbook is installed without the book's committed results: fetching them from {url}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix="partial-", dir=target.parent))  # renamed into place when whole
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response, tempfile.TemporaryFile() as archive:
+            shutil.copyfileobj(response, archive)
+            archive.seek(0)
+            with tarfile.open(fileobj=archive) as tar:
+                for member in tar:
+                    path = _results_path(member.name)
+                    if path is not None and member.isfile():
+                        (partial / path).parent.mkdir(parents=True, exist_ok=True)
+                        (partial / path).write_bytes(tar.extractfile(member).read())
+    except (OSError, urllib.error.URLError, tarfile.TarError) as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise FileNotFoundError(f"sepbook is installed without the committed results, and fetching them from "
+                                f"{url} (${ARCHIVE_ENV}) failed: {error}") from error
+    if not (partial / "chapters").is_dir():
+        shutil.rmtree(partial, ignore_errors=True)
+        raise FileNotFoundError(f"{url} (${ARCHIVE_ENV}) holds no chapters/*/results/ folder")
+    (partial / "complete").write_text(url + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return target
 
 
 def command(chapter: str) -> str:

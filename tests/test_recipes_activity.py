@@ -174,6 +174,7 @@ def learning(cfg, sets):
     return untrained, model, history, seconds
 
 
+@pytest.mark.slow
 def test_iass_learns_to_separate_and_to_detect(cfg, sets, learning):
     untrained, model, history, seconds = learning
     print(f"IASS medley: {cfg['steps']} steps in {seconds:.1f} s")
@@ -188,6 +189,7 @@ def test_iass_learns_to_separate_and_to_detect(cfg, sets, learning):
     assert all(math.isfinite(v) for v in history["loss"])
 
 
+@pytest.mark.slow
 def test_blstm_learns_on_the_same_batches(cfg, sets):
     training.seed_everything(0)
     untrained = training.build(cfg, "BLSTM medley")
@@ -201,6 +203,7 @@ def test_blstm_learns_on_the_same_batches(cfg, sets):
 # ----------------------------------------------------------------------------- evaluation
 
 
+@pytest.mark.slow
 def test_evaluate_gives_weighted_unweighted_and_activity_rows(cfg, splits, learning):
     model = learning[1]
     medley_song = next(t for t in splits.test if t.domain == "medley")

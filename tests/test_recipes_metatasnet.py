@@ -80,6 +80,7 @@ def learning(cfg, banks, splits):
     return untrained, model, history
 
 
+@pytest.mark.slow
 def test_meta_learns_to_separate(cfg, splits, learning):
     untrained, model, history = learning
     assert len(history["loss"]) == 100 and "stage 1" in history and "stage 2" in history
@@ -93,6 +94,7 @@ def test_meta_learns_to_separate(cfg, splits, learning):
     assert si["meta"] > mixture[mixture.metric == "SI-SDR"].value.mean() + 3
 
 
+@pytest.mark.slow
 def test_evaluate_gives_sdr_and_si_sdr_per_source(cfg, splits, learning):
     rows = metatasnet.evaluate(cfg, {("meta", 0): learning[1]}, splits.test[:1])
     assert {(r["source"], r["metric"]) for r in rows} == {
@@ -101,6 +103,7 @@ def test_evaluate_gives_sdr_and_si_sdr_per_source(cfg, splits, learning):
     assert all(math.isfinite(r["value"]) for r in rows if r["metric"] == "SI-SDR")
 
 
+@pytest.mark.slow
 def test_separate_returns_every_source_at_the_mixture_length(cfg, splits, learning):
     model = learning[1]
     song = splits.test[0]
@@ -114,6 +117,7 @@ def test_separate_returns_every_source_at_the_mixture_length(cfg, splits, learni
     assert pieces.shape == (4, 1, 16000)
 
 
+@pytest.mark.slow
 def test_separate_refuses_a_rate_that_no_stage_has(cfg, learning):
     with pytest.raises(ValueError, match=r"sr: expected one of the stages' sample rates \[4000, 8000\], got 44100"):
         metatasnet.separate(learning[1], torch.randn(1, 44100), sr=44100)
@@ -132,6 +136,7 @@ def test_near_silent_frames_are_skipped_like_silent_ones(cfg, splits):
     assert bass > 0
 
 
+@pytest.mark.slow
 def test_cost_rows_measure_each_variant(cfg):
     rows = metatasnet.cost_rows(dict(cfg, batch_size=1, excerpt_seconds=0.25), ["independent", "meta"])
     table = {(r["variant"], r["metric"]): r["value"] for r in rows}

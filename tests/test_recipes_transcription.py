@@ -72,6 +72,7 @@ def learning(cfg, sets):
     return untrained, transcriptor, history, frozen, separator, sep_history
 
 
+@pytest.mark.slow
 def test_the_transcriptor_learns_and_the_best_validation_is_kept(cfg, sets, learning):
     untrained, transcriptor, history, *_ = learning
     before = training.validation_loss(training.critic_pretraining_loss, untrained, sets)["valid loss"]
@@ -80,6 +81,7 @@ def test_the_transcriptor_learns_and_the_best_validation_is_kept(cfg, sets, lear
     assert after < 0.5 * before, (before, after)
 
 
+@pytest.mark.slow
 def test_the_separator_learns_and_its_frozen_critic_does_not_move(learning):
     _, transcriptor, _, frozen, separator, history = learning
     assert np.mean(history["loss"][-10:]) < np.mean(history["loss"][:10])
@@ -87,6 +89,7 @@ def test_the_separator_learns_and_its_frozen_critic_does_not_move(learning):
     assert set(separator) == {"separator"}
 
 
+@pytest.mark.slow
 def test_fine_tuning_starts_from_its_prerequisites(cfg, sets, learning):
     _, transcriptor, _, _, separator, _ = learning
     prerequisites = {"transcriptor": transcriptor, "isolated c+h-mix": separator}
@@ -99,6 +102,7 @@ def test_fine_tuning_starts_from_its_prerequisites(cfg, sets, learning):
         training.build(cfg, "semi-supervised")
 
 
+@pytest.mark.slow
 def test_evaluate_gives_report_rows_of_both_kinds(cfg, splits, learning):
     _, transcriptor, _, _, separator, _ = learning
     rows = transcription.evaluate(cfg, {("transcriptor", 0): transcriptor, ("isolated c+h-mix", 0): separator},

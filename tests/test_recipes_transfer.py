@@ -127,6 +127,7 @@ def test_fine_tuning_needs_its_pretrained_network(cfg, splits):
         transfer.train(cfg, splits, transfer.finetuned("bach10", "slakh"), 0, **QUIET)
 
 
+@pytest.mark.slow
 def test_mask_only_fine_tuning_changes_only_the_mask_head(trained):
     before, after = trained["pre"].state_dict(), trained["mask"].state_dict()
     changed = {k for k in after if k in before and before[k].shape == after[k].shape
@@ -138,6 +139,7 @@ def test_mask_only_fine_tuning_changes_only_the_mask_head(trained):
     assert not torch.equal(whole["masker.trunk.lstm.weight_hh_l0"], before["masker.trunk.lstm.weight_hh_l0"])
 
 
+@pytest.mark.slow
 def test_fine_tuned_models_learn_to_separate(cfg, splits, trained):
     """The learning bar: after tiny pre-training and fine-tuning, better than the mixture itself."""
     models = {(transfer.finetuned("dagstuhl", "musdb+slakh", mode=m), 0): trained[m] for m in transfer.MODES}
@@ -149,6 +151,7 @@ def test_fine_tuned_models_learn_to_separate(cfg, splits, trained):
     assert len(curve) == cfg["finetune_steps"] // cfg["valid_every"] and "test SI-SDR" in curve[0]
 
 
+@pytest.mark.slow
 def test_evaluation_rows_and_separation(cfg, splits, trained):
     pre_rows = transfer.evaluate(cfg, {(transfer.pretrained("musdb+slakh"), 0): trained["pre"]}, splits.test)
     assert pre_rows == []                                     # its mask head never learned
@@ -284,6 +287,7 @@ def test_bad_settings_are_named(overrides, name):
         transfer.config("tiny", **overrides)
 
 
+@pytest.mark.slow
 def test_embedding_projection_and_masks_are_drawn_from_the_models(cfg, splits, trained):
     from sepbook.recipes.transfer import figures
 
@@ -296,6 +300,7 @@ def test_embedding_projection_and_masks_are_drawn_from_the_models(cfg, splits, t
     assert len([ax for ax in fig.axes if ax.images]) == 1 + 2 * 3     # the mixture, then 2 sources x 3 columns
 
 
+@pytest.mark.slow
 def test_embedding_contrast_is_one_for_orthogonal_sources_and_near_zero_for_noise(trained, splits):
     from types import SimpleNamespace
 

@@ -65,6 +65,7 @@ def write_csv(path, rows):
 # ----------------------------------------------------------------------------- producing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chapter", sorted(SHRINK))
 def test_produce_writes_metrics_with_the_report_columns(produced, chapter):
     rows = read_csv(produced[chapter] / "metrics.csv")
@@ -83,6 +84,7 @@ def test_produce_writes_metrics_with_the_report_columns(produced, chapter):
         assert {r["variant"] for r in rows if r["seed"] == ""} >= {"mixture", "oracle IRM"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chapter", sorted(SHRINK))
 def test_manifest_records_settings_provenance_and_runs(produced, chapter):
     manifest = json.loads((produced[chapter] / "manifest.json").read_text())
@@ -100,6 +102,7 @@ def test_manifest_records_settings_provenance_and_runs(produced, chapter):
     assert set(histories) == {f"{v}/{s}" for v, s in results.recipe(chapter).runs(cfg)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chapter", sorted(SHRINK))
 def test_checkpoints_are_float16_and_load_with_weights_only(produced, chapter):
     module, cfg = results.recipe(chapter), cfg_of(chapter)
@@ -115,6 +118,7 @@ def test_checkpoints_are_float16_and_load_with_weights_only(produced, chapter):
 # ----------------------------------------------------------------------------- reading and checking
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chapter", sorted(SHRINK))
 def test_load_verifies_the_results_against_their_checkpoints(produced, chapter):
     loaded = results.load(chapter, "tiny", folder=produced[chapter])
@@ -125,6 +129,7 @@ def test_load_verifies_the_results_against_their_checkpoints(produced, chapter):
     assert "tiny profile, seeds 0" in loaded.provenance()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chapter", sorted(SHRINK))
 def test_a_tampered_score_is_caught(produced, chapter, tmp_path):
     folder = shutil.copytree(produced[chapter], tmp_path / "copy")
@@ -141,6 +146,7 @@ def test_a_tampered_score_is_caught(produced, chapter, tmp_path):
     assert results.load(chapter, "tiny", folder=folder, check=False).rows.shape[0] == len(rows)
 
 
+@pytest.mark.slow
 def test_changed_settings_are_caught(produced, tmp_path):
     folder = shutil.copytree(produced["adversarial"], tmp_path / "copy")
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -160,6 +166,7 @@ def test_missing_results_name_the_command(tmp_path):
 # ----------------------------------------------------------------------------- resuming
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_runs(produced, data_root, monkeypatch):
     before = (produced["adversarial"] / "metrics.csv").read_text()
     monkeypatch.setattr(results, "train_one", lambda *job: pytest.fail(f"retrained a finished run {job[2:4]}"))
@@ -167,6 +174,7 @@ def test_rerun_skips_finished_runs(produced, data_root, monkeypatch):
     assert (produced["adversarial"] / "metrics.csv").read_text() == before
 
 
+@pytest.mark.slow
 def test_rerun_trains_only_the_missing_run(produced, data_root, monkeypatch):
     scratch = scratch_of(data_root, "adversarial")
     record = (scratch / "V-seed0.json").read_text()
@@ -198,6 +206,7 @@ def test_committed_book_results_match_the_book_settings(chapter):
     assert manifest["settings"] == results.plain(cfg), f"run `make results CHAPTER={chapter}`"
 
 
+@pytest.mark.slow
 def test_checking_foundations_results_reads_only_the_test_songs(monkeypatch):
     from sepbook.recipes import foundations
 

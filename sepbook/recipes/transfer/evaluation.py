@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from sepbook import report
+from sepbook.glance import Claim, share
 from sepbook.metrics import si_sdr
 from sepbook.models.blstm import MaskSeparator
 from sepbook.recipes.transfer.data import SILENCE, SOURCES, Example
@@ -166,37 +167,124 @@ def mask_minus_whole_table(rows, cfg: Mapping[str, Any], profile: str):
     return table
 
 
-def claims(rows, cfg: Mapping[str, Any], profile: str) -> dict[str, str]:
-    """One sentence each on H1, H2, R1 and R2, from the rows."""
-    h1 = gain_rows(rows, cfg, "scratch")
-    h1_plain = [g for g in h1 if g["augmentation"] == "none"]
-    won = [g for g in h1_plain if g["gain"] > 0 and g["p"] < P_THRESHOLD]
+def findings(rows, cfg: Mapping[str, Any]) -> dict[str, dict]:
+    """The numbers behind :func:`claims` and :func:`headline`, one dict per hypothesis, from :func:`gain_rows`:
+
+    - ``H1`` (whole-models, no augmentation, over scratch): ``cases``, ``significant`` (gains with
+      p < :data:`P_THRESHOLD`), and the ``mean``, ``low`` and ``high`` gain over the cases;
+    - ``H2`` (augmented whole-models over unaugmented): ``cases``, ``significant``, and the
+      ``median``, ``low`` and ``high`` gain (NaN with no augmentation);
+    - ``R1``: the ``best`` pre-training set of each downstream set and the ``mean`` H1 gain over
+      the pre-training sets per downstream set;
+    - ``R2`` (mask-model minus whole-model): ``cases``, ``below`` (negative), ``significant``
+      (significantly better) and the ``median``;
+
+    and ``seeds``, the fewest seeds any of those gains is taken over.
+    """
+    h1 = [g for g in gain_rows(rows, cfg, "scratch") if g["augmentation"] == "none"]
     h2 = [g for g in gain_rows(rows, cfg, "none") if g["mode"] == "whole"]
-    h2_gains = [g["gain"] for g in h2]
     r2 = gain_rows(rows, cfg, "whole")
-    best = {}
+
+    def significant(gains):
+        return sum(g["gain"] > 0 and g["p"] < P_THRESHOLD for g in gains)
+
+    def values(gains):
+        return [g["gain"] for g in gains]
+
+    best, mean = {}, {}
     for down in cfg["downstream"]:
-        by_pre = {g["pretraining"]: g["gain"] for g in h1_plain if g["downstream"] == down}
+        by_pre = {g["pretraining"]: g["gain"] for g in h1 if g["downstream"] == down}
         if by_pre:
             best[down] = max(by_pre, key=by_pre.get)
-    n = len(h1_plain)
+            mean[down] = float(np.mean(list(by_pre.values())))
+    nothing = math.nan
     return {
-        "H1": (f"In the {profile} profile, {len(won)} of {n} pre-trained whole-models (no augmentation) beat "
-               f"training from scratch with the same number of steps significantly (one-sided Wilcoxon over test "
-               f"examples, p < {P_THRESHOLD:g}); the mean gain is "
-               f"{np.mean([g['gain'] for g in h1_plain]):+.2f} dB, from {min(g['gain'] for g in h1_plain):+.2f} "
-               f"to {max(g['gain'] for g in h1_plain):+.2f} dB."),
-        "H2": (f"In the {profile} profile, augmenting the pre-training changes the fine-tuned whole-models' SI-SDR "
-               f"by a median of {np.median(h2_gains):+.2f} dB (from {min(h2_gains):+.2f} to "
-               f"{max(h2_gains):+.2f} dB over {len(h2_gains)} set pairs and augmentations); "
-               f"{sum(g['gain'] > 0 and g['p'] < P_THRESHOLD for g in h2)} of them are significant gains.")
-        if h2 else f"The {profile} profile trains no augmentation.",
-        "R1": (f"In the {profile} profile, the best pre-training set is "
-               + "; ".join(f"{best[d]} for {d}" for d in best) + "."),
-        "R2": (f"In the {profile} profile, the mask-model is below the whole-model in "
-               f"{sum(g['gain'] < 0 for g in r2)} of {len(r2)} cases (median {np.median([g['gain'] for g in r2]):+.2f} dB); "
-               f"it is significantly better in {sum(g['gain'] > 0 and g['p'] < P_THRESHOLD for g in r2)}."),
+        "H1": {"cases": len(h1), "significant": significant(h1), "mean": np.mean(values(h1)) if h1 else nothing,
+               "low": min(values(h1), default=nothing), "high": max(values(h1), default=nothing)},
+        "H2": {"cases": len(h2), "significant": significant(h2),
+               "median": np.median(values(h2)) if h2 else nothing,
+               "low": min(values(h2), default=nothing), "high": max(values(h2), default=nothing)},
+        "R1": {"best": best, "mean": mean},
+        "R2": {"cases": len(r2), "below": sum(g["gain"] < 0 for g in r2), "significant": significant(r2),
+               "median": np.median(values(r2)) if r2 else nothing},
+        "seeds": min((g["seeds"] for g in [*h1, *h2, *r2]), default=0),
     }
+
+
+def claims(rows, cfg: Mapping[str, Any], profile: str) -> dict[str, str]:
+    """One sentence each on H1, H2, R1 and R2, from the rows (the numbers of :func:`findings`)."""
+    found = findings(rows, cfg)
+    h1, h2, r1, r2 = found["H1"], found["H2"], found["R1"], found["R2"]
+    return {
+        "H1": (f"In the {profile} profile, {h1['significant']} of {h1['cases']} pre-trained whole-models (no "
+               f"augmentation) beat training from scratch with the same number of steps significantly (one-sided "
+               f"Wilcoxon over test examples, p < {P_THRESHOLD:g}); the mean gain is "
+               f"{h1['mean']:+.2f} dB, from {h1['low']:+.2f} to {h1['high']:+.2f} dB."),
+        "H2": (f"In the {profile} profile, augmenting the pre-training changes the fine-tuned whole-models' SI-SDR "
+               f"by a median of {h2['median']:+.2f} dB (from {h2['low']:+.2f} to "
+               f"{h2['high']:+.2f} dB over {h2['cases']} set pairs and augmentations); "
+               f"{h2['significant']} of them are significant gains.")
+        if h2["cases"] else f"The {profile} profile trains no augmentation.",
+        "R1": (f"In the {profile} profile, the best pre-training set is "
+               + "; ".join(f"{best} for {down}" for down, best in r1["best"].items()) + "."),
+        "R2": (f"In the {profile} profile, the mask-model is below the whole-model in "
+               f"{r2['below']} of {r2['cases']} cases (median {r2['median']:+.2f} dB); "
+               f"it is significantly better in {r2['significant']}."),
+    }
+
+
+#: The chapter's page, as ``_toc.yml`` names it.
+PAGE = "chapters/transfer/transfer_learning"
+
+
+def headline(book) -> list[Claim]:
+    """The paper's hypotheses H1 and H2 and questions R1 and R2 beside the committed results
+    ``book`` (a :class:`sepbook.results.BookResults`), for the results-at-a-glance page.
+
+    H1, H2 and R2 are claims about a share of cases (:func:`sepbook.glance.share`): H1 holds in a
+    case when the pre-trained whole-model's gain over scratch is significant (p < 0.001, the paper's
+    test); H2, which the paper found "ambiguous at best", holds in a case when the augmentation
+    gives *no* significant gain; R2 holds in a case when the mask-model scores below the
+    whole-model. R1, the paper's finding that Dagstuhl (all voices) gains least from pre-training,
+    holds when Dagstuhl has the smallest mean H1 gain of the downstream sets.
+    """
+    found = findings(book.rows, book.cfg)
+    h1, h2, r1, r2, seeds = found["H1"], found["H2"], found["R1"], found["R2"], found["seeds"]
+    over = f"{seeds} seeds" if seeds > 1 else "one seed"
+    claims_ = [
+        Claim("transfer", "Pre-trained, fine-tuned whole-models beat training from scratch for as many steps (H1)",
+              "far better on Bach10 and Remixpacks; on Dagstuhl only the Slakh pre-training beats scratch (Fig. 1)",
+              f"significant (p < {P_THRESHOLD:g}) in {h1['significant']} of {h1['cases']} cases; mean gain "
+              f"{h1['mean']:+.2f} dB ({h1['low']:+.2f} to {h1['high']:+.2f}), {over}",
+              share(h1["significant"], h1["cases"]), PAGE,
+              "H1: pre-trained against scratch (the paper's Fig. 1)"),
+    ]
+    if h2["cases"]:
+        claims_.append(Claim(
+            "transfer", "Augmenting the pre-training gives no reliable gain (the paper's answer to H2)",
+            f'"ambiguous at best"; its best augmentation, incoherent mixing, a median of '
+            f"{PAPER_AUGMENTATION_MEDIAN:+.2f} dB (Fig. 2)",
+            f"median {h2['median']:+.2f} dB ({h2['low']:+.2f} to {h2['high']:+.2f}) over {h2['cases']} cases; "
+            f"{h2['significant']} significant gains, {over}",
+            share(h2["cases"] - h2["significant"], h2["cases"]), PAGE,
+            "H2: augmenting the pre-training (the paper's Fig. 2)"))
+    if "dagstuhl" in r1["mean"] and len(r1["mean"]) > 1:
+        least = min(r1["mean"], key=r1["mean"].get)
+        claims_.append(Claim(
+            "transfer", "Dagstuhl, all voices and the furthest from the pre-training domains, gains least "
+                        "from pre-training (R1)",
+            "Dagstuhl gains least; only the Slakh pre-training beats scratch there (Fig. 1)",
+            "mean gain over scratch " + ", ".join(f"{v:+.2f} dB on {d}" for d, v in r1["mean"].items())
+            + f", {over}", share(int(least == "dagstuhl"), 1), PAGE, "R1: which pre-training set"))
+    paper = list(PAPER.values())
+    claims_.append(Claim(
+        "transfer", "Fine-tuning the mask head alone scores below fine-tuning the whole network (R2)",
+        f"below in {sum(v < 0 for v in paper)} of {len(paper)} cases, median {np.median(paper):+.2f} dB (Table 2)",
+        f"below in {r2['below']} of {r2['cases']} cases, median {r2['median']:+.2f} dB; significantly better "
+        f"in {r2['significant']}, {over}",
+        share(r2["below"], r2["cases"]), PAGE,
+        "R2: the mask-model against the whole-model (the paper's Table 2)"))
+    return claims_
 
 
 def curve(histories: Mapping[tuple[str, int], Mapping[str, list]], variant: str):

@@ -1,0 +1,81 @@
+"""The built book, read back: run after ``make book`` (``.ci/run`` does, with ``SEPBOOK_REQUIRE_BUILD=1``,
+so that a missing build fails instead of skipping)."""
+import os
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sepbook import classroom, glance
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = ROOT / "_build" / "html"
+
+
+@pytest.fixture(scope="module")
+def html() -> Path:
+    if not (HTML / "index.html").is_file():
+        if os.environ.get("SEPBOOK_REQUIRE_BUILD") == "1":
+            pytest.fail(f"{HTML} holds no built book: run make book first")
+        pytest.skip(f"{HTML} holds no built book: build it (make book) to check it")
+    return HTML
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs, self.ids = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get("id"):
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.hrefs.append(attrs["href"])
+
+
+def _parse(path: Path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8", errors="replace"))
+    return parser
+
+
+def test_every_notebook_page_launches_its_own_notebook_on_colab(html):
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = config["repository"]["url"].removeprefix("https://github.com/").strip("/")
+    base = f"{config['launch_buttons']['colab_url']}/github/{repo}/blob/{config['repository']['branch']}/"
+    notebooks = classroom.book_notebooks()
+    assert notebooks
+    for notebook in notebooks:
+        page = html / notebook.relative_to(ROOT).with_suffix(".html")
+        links = [h for h in _parse(page).hrefs if h.startswith(config["launch_buttons"]["colab_url"])]
+        assert links, f"{page.name}: no Colab launch link"
+        for link in links:
+            assert link.startswith(base), f"{page.name}: {link} is not in the repository {repo}"
+            target = ROOT / config["repository"]["path_to_book"] / link.removeprefix(base)
+            assert target == notebook, f"{page.name} launches {link}, not its own notebook"
+
+
+@pytest.mark.parametrize("page", ["chapters/glance/results_at_a_glance", "chapters/teachers/for_teachers"])
+def test_every_link_of_a_gathering_page_lands_on_its_target(html, page):
+    built = html / f"{page}.html"
+    parsed = {built: _parse(built)}
+    relative = [h for h in parsed[built].hrefs if not re.match(r"^[a-z][a-z0-9+.-]*:|^//", h)]
+    if page.endswith("results_at_a_glance"):
+        claims = glance.collect(glance.load("book"))
+        assert {c.href() for c in claims} <= set(relative), "the claims' links are missing from the page"
+    else:
+        labels = {r["label"] for r in classroom.exercise_rows()}
+        assert {h.partition("#")[2] for h in relative} >= labels, "an exercise has no link"
+    for href in relative:
+        path, _, anchor = href.partition("#")
+        target = (built.parent / path).resolve() if path else built
+        if target.is_dir():
+            target = target / "index.html"
+        assert target.is_file(), f"{href}: {target} does not exist"
+        if anchor and target.suffix == ".html":
+            if target not in parsed:
+                parsed[target] = _parse(target)
+            assert anchor in parsed[target].ids, f"{href}: no id={anchor!r} in {target}"

@@ -1,0 +1,227 @@
+"""The exercises as assignments: nbgrader marks, student editions and the grader."""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from sepbook import classroom, exercises, grade
+
+ROOT = classroom.ROOT
+NOTEBOOKS = [p for p in classroom.book_notebooks() if "{exercise}" in p.read_text()]
+NBGRADER_KEYS = {"grade", "grade_id", "locked", "schema_version", "solution", "task"}
+
+
+def _read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+@pytest.fixture(scope="module")
+def students(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("student")
+    classroom.main([str(out)])
+    return out
+
+
+def _edition(students: Path, book_path: Path) -> Path:
+    return students / book_path.relative_to(ROOT / "chapters")
+
+
+def test_every_chapter_has_exercises():
+    chapters = {p.parent.name for p in classroom.book_notebooks()} - {"glance", "teachers"}
+    assert {p.parent.name for p in NOTEBOOKS} == chapters
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_exercise_is_marked_as_nbgrader_reads_it(path):
+    notebook = _read(path)
+    labels = {m for c in notebook.cells if c.cell_type == "markdown"
+              for m in re.findall(r"\{exercise\}\n:label: (\S+)", c.source)}
+    assert labels, f"{path.name} has no exercise"
+    assert {e.label for e in classroom.exercises(notebook)} == labels
+    ids = [classroom.marks(c)["grade_id"] for c in notebook.cells if classroom.marks(c)]
+    assert len(ids) == len(set(ids)), f"{path.name}: repeated grade_id"
+    for cell in notebook.cells:
+        mark = classroom.marks(cell)
+        if not mark:
+            continue
+        assert NBGRADER_KEYS <= set(mark) and mark["schema_version"] == 3, mark
+        label, kind = classroom.exercise_of(mark["grade_id"])
+        if mark["grade"]:
+            assert mark["points"] > 0, mark
+        if kind == "answer":
+            assert cell.cell_type == "code" and mark["solution"] and not mark["grade"]
+            assert cell.source.count(classroom.BEGIN) == 1 == cell.source.count(classroom.END)
+            assert "hide-input" in cell.metadata.get("tags", []), "the HTML hides the solution"
+        elif kind == "check":
+            assert cell.cell_type == "code" and mark["grade"] and mark["locked"] and not mark["solution"]
+            (checker,) = re.findall(r"\b(check_\w+)\(", cell.source)
+            assert callable(getattr(exercises, checker)), checker
+        else:
+            assert cell.cell_type == "markdown" and mark["solution"] and mark["grade"]
+            assert re.match(r"`{3,4}\{solution\} " + re.escape(label), cell.source)
+
+
+def _solution_lines(notebook) -> set[str]:
+    """Lines that only the solutions hold."""
+    secret, public = set(), set()
+    for cell in notebook.cells:
+        mark = classroom.marks(cell)
+        lines = {line.strip() for line in cell.source.splitlines() if len(line.strip()) > 3}
+        if mark and mark["solution"] and cell.cell_type == "code":
+            region = cell.source.split(classroom.BEGIN)[1].split(classroom.END)[0]
+            secret |= {line.strip() for line in region.splitlines() if len(line.strip()) > 3}
+        elif mark and mark["solution"]:
+            secret |= {line for line in lines if not line.startswith((":class:", "```"))}
+        else:
+            public |= lines
+    return secret - public
+
+
+def test_student_editions_hold_no_solution_text_and_no_outputs(students):
+    for path in NOTEBOOKS:
+        book = _read(path)
+        edition = _read(_edition(students, path))
+        text = "\n".join(c.source for c in edition.cells)
+        leaked = [line for line in _solution_lines(book) if line in text]
+        assert not leaked, f"{path.name}: solution text in the student edition: {leaked[:3]}"
+        assert classroom.BEGIN not in text and classroom.END not in text
+        assert all(c.outputs == [] and c.execution_count is None for c in edition.cells if c.cell_type == "code")
+        assert [e.label for e in classroom.exercises(edition)] == [e.label for e in classroom.exercises(book)]
+        assert len(edition.cells) == len(book.cells)
+
+
+def test_every_stub_fails_its_check_with_your_answer_here(students):
+    stubs = 0
+    for path in NOTEBOOKS:
+        namespace: dict = {}
+        for cell in _read(_edition(students, path)).cells:
+            mark = classroom.marks(cell)
+            if not mark or cell.cell_type != "code":
+                continue
+            if mark["solution"]:
+                assert classroom.CODE_STUB in cell.source and "hide-input" not in cell.metadata.get("tags", [])
+                exec(cell.source, namespace)
+            else:
+                with pytest.raises(AssertionError, match="NotImplementedError: your answer here"):
+                    exec(cell.source, namespace)
+                stubs += 1
+    assert stubs >= 2 * 5, "two checked exercises per paper chapter"
+
+
+def test_the_book_solutions_pass_their_checks():
+    for path in NOTEBOOKS:
+        namespace: dict = {}
+        for cell in _read(path).cells:
+            mark = classroom.marks(cell)
+            if mark and cell.cell_type == "code":
+                exec(cell.source, namespace)  # a check raises on a wrong solution
+
+
+def test_clear_solution_keeps_the_signature_and_names_a_broken_region():
+    source = "import torch\n\ndef f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n"
+    assert classroom.clear_solution(source, "here") == f"import torch\n\ndef f(x):\n    {classroom.CODE_STUB}"
+    with pytest.raises(ValueError, match="nb.ipynb, cell 3.*never closed"):
+        classroom.clear_solution("### BEGIN SOLUTION\nx = 1", "nb.ipynb, cell 3")
+    with pytest.raises(ValueError, match="without"):
+        classroom.clear_solution("x = 1\n### END SOLUTION", "here")
+    with pytest.raises(ValueError, match="grade_id 'ex-x-solution'"):
+        classroom.exercise_of("ex-x-solution")
+
+
+def test_make_student_runs_the_classroom_module():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^student:.*\n\t(.+)$", makefile, re.M)
+    assert recipe and "-m sepbook.classroom $(STUDENT_DIR)" in recipe.group(1)
+
+
+# --- the grader -------------------------------------------------------------------------------
+
+FIRST = ROOT / "chapters/foundations/stft_and_masks.ipynb"
+
+
+def _by_status(marks, exercise_rows=True):
+    return {(m.exercise, m.status) for m in marks if (m.exercise != "(notebook)") == exercise_rows}
+
+
+def test_grader_passes_the_book_notebook_run_in_full():
+    marks = grade.grade([FIRST], timeout=300)
+    checked = [m for m in marks if m.exercise == "ex-ratio-mask"]
+    assert [(m.status, m.points) for m in checked] == [("passed", 1.0)]
+    assert ("ex-oracle-resolution", "by hand") in _by_status(marks)
+    assert marks[0].status == "ran", marks[0]
+
+
+@pytest.mark.slow
+def test_grader_fails_every_blank_check_with_the_checkers_message(students, tmp_path):
+    folder = tmp_path / "class"
+    for path in NOTEBOOKS[:2] + NOTEBOOKS[-1:]:
+        target = folder / "ada" / _edition(students, path).relative_to(students)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(_edition(students, path).read_bytes())
+    marks = grade.grade([folder], timeout=300, exercises_only=True, show=lambda text: None)
+    checks = [m for m in marks if m.exercise != "(notebook)" and m.status != "by hand"]
+    assert len(checks) == sum(e.checked for p in NOTEBOOKS[:2] + NOTEBOOKS[-1:]
+                              for e in classroom.exercises(_read(p)))
+    assert all(m.status == "failed" and m.points == 0 for m in checks), checks
+    assert all("your answer here" in m.message for m in checks)
+    assert all(m.notebook.startswith("ada/") for m in marks)
+    grade.write_csv(marks, tmp_path / "marks.csv")
+    rows = list(csv.DictReader(open(tmp_path / "marks.csv")))
+    assert len(rows) == len(marks) and rows[0].keys() == {
+        "notebook", "exercise", "status", "points", "max_points", "message"}
+
+
+def _student(students: Path, tmp_path: Path, answer: str, name: str):
+    edition = _read(_edition(students, FIRST))
+    for cell in edition.cells:
+        mark = classroom.marks(cell)
+        if mark and mark["grade_id"] == "ex-ratio-mask-answer":
+            cell.source = answer
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(edition, path)
+    return path
+
+
+@pytest.mark.slow
+def test_grader_reports_broken_notebooks_and_goes_on(students, tmp_path):
+    (tmp_path / "garbled.ipynb").write_text("{ this is not a notebook")
+    _student(students, tmp_path, "def my_ratio_mask(source_specs:\n    return 1", "syntax")
+    _student(students, tmp_path, "import time\nwhile True:\n    time.sleep(0.1)", "hangs")
+    _student(students, tmp_path, "import os\nos._exit(1)", "exits")
+    marks = grade.grade([tmp_path], timeout=20, exercises_only=True, show=lambda text: None)
+    by_notebook = {m.notebook: m for m in marks if m.exercise == "(notebook)"}
+    assert by_notebook["garbled.ipynb"].status == "malformed"
+    assert "NotJSONError" in by_notebook["garbled.ipynb"].message or "JSON" in by_notebook["garbled.ipynb"].message
+    assert by_notebook["syntax.ipynb"].status == "errors" and "SyntaxError" in by_notebook["syntax.ipynb"].message
+    assert by_notebook["hangs.ipynb"].status == "timed out"
+    assert by_notebook["exits.ipynb"].status == "kernel died"
+    check = {m.notebook: m for m in marks if m.exercise == "ex-ratio-mask"}
+    assert check["syntax.ipynb"].status == "failed" and "NameError" in check["syntax.ipynb"].message
+    assert check["hangs.ipynb"].status == "not run"
+    assert check["exits.ipynb"].status == "not run"
+
+
+def test_an_edited_check_cell_is_reset_before_grading(students, tmp_path):
+    path = _student(students, tmp_path, "def my_ratio_mask(source_specs):\n    return source_specs", "cheat")
+    edition = _read(path)
+    for cell in edition.cells:
+        if (classroom.marks(cell) or {}).get("grade_id") == "ex-ratio-mask-check":
+            cell.source = "print('all good')"
+    nbformat.write(edition, path)
+    marks = grade.grade([path], timeout=120, exercises_only=True, show=lambda text: None)
+    assert "was edited and has been reset" in marks[0].message
+    (check,) = [m for m in marks if m.exercise == "ex-ratio-mask"]
+    assert check.status == "failed", check
+
+
+def test_grader_command_line_names_bad_arguments(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        grade.main([str(tmp_path / "missing.ipynb")])
+    assert "missing.ipynb" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        grade.main([str(FIRST), "--timeout", "0"])
+    assert "--timeout" in capsys.readouterr().err
