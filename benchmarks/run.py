@@ -3,10 +3,12 @@
     python benchmarks/run.py                 # all measurements (slow: installs a fresh venv, builds the book)
     python benchmarks/run.py synth quality   # only some of them
     SEPBOOK_PROFILE=book python benchmarks/run.py quality times reproduce   # the committed book results
+    python benchmarks/run.py speed           # training steps/s of each book model against its reference package
 
 Each measurement is reported with a reference measured in the same run, so the ratio means something
 on any machine: the synthesiser against real time, the BLSTM against the oracle ratio mask, set-up,
-tests and book build against their budgets.
+tests and book build against their budgets, each book model's training step against the reference
+implementation's at the same sizes (``speed``: :mod:`training_speed`, in its own environment).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -161,11 +164,54 @@ def measure_tests() -> dict:
     return {"what": "make test", "seconds": took, "budget_s": 600.0, "ratio": took / 600.0}
 
 
-def measure_book() -> dict:
-    shutil.rmtree(ROOT / "_build", ignore_errors=True)
-    took = _timed(["make", "book"], env=dict(os.environ, SEPBOOK_PROFILE="tiny"))
-    return {"what": "make book, tiny profile (every notebook executed)", "seconds": took, "budget_s": 600.0,
-            "ratio": took / 600.0}
+def measure_book() -> list[dict]:
+    """The tiny book built three ways in one run, into a scratch folder.
+
+    1. CI's way: every notebook executed inside the build, one after the other (``SEPBOOK_EXECUTE=force``);
+    2. ``make book``'s way from an empty cache: ``sepbook.prebuild`` executes the notebooks two at a time,
+       then the build takes every output from the cache;
+    3. ``make book`` again after a text-only edit of one page: nothing executes.
+    """
+    from sepbook import prebuild
+
+    env = dict(os.environ, SEPBOOK_PROFILE="tiny")
+    env.pop("SEPBOOK_EXECUTE", None)
+    out = Path(tempfile.mkdtemp())
+    build = [str(ROOT / ".venv" / "bin" / "jupyter-book"), "build", ".", "--path-output", str(out)]
+    sequential = _timed(build + ["-W", "-n", "--keep-going"], env=dict(env, SEPBOOK_EXECUTE="force"))
+    shutil.rmtree(ROOT / prebuild.settings()["cache"], ignore_errors=True)
+    shutil.rmtree(out / "_build", ignore_errors=True)
+    start = time.perf_counter()
+    report = subprocess.run([sys.executable, "-m", "sepbook.prebuild"], env=env, check=True, cwd=ROOT,
+                            capture_output=True, text=True).stdout
+    subprocess.run(build, env=env, check=True, cwd=ROOT)
+    parallel = time.perf_counter() - start
+    peaks = {m[0]: float(m[1]) for m in re.findall(r"prebuild: (\S+) executed in \d+ s, kernel peak (\d+) MB", report)}
+    heaviest = max(peaks, key=peaks.get)
+    page = ROOT / "chapters" / "foundations" / "stft_and_masks.ipynb"
+    original = page.read_bytes()
+    try:
+        notebook = json.loads(original)
+        notebook["cells"][0]["source"].append("\n\nA sentence added by the rebuild benchmark.")
+        page.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "sepbook.prebuild"], env=env, check=True, cwd=ROOT)
+        subprocess.run(build, env=env, check=True, cwd=ROOT)
+        rebuild = time.perf_counter() - start
+    finally:
+        page.write_bytes(original)
+    shutil.rmtree(out, ignore_errors=True)
+    return [
+        {"key": "book", "what": "full tiny build, every notebook executed in the build one after the other "
+                                "(CI: SEPBOOK_EXECUTE=force jupyter-book build . -W -n --keep-going)",
+         "seconds": sequential, "budget_s": 900.0, "ratio": sequential / 900.0},
+        {"key": "book-parallel", "what": "full tiny build from an empty cache, two notebooks at a time (make book)",
+         "seconds": parallel, "reference": f"sequential build {sequential:.0f} s; heaviest kernel "
+                                           f"{peaks[heaviest]:.0f} MB ({heaviest})",
+         "ratio": parallel / sequential},
+        {"key": "book-rebuild", "what": "make book after a text-only edit of one page (all outputs cached)",
+         "seconds": rebuild, "budget_s": 60.0, "ratio": rebuild / 60.0},
+    ]
 
 
 def measure_ci() -> dict:
@@ -177,6 +223,26 @@ def measure_ci() -> dict:
     return {"what": ".ci/run on a fresh clone (set-up, make book with warnings as errors, make test, "
                     "Colab check, nbgrader check)",
             "seconds": took, "budget_s": 2700.0, "ratio": took / 2700.0}
+
+
+def measure_speed() -> list[dict]:
+    """Training steps per second of each book model against its reference implementation, both timed
+    interleaved in one run of ``benchmarks/training_speed.py`` inside the reference environment
+    (created first if missing, see that file); one entry per pair and thread count."""
+    import training_speed
+
+    if not training_speed.PYTHON.is_file():
+        training_speed.setup()
+    out = Path(tempfile.mkdtemp()) / "speed.json"
+    subprocess.run([str(training_speed.PYTHON), str(Path(training_speed.__file__)), "--json", str(out)],
+                   check=True, cwd=ROOT)
+    run = json.loads(out.read_text())
+    shutil.rmtree(out.parent, ignore_errors=True)
+    context = {k: v for k, v in run.items() if k != "rows"} | {"command": "python benchmarks/run.py speed"}
+    return [{"key": f"speed-{row['key']}-{row['threads']}t", "what": f"{row['model']}: training step, "
+             f"{row['threads']} thread(s)", "seconds": 1 / row["steps_per_s_book"],
+             "reference": f"{row['reference_model']}: {1 / row['steps_per_s_reference']:.3f} s/step",
+             "ratio": row["ratio"], "row": row, "run": context} for row in run["rows"]]
 
 
 def machine() -> str:
@@ -192,7 +258,10 @@ def write_results(results: dict) -> None:
              "Written by `python benchmarks/run.py` (`make benchmarks`); each row comes from the run dated in its last column.", "",
              f"- last run: {results['date']} on {results['machine']}", "",
              "| measurement | seconds | reference (same run) | ratio | date |", "| --- | ---: | --- | ---: | --- |"]
+    speed = {key: entry for key, entry in results["measurements"].items() if key.startswith("speed-")}
     for key, entry in results["measurements"].items():
+        if key in speed:
+            continue
         reference = entry.get("reference") or (f"budget {entry['budget_s']:.0f} s" if "budget_s" in entry else "")
         if key.startswith("quality"):
             reference = f"oracle IRM SI-SDRi {entry['irm_sisdri']:.2f} dB; BLSTM {entry['blstm_sisdri_mean']:.2f} ± {entry['blstm_sisdri_std']:.2f} dB"
@@ -202,18 +271,32 @@ def write_results(results: dict) -> None:
     lines += ["", "Ratios: synthesis time over audio duration; one-thread over all-core step time; BLSTM SI-SDRi over oracle IRM SI-SDRi (the "
               "figure tracked for Foundations, target >= 0.80 at book); largest retraining difference over 0.05 dB; "
               "set-up, tests, book build and book training time over their budgets.", ""]
+    if speed:
+        import training_speed
+
+        lines += ["## Training speed against the reference implementations", "",
+                  "Written by `python benchmarks/run.py speed` (`benchmarks/training_speed.py`, whose docstring says "
+                  "what each pair is and how the reference environment is made): steps per second of one training "
+                  "step (forward, loss, backward, Adam step) on the CPU, book model and reference at the same "
+                  "`book`-profile sizes, timed interleaved in one run.", ""]
+        runs: dict[str, dict] = {}
+        for entry in speed.values():
+            runs.setdefault(entry["run"]["date"], dict(entry["run"], rows=[]))["rows"].append(entry["row"])
+        for date in sorted(runs):
+            lines += training_speed.table(runs[date]) + [""]
     RESULTS.write_text("\n".join(lines))
 
 
 def main(argv: list[str]) -> None:
-    wanted = argv or ["setup", "tests", "book", "synth", "threads", "quality", "times", "reproduce", "ci"]
+    wanted = argv or ["setup", "tests", "book", "synth", "threads", "quality", "times", "reproduce", "ci", "speed"]
     results = json.loads(RAW.read_text()) if RAW.is_file() else {"measurements": {}}
     results["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["machine"] = machine()
     profile = os.environ.get("SEPBOOK_PROFILE", "tiny")
     jobs = {"setup": measure_setup, "tests": measure_tests, "book": measure_book, "synth": measure_synth,
             "threads": measure_threads, "quality": lambda: measure_quality(profile),
-            "times": measure_training_times, "reproduce": measure_reproduce, "ci": measure_ci}
+            "times": measure_training_times, "reproduce": measure_reproduce, "ci": measure_ci,
+            "speed": measure_speed}
     unknown = set(wanted) - set(jobs)
     if unknown:
         raise SystemExit(f"unknown measurement(s) {sorted(unknown)}; choose from {sorted(jobs)}")
@@ -221,6 +304,8 @@ def main(argv: list[str]) -> None:
         key = f"quality-{profile}" if name == "quality" else name
         print(f"measuring {name} ...", flush=True)
         found = jobs[name]()
+        if name == "speed":  # a new run replaces the last one's pairs, whichever they were
+            results["measurements"] = {k: v for k, v in results["measurements"].items() if not k.startswith("speed-")}
         for entry in found if isinstance(found, list) else [dict(found, key=key)]:
             entry = entry | {"date": results["date"], "machine": results["machine"]}
             results["measurements"][entry.pop("key")] = entry

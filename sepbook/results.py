@@ -15,6 +15,10 @@ short continues from its own training checkpoint. Committed weights are rounded 
 *before* evaluation, so ``metrics.csv`` describes exactly the committed models; the manifest
 records how far float32 weights would score from them.
 
+On many GPUs, ``torchrun --nproc_per_node=N -m sepbook.results CHAPTER --profile paper`` trains the
+same runs one after another, each by all N processes together (:mod:`sepbook.distributed`: every
+step's batch of ``batch_size`` items is split over them); rank 0 evaluates and writes the results.
+
 :func:`load` reads the results for a page and, with ``check=True``, separates a few test songs
 again with the committed checkpoints and stops with :class:`ResultsMismatch` if they no longer
 give the numbers in ``metrics.csv``.
@@ -45,7 +49,7 @@ from typing import Any
 
 import torch
 
-from sepbook import profiles
+from sepbook import distributed, profiles
 from sepbook.recipes import activity, adversarial, foundations, metatasnet, transcription, transfer
 
 #: Every chapter with committed results, and the recipe that produces them.
@@ -127,6 +131,11 @@ def command(chapter: str) -> str:
     return f"make results CHAPTER={chapter}"
 
 
+def torchrun_command(chapter: str, profile: str = "paper", gpus: int | str = "N") -> str:
+    """The command that trains ``chapter``'s ``profile`` runs on ``gpus`` GPUs of one machine."""
+    return f"torchrun --nproc_per_node={gpus} -m sepbook.results {chapter} --profile {profile}"
+
+
 def plain(value: Any) -> Any:
     """Settings as JSON keeps them (tuples become lists)."""
     if isinstance(value, (tuple, list)):
@@ -166,8 +175,11 @@ def train_one(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path) -
 
     The record goes to ``scratch/VARIANT-seedS.json`` and the float16 weights to
     ``scratch/VARIANT-seedS.weights.pt``, from where :func:`write` takes the ones a page needs.
+    Under torchrun every process trains the run and rank 0 alone evaluates and records it; the others
+    return its record once it is written.
     """
-    torch.set_num_threads(1)
+    if not distributed.active():
+        torch.set_num_threads(1)  # worker processes share the cores; torchrun sets $OMP_NUM_THREADS itself
     module = recipe(chapter)
     splits = _data(chapter, cfg)
     name = f"{variant}-seed{seed}"
@@ -176,6 +188,8 @@ def train_one(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path) -
     model, history = module.train(cfg, splits, variant, seed, checkpoint=scratch / f"{name}.pt", progress=False,
                                   checkpoint_every=max(1, cfg.get("steps", 500) // 10), live=False, **options)
     trained = time.perf_counter() - started
+    if not distributed.is_main():
+        return _await_record(scratch / f"{name}.json")
     full = module.evaluate(cfg, {(variant, seed): model}, splits.test[:2])
     weights = half_weights(model)
     load_half(model, weights)
@@ -186,8 +200,22 @@ def train_one(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path) -
     record = {"variant": variant, "seed": seed, "rows": rows, "train_seconds": trained,
               "wall_seconds": time.perf_counter() - started, "float16_drift_db": drift,
               "history": _thin(history)}
-    (scratch / f"{name}.json").write_text(json.dumps(record))
+    _write_atomically(scratch / f"{name}.json", json.dumps(record))  # last: its presence means "done"
     return record
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)  # a reader never sees half a record
+
+
+def _await_record(path: Path, poll_seconds: float = 2.0) -> dict:
+    """The record rank 0 writes after evaluating a run. Polled, not a barrier: evaluating a paper-sized
+    test set can outlast any collective's timeout (and torchrun stops every process if rank 0 fails)."""
+    while not path.is_file():
+        time.sleep(poll_seconds)
+    return json.loads(path.read_text())
 
 
 def requires(module: ModuleType, variant: str) -> tuple[str, ...]:
@@ -217,9 +245,13 @@ def _worker(job):
     return train_one(*job)
 
 
-def produce(chapter: str, profile: str = "book", workers: int = 2, out: Path | None = None, **overrides) -> Path:
+def produce(chapter: str, profile: str = "book", workers: int | None = None, out: Path | None = None,
+            **overrides) -> Path:
     """Train every run of ``chapter`` (resuming what is done) and write its results folder.
 
+    ``workers`` processes train runs side by side (default 2). Under torchrun (see
+    :mod:`sepbook.distributed`) the processes instead train each run together, one run after
+    another, so ``workers`` must be 1 or left out, and ``batch_size`` a multiple of their number.
     ``out`` defaults to :func:`results_dir`; ``overrides`` change settings (the tests shrink runs
     this way) and are recorded in the manifest.
     """
@@ -227,14 +259,24 @@ def produce(chapter: str, profile: str = "book", workers: int = 2, out: Path | N
 
     module = recipe(chapter)
     cfg = module.config(profile, **overrides)
+    parallel = distributed.active()
+    if parallel and workers not in (None, 1):
+        raise ValueError(f"workers: under torchrun the {distributed.world()} processes train every run "
+                         f"together, so there are no worker processes; leave workers out (got {workers})")
+    workers = workers if workers is not None else 1 if parallel else 2
+    if parallel and "batch_size" in cfg:
+        distributed.check_divisible(cfg["batch_size"])  # before any data is read
     out = Path(out) if out is not None else results_dir(chapter, profile)
     scratch = _scratch(chapter, profile, cfg)
-    todo = [(chapter, cfg, v, s, scratch) for v, s in module.runs(cfg)
-            if not (scratch / f"{v}-seed{s}.json").is_file()]
-    started, commit = time.perf_counter(), _commit()
-    _data(chapter, cfg)  # builds any generated corpus once, before workers read it
-    print(f"{chapter} ({profile}): {len(todo)} of {len(module.runs(cfg))} runs to train on {workers} workers",
-          flush=True)
+    started = time.perf_counter()
+    with distributed.main_first():
+        _data(chapter, cfg)  # builds any generated corpus once, before workers (or other processes) read it
+    # every process must train the same runs: rank 0's view of what is done decides
+    todo = distributed.from_main(lambda: [(chapter, cfg, v, s, scratch) for v, s in module.runs(cfg)
+                                          if not (scratch / f"{v}-seed{s}.json").is_file()])
+    commit = _commit()
+    how = f"{distributed.world()} processes together" if parallel else f"{workers} workers"
+    _say(f"{chapter} ({profile}): {len(todo)} of {len(module.runs(cfg))} runs to train on {how}")
     missing = {r for _, _, v, _, _ in todo for r in requires(module, v)} - {v for v, _ in module.runs(cfg)}
     if missing:
         raise ValueError(f"{chapter}: REQUIRES names {sorted(missing)}, which are not runs of the recipe")
@@ -243,7 +285,7 @@ def produce(chapter: str, profile: str = "book", workers: int = 2, out: Path | N
         return all((scratch / f"{name}-seed{job[3]}.json").is_file() for name in requires(module, job[2]))
 
     def report(record) -> None:
-        print(f"  {record['variant']} seed {record['seed']}: {record['wall_seconds'] / 60:.1f} min", flush=True)
+        _say(f"  {record['variant']} seed {record['seed']}: {record['wall_seconds'] / 60:.1f} min")
 
     if todo and workers == 1:
         while todo:  # each run after the runs it starts from
@@ -270,7 +312,14 @@ def produce(chapter: str, profile: str = "book", workers: int = 2, out: Path | N
                     time.sleep(0.5)
             pool.close()
             pool.join()
+    if not distributed.is_main():
+        return out
     return write(chapter, cfg, scratch, out, time.perf_counter() - started, workers, overrides, commit)
+
+
+def _say(text: str) -> None:
+    if distributed.is_main():  # one copy of each line, not one per process
+        print(text, flush=True)
 
 
 def _scratch(chapter: str, profile: str, cfg: dict) -> Path:
@@ -303,13 +352,20 @@ def write(chapter: str, cfg: dict, scratch: Path, out: Path, session_seconds: fl
                              "value": repr(float(row["value"]))})
     histories = {f"{r['variant']}/{r['seed']}": r["history"] for r in records}
     (out / "histories.json").write_text(json.dumps(histories, separators=(",", ":")))
+    machine = {"system": platform.platform(), "processor": platform.machine(), "cores": os.cpu_count(),
+               "workers": workers, "threads_per_worker": 1}
+    used = command(chapter)
+    if distributed.active():
+        per_machine = os.environ.get("LOCAL_WORLD_SIZE", distributed.world())
+        used = torchrun_command(chapter, cfg["profile"], per_machine)
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        machine |= {"processes": distributed.world(), "backend": torch.distributed.get_backend(), "gpu": gpu}
     manifest = {
         "chapter": chapter, "profile": cfg["profile"], "overrides": plain(overrides),
-        "command": command(chapter) if not overrides else f"sepbook.results.produce({chapter!r}, **{overrides!r})",
+        "command": used if not overrides else f"sepbook.results.produce({chapter!r}, **{overrides!r})",
         "commit": commit,
         "settings": plain(cfg), "settings_digest": profiles.digest(cfg),
-        "versions": _versions(), "machine": {"system": platform.platform(), "processor": platform.machine(),
-                                             "cores": os.cpu_count(), "workers": workers, "threads_per_worker": 1},
+        "versions": _versions(), "machine": machine,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": [{"variant": r["variant"], "seed": r["seed"], "train_seconds": round(r["train_seconds"], 1),
                   "wall_seconds": round(r["wall_seconds"], 1)} for r in records],
@@ -446,10 +502,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sepbook.results", description=__doc__.splitlines()[0])
     parser.add_argument("chapter", choices=sorted(RECIPES))
     parser.add_argument("--profile", default="book", choices=profiles.PROFILES)
-    parser.add_argument("--workers", type=int, default=2, help="worker processes, one thread each (default 2)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes, one thread each (default 2); not under torchrun, whose "
+                             "processes train each run together")
     args = parser.parse_args(argv)
+    if distributed.requested() and args.workers not in (None, 1):
+        parser.error(f"--workers: under torchrun (WORLD_SIZE={os.environ['WORLD_SIZE']}) the processes train "
+                     f"every run together; leave --workers out (got {args.workers})")
+    distributed.init()  # joins the other processes under torchrun; nothing otherwise
     out = produce(args.chapter, args.profile, args.workers)
-    print(f"wrote {out}; check it with: python -c \"from sepbook import results; results.load('{args.chapter}')\"")
+    if distributed.is_main():
+        print(f"wrote {out}; check it with: python -c \"from sepbook import results; "
+              f"results.load('{args.chapter}', '{args.profile}')\"")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ that alternates updates (critics and a separator, say) passes its own step and o
 part. Batches are a pure function of ``(seed, step)`` (see :func:`sepbook.datasets.step_batches`),
 and a checkpoint holds the model, every optimiser, the step, the history, the best model so far
 and the torch RNG state, so a run stopped at step *s* and resumed ends with exactly the weights of
-a run that never stopped.
+a run that never stopped. Started by ``torchrun`` as one of several processes, :func:`fit` trains
+with DistributedDataParallel, each process on its share of every global batch
+(see :mod:`sepbook.distributed`); alone, it never touches ``torch.distributed``.
 
 Chapter: foundations/first_separator
 """
@@ -22,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import torch
 
+from sepbook import distributed
 from sepbook.plot import LiveCurve
 
 LossFn = Callable[[torch.nn.Module, Mapping[str, torch.Tensor]], torch.Tensor]
@@ -30,11 +33,11 @@ ValidFn = Callable[[torch.nn.Module], Mapping[str, float]]
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
-    """``prefer`` if given, else CUDA, then Apple's MPS, then the CPU."""
+    """``prefer`` if given, else CUDA (``cuda:$LOCAL_RANK`` under torchrun), then MPS, then the CPU."""
     if prefer is not None:
         return torch.device(prefer)
     if torch.cuda.is_available():
-        return torch.device("cuda")
+        return distributed.local_device(torch.device("cuda"))
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
@@ -65,8 +68,12 @@ def new_history() -> dict[str, list]:
 def save_checkpoint(path: str | Path, model: torch.nn.Module,
                     optimizers: Mapping[str, torch.optim.Optimizer] | torch.optim.Optimizer | None,
                     step: int, history: Mapping[str, list], best: Mapping[str, Any] | None = None,
-                    scaler: torch.amp.GradScaler | None = None) -> Path:
-    """Write a checkpoint of plain tensors and numbers (loadable with ``weights_only=True``), atomically."""
+                    scaler: torch.amp.GradScaler | None = None,
+                    ranks: list[Mapping[str, torch.Tensor]] | None = None) -> Path:
+    """Write a checkpoint of plain tensors and numbers (loadable with ``weights_only=True``), atomically.
+
+    ``ranks``: under torchrun, every process's RNG state by rank (:func:`sepbook.distributed.rng_states`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(optimizers, torch.optim.Optimizer):
@@ -81,6 +88,11 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module,
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "scaler": scaler.state_dict() if scaler is not None else {},
     }
+    if ranks is not None:
+        state["ranks"] = list(ranks)
+        # each process keeps the state of its own GPU in ranks; reading all GPUs' from rank 0 would
+        # open a CUDA context on every one of them
+        state["cuda_rng"] = []
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)  # never leave a half-written checkpoint behind
@@ -211,56 +223,91 @@ def fit(
     so on a GPU without bfloat16 it runs in full precision.
     ``live`` redraws the loss curve at every validation in a live notebook (never in the static book).
     Any non-finite logged value stops training with ``FloatingPointError``.
+
+    Under ``torchrun`` (see :mod:`sepbook.distributed`) every process runs ``fit`` with the same
+    arguments: ``batches`` yields global batches, of which each process trains on its share, with
+    gradients averaged over the processes; logs are their mean; rank 0 validates, shows progress and
+    writes the checkpoint, which every process resumes from.
     """
     _check_fit_arguments(loss_fn, step_fn, optimizers, batches, steps, valid_every, keep_best)
+    parallel = distributed.init()  # False, and nothing done, outside torchrun
     device = pick_device(device) if not isinstance(device, torch.device) else device
+    device = distributed.local_device(device)
     amp = (device.type == "cuda") if amp is None else amp
     dtype = (autocast_dtype(device) or torch.bfloat16) if amp else None
     if dtype == torch.float16 and step_fn is not None:
         dtype = None
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     model.to(device)
-    if step_fn is None:
-        step_fn = supervised_step(loss_fn, grad_clip, scaler)
+    distributed.sync_batchnorm(model, device)
+    custom = step_fn is not None
+    if not custom:
         optimizers = {"model": torch.optim.Adam(model.parameters(), lr=lr)}
     history, start, best = new_history(), 0, {}
-    if checkpoint is not None and Path(checkpoint).is_file():
+    resume = checkpoint is not None and Path(checkpoint).is_file()
+    distributed.check_agreement(resume, f"whether checkpoint {checkpoint} exists")
+    if resume:
         state = load_checkpoint(checkpoint, model, optimizers, map_location=str(device))
         start, history, best = state["step"], state["history"], state["best"]
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if state.get("cuda_rng") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        if parallel:
+            distributed.restore_rng(state.get("ranks", []), state["torch_rng"], device, seed, start,
+                                    str(checkpoint))
+        else:
+            torch.set_rng_state(state["torch_rng"].cpu())
+            if state.get("cuda_rng") and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
     else:
-        torch.manual_seed(seed)
+        torch.manual_seed(distributed.rank_seed(seed))  # seed itself when alone
+    if not custom:
+        loss = distributed.wrap(model, loss_fn, device) if parallel else loss_fn
+        step_fn = supervised_step(loss, grad_clip, scaler)
+    elif parallel:
+        distributed.broadcast_state(model)  # DDP does this for the plain step above
+    main = distributed.is_main()
     end = min(steps, stop_after) if stop_after is not None else steps
-    bar = progress_bar(steps, start, progress, desc=label)
-    curve = LiveCurve(title=label) if live and progress else None
+    bar = progress_bar(steps, start, progress and main, desc=label)
+    curve = LiveCurve(title=label) if live and progress and main else None
     done = start
     model.train()
-    for step, batch in batches(start):
-        if step >= end:
-            break
-        with torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            logs = step_fn(model, optimizers, to_device(batch, device))
-        _log(history, step + 1, logs)
-        done = step + 1
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in list(logs.items())[:2]}, refresh=False)
-        if valid_fn is not None and (done % valid_every == 0 or done == steps):
-            best = _validate(model, valid_fn, history, done, keep_best, best)
-            if curve is not None:
-                curve.update(history)
-        if checkpoint is not None and checkpoint_every and done % checkpoint_every == 0:
-            save_checkpoint(checkpoint, model, optimizers, done, history, best, scaler)
+    with distributed.averaged_gradients(optimizers if custom else {}):
+        for step, batch in batches(start):
+            if step >= end:
+                break
+            batch = distributed.shard(batch)  # this process's share of the global batch (all when alone)
+            with torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16,
+                                enabled=dtype is not None):
+                logs = step_fn(model, optimizers, to_device(batch, device))
+            logs = distributed.mean_logs(logs)
+            _log(history, step + 1, logs)
+            done = step + 1
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in list(logs.items())[:2]}, refresh=False)
+            if valid_fn is not None and (done % valid_every == 0 or done == steps):
+                best = _validate(model, valid_fn, history, done, keep_best, best)
+                if curve is not None:
+                    curve.update(history)
+            if checkpoint is not None and checkpoint_every and done % checkpoint_every == 0:
+                _save(checkpoint, model, optimizers, done, history, best, scaler, device)
     bar.close()
     if checkpoint is not None:
-        save_checkpoint(checkpoint, model, optimizers, done, history, best, scaler)
+        _save(checkpoint, model, optimizers, done, history, best, scaler, device)
     if best and done == steps:
         model.load_state_dict(best["model"])
     model.eval()
     return history
+
+
+def _save(checkpoint, model, optimizers, done, history, best, scaler, device) -> None:
+    """Write the checkpoint: from rank 0 alone, with every process's RNG state, while the others wait."""
+    if not distributed.active():
+        save_checkpoint(checkpoint, model, optimizers, done, history, best, scaler)
+        return
+    ranks = distributed.rng_states(device)  # a collective: every process takes part
+    if distributed.is_main():
+        save_checkpoint(checkpoint, model, optimizers, done, history, best, scaler, ranks=ranks)
+    distributed.barrier()
 
 
 def _log(history: dict[str, list], step: int, logs: Mapping[str, float]) -> None:
@@ -276,7 +323,8 @@ def _log(history: dict[str, list], step: int, logs: Mapping[str, float]) -> None
 def _validate(model, valid_fn, history, done, keep_best, best) -> dict:
     model.eval()
     with torch.no_grad():
-        metrics = {k: float(v) for k, v in valid_fn(model).items()}
+        # rank 0 validates and tells the others, so every process keeps the same best weights
+        metrics = distributed.from_main(lambda: {k: float(v) for k, v in valid_fn(model).items()})
     model.train()
     history["valid_step"].append(done)
     history["valid"].append(metrics)

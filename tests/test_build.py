@@ -1,0 +1,91 @@
+"""The build: `jupyter-book build .` builds what `make book` builds, and the execution cache."""
+import os
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+import yaml
+
+from sepbook import book, prebuild, sphinxext
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_ecosystems_build_command_gets_the_same_settings_as_make_book():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert "sepbook.sphinxext" in config["sphinx"]["extra_extensions"]
+    assert config["execute"]["execute_notebooks"] == "cache"
+    assert not config["execute"]["cache"].startswith("_build"), "make clean must keep the cache"
+    recipe = re.search(r"^book:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert book.STATIC_ENV not in recipe, "the static switch belongs to the build, not to the Makefile"
+    assert "SEPBOOK_EXECUTE=force" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_extension_makes_players_static_and_lets_ci_force_execution(monkeypatch):
+    monkeypatch.delenv(book.STATIC_ENV, raising=False)
+    hooks = []
+    sphinxext.setup(SimpleNamespace(connect=lambda event, fn: hooks.append((event, fn))))
+    assert book.static_build()
+    (event, hook), = hooks
+    config = SimpleNamespace(nb_execution_mode="cache", nb_execution_cache_path=".jupyter_cache")
+    monkeypatch.delenv(sphinxext.EXECUTE_ENV, raising=False)
+    app = SimpleNamespace(srcdir="/books/sepbook")
+    hook(app, config)
+    assert config.nb_execution_mode == "cache"
+    assert config.nb_execution_cache_path == "/books/sepbook/.jupyter_cache"
+    monkeypatch.setenv(sphinxext.EXECUTE_ENV, "force")
+    hook(app, config)
+    assert config.nb_execution_mode == "force"
+    monkeypatch.setenv(sphinxext.EXECUTE_ENV, "sometimes")
+    with pytest.raises(ValueError, match="SEPBOOK_EXECUTE.*'sometimes'"):
+        hook(app, config)
+
+
+def _book(root: Path, code: str) -> Path:
+    (root / "_config.yml").write_text("execute:\n  execute_notebooks: cache\n  cache: .jupyter_cache\n"
+                                      "  timeout: 60\n")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nparts:\n  - caption: A\n"
+                                   "    chapters:\n      - file: chapters/a/page\n")
+    (root / "sepbook").mkdir(exist_ok=True)
+    (root / "sepbook" / "x.py").write_text("X = 1\n")
+    path = root / "chapters" / "a" / "page.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_prebuild_executes_only_what_changed(tmp_path, monkeypatch):
+    pytest.importorskip("jupyter_cache", reason="the book's build tools (jupyter-book) are not installed")
+    monkeypatch.delenv(sphinxext.EXECUTE_ENV, raising=False)
+    lines = []
+    _book(tmp_path, "print(6 * 7)")
+    assert list(prebuild.prebuild(1, tmp_path, lines.append)) == ["chapters/a/page.ipynb"]
+    assert prebuild.prebuild(1, tmp_path, lines.append) == {}
+    assert "all 1 notebooks are cached" in lines[-1]
+    _book(tmp_path, "print(6 * 7)\n# a comment is code too")
+    assert list(prebuild.prebuild(1, tmp_path, lines.append)) == ["chapters/a/page.ipynb"]
+    (tmp_path / "sepbook" / "x.py").write_text("X = 2\n")  # the package changed: everything again
+    assert list(prebuild.prebuild(1, tmp_path, lines.append)) == ["chapters/a/page.ipynb"]
+    assert any("cleared" in line for line in lines)
+    monkeypatch.setenv(sphinxext.EXECUTE_ENV, "force")
+    assert prebuild.prebuild(1, tmp_path, lines.append) == {}
+
+
+def test_a_failing_notebook_is_named(tmp_path, monkeypatch):
+    pytest.importorskip("jupyter_cache", reason="the book's build tools (jupyter-book) are not installed")
+    monkeypatch.delenv(sphinxext.EXECUTE_ENV, raising=False)
+    _book(tmp_path, "raise ValueError('broken page')")
+    with pytest.raises(RuntimeError, match="chapters/a/page.ipynb.*\n.*broken page|broken page"):
+        prebuild.prebuild(1, tmp_path, lambda line: None)
+
+
+def test_the_digest_follows_the_profile(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEPBOOK_PROFILE", "tiny")
+    tiny = prebuild.digest(tmp_path)
+    monkeypatch.setenv("SEPBOOK_PROFILE", "book")
+    assert prebuild.digest(tmp_path) != tiny
+    assert os.environ["SEPBOOK_PROFILE"] == "book"
