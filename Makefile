@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: book test data setup ffmpeg clean clean-cache benchmarks results student
+.PHONY: book test data setup ffmpeg clean clean-cache benchmarks results student verify
 
 # Notebooks whose code is unchanged come from .jupyter_cache/; the others execute first, one per core.
 book: setup data
@@ -48,6 +48,12 @@ ffmpeg:
 results: setup
 	@test -n "$(CHAPTER)" || { echo "name the chapter: make results CHAPTER=foundations (or adversarial)" >&2; exit 1; }
 	$(PY) -m sepbook.results $(CHAPTER)
+
+# Every committed number re-derived: every committed checkpoint on every test song, then a random
+# sample of runs trained again from scratch (sepbook/verify.py). VERIFY_FLAGS="--seed N" replays a draw.
+VERIFY_FLAGS ?=
+verify: setup data
+	$(PY) -m sepbook.verify $(VERIFY_FLAGS)
 
 # Student editions of every chapter with exercises: solutions replaced by stubs, outputs cleared.
 # Grade them with: $(PY) -m sepbook.grade FOLDER --csv marks.csv

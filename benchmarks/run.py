@@ -96,6 +96,24 @@ def measure_reproduce(chapter: str = "adversarial", variant: str = "V", seed: in
             f"(target 0.05 dB)", "ratio": worst / 0.05}
 
 
+def measure_verify() -> dict:
+    """``make verify`` (``python -m sepbook.verify``): its wall time against its 10-minute budget, and how
+    many committed rows it re-derived."""
+    out = Path(tempfile.mkdtemp()) / "verify.json"
+    took = _timed([sys.executable, "-m", "sepbook.verify", "--json", str(out)])
+    found = json.loads(out.read_text())
+    shutil.rmtree(out.parent, ignore_errors=True)
+    chapters = found["chapters"]
+    rows = sum(c["rows"] for c in chapters)
+    covered = {c["chapter"]: c["from_checkpoints"] + c["reference"] + c["from_retraining"] for c in chapters}
+    parts = "; ".join(f"{c['chapter']} {covered[c['chapter']]}/{c['rows']}" for c in chapters)
+    retrained = sum(len(c["retrained"]) for c in chapters)
+    return {"what": f"make verify: every committed checkpoint on every test song, {retrained} runs retrained "
+                    f"(draw {found['seed']})",
+            "seconds": took, "reference": f"budget 600 s; rows re-derived {sum(covered.values())} of {rows} "
+            f"({parts})", "ratio": took / 600.0}
+
+
 #: Book training budgets in seconds: an hour per chapter, except where its issue set another.
 TRAINING_BUDGETS = {"transfer": 5400.0}
 
@@ -221,7 +239,7 @@ def measure_ci() -> dict:
     took = _timed([str(clone / ".ci" / "run")], cwd=clone)
     shutil.rmtree(clone.parent, ignore_errors=True)
     return {"what": ".ci/run on a fresh clone (set-up, make book with warnings as errors, make test, "
-                    "Colab check, nbgrader check)",
+                    "make verify, Colab check, nbgrader check)",
             "seconds": took, "budget_s": 2700.0, "ratio": took / 2700.0}
 
 
@@ -288,14 +306,15 @@ def write_results(results: dict) -> None:
 
 
 def main(argv: list[str]) -> None:
-    wanted = argv or ["setup", "tests", "book", "synth", "threads", "quality", "times", "reproduce", "ci", "speed"]
+    wanted = argv or ["setup", "tests", "book", "synth", "threads", "quality", "times", "reproduce", "verify", "ci",
+                      "speed"]
     results = json.loads(RAW.read_text()) if RAW.is_file() else {"measurements": {}}
     results["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["machine"] = machine()
     profile = os.environ.get("SEPBOOK_PROFILE", "tiny")
     jobs = {"setup": measure_setup, "tests": measure_tests, "book": measure_book, "synth": measure_synth,
             "threads": measure_threads, "quality": lambda: measure_quality(profile),
-            "times": measure_training_times, "reproduce": measure_reproduce, "ci": measure_ci,
+            "times": measure_training_times, "reproduce": measure_reproduce, "verify": measure_verify, "ci": measure_ci,
             "speed": measure_speed}
     unknown = set(wanted) - set(jobs)
     if unknown:

@@ -7,8 +7,9 @@ text-only edit rebuilds without executing anything. jupyter-book 1 executes the 
 not cached one after the other; this module executes them first, one per CPU core, each on one
 thread (:func:`sepbook.book.setup`), heaviest first, and the build then finds them all cached.
 
-The cache knows a notebook only by its code, not by the package it imports or the profile it runs
-in, so a change to either (:func:`digest`) clears the whole cache. CI sets
+The cache knows a notebook only by its code, not by the package it imports, the profile it runs
+in or the committed results it reads and re-checks, so a change to any of them (:func:`digest`)
+clears the whole cache: a cached page never shows results it did not check. CI sets
 ``SEPBOOK_EXECUTE=force`` (:mod:`sepbook.sphinxext`): every notebook executes inside the build and
 this module does nothing.
 
@@ -37,9 +38,12 @@ def settings(root: Path = ROOT) -> dict:
 
 
 def digest(root: Path = ROOT) -> str:
-    """A hash of what notebook outputs depend on besides their own code: the package and the profile."""
+    """A hash of what notebook outputs depend on besides their own code: the package, the profile and
+    the committed results (``chapters/*/results/``)."""
     h = hashlib.sha256(profiles.current().encode())
-    for path in sorted((root / "sepbook").rglob("*.py")) + [root / "requirements.lock", root / "pyproject.toml"]:
+    committed = sorted(p for p in (root / "chapters").glob("*/results/**/*") if p.is_file())
+    for path in sorted((root / "sepbook").rglob("*.py")) + committed + [root / "requirements.lock",
+                                                                          root / "pyproject.toml"]:
         if path.is_file():
             h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()

@@ -71,7 +71,7 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
             unet_base=8, unet_depth=3, critic_base=16, critic_strided_layers=3, critic_frequency_layers=1,
             critic_hidden=32, batch_size=16, steps=1000, lr=5e-4, critic_lr=5e-4, n_critic=2, gp_weight=10.0,
             alpha_V=0.01, alpha_VA=0.001, valid_every=100, patience=None, eval_window=None,
-            seeds=(0, 1, 2), ablation_seeds=(0,), scarce_fraction=0.25,
+            seeds=(0, 1, 2), ablation_seeds=(0, 1, 2), scarce_fraction=0.25,
         ),
         "paper": dict(
             dataset="dsd100+medleydb+ccmixter+ikala", sr=8192, n_fft=512, hop=256, frames=64, song_seconds=None,

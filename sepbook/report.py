@@ -1,5 +1,6 @@
 """From result rows to what a chapter reports: means and spread over seeds, the paper's table
-layout with the paper's numbers beside ours, gains over a baseline, and verdict sentences.
+layout with the paper's numbers beside ours, gains over a baseline, and sentences that describe them
+(the verdicts on papers' claims are :mod:`sepbook.claims`').
 
 Every chapter's ``evaluate`` returns rows with the same columns, :data:`COLUMNS`: one row per
 (variant, seed, song, source, metric) with its ``value``; ``domain`` says where the song comes
@@ -107,28 +108,22 @@ def gains(rows, variant: str, baseline: str, by: Sequence[str] = ()):
     return groups.agg(mean="mean", std=_spread, wins=lambda v: int((v > 0).sum()), seeds="count")
 
 
-def verdict(gain: Mapping[str, float], variant: str, baseline: str, what: str, where: str, profile: str,
-            unit: str = " dB", digits: int = 2) -> str:
-    """One honest sentence, built from a row of :func:`gains`, on whether ``variant`` beats ``baseline``."""
+def describe(gain: Mapping[str, float], variant: str, baseline: str, what: str, where: str, profile: str,
+             unit: str = " dB", digits: int = 2) -> str:
+    """One sentence, built from a row of :func:`gains`, on how far ``variant`` lies from ``baseline``.
+
+    It describes, it does not decide: whether a paper's claim reproduced is decided by
+    :func:`sepbook.claims.judge` alone, and shown in each chapter's "What reproduced".
+    """
     mean, std, wins, seeds = gain["mean"], gain["std"], int(gain["wins"]), int(gain["seeds"])
     if not math.isfinite(mean):
         return f"In the {profile} profile there are no {what} scores for {variant} {where}."
-    if abs(mean) < 0.005:
-        claim = f"{variant} and the {baseline} score the same {where}"
-    elif mean > 0 and wins == seeds:
-        claim = f"{variant} beats the {baseline} {where}" + (" in every seed" if seeds > 1 else "")
-    elif mean > 0:
-        claim = f"{variant} beats the {baseline} {where} on average, but not in every seed"
-    elif wins > 0:
-        claim = f"{variant} does not beat the {baseline} {where} on average (it wins in some seeds only)"
-    else:
-        claim = f"{variant} does not beat the {baseline} {where}"
     if seeds > 1:
-        spread = f"mean over {seeds} seeds, std {std:.{digits}f}{unit}; better in {wins} of {seeds}"
-        noise = " — within the seed-to-seed spread" if abs(mean) <= std else ""
+        spread = f"mean over {seeds} seeds, std {std:.{digits}f}{unit}; higher in {wins} of {seeds}"
     else:
-        spread, noise = "one seed only, so no spread to judge it by", ""
-    return f"In the {profile} profile, {claim}: {mean:+.{digits}f}{unit} {what} ({spread}){noise}."
+        spread = "one seed only"
+    return (f"In the {profile} profile, {variant} minus the {baseline} {where}: {mean:+.{digits}f}{unit} {what} "
+            f"({spread}).")
 
 
 def _spread(values) -> float:

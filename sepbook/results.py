@@ -6,9 +6,11 @@ processes of one thread each, evaluates them, and writes ``chapters/CHAPTER/resu
 
 - ``metrics.csv``: one row per (variant, seed, song, domain, source, metric, value);
 - ``manifest.json``: the command, the commit, the settings and their hash, package versions, the
-  machine, the wall time of every run and of the whole, the date;
+  machine, the date, and for every run its wall time, the commit it was trained at and a digest of
+  the package code that trained it (:func:`code_digest`);
 - ``histories.json``: every run's training curve (every tenth step) and validation scores;
-- ``checkpoints/VARIANT-seedS.pt``: the seed-0 models the page draws and plays, as float16 state dicts.
+- ``checkpoints/VARIANT-seedS.pt``: every run's model as a float16 state dict (only the seed-0 models
+  the page draws and plays in a chapter of very many runs; :func:`kept_checkpoints`).
 
 An interrupted command resumes: finished runs are kept (``data/generated/runs/``) and a run cut
 short continues from its own training checkpoint. Committed weights are rounded to float16
@@ -19,9 +21,10 @@ On many GPUs, ``torchrun --nproc_per_node=N -m sepbook.results CHAPTER --profile
 same runs one after another, each by all N processes together (:mod:`sepbook.distributed`: every
 step's batch of ``batch_size`` items is split over them); rank 0 evaluates and writes the results.
 
-:func:`load` reads the results for a page and, with ``check=True``, separates a few test songs
-again with the committed checkpoints and stops with :class:`ResultsMismatch` if they no longer
-give the numbers in ``metrics.csv``.
+:func:`load` reads the results for a page and, with ``check=True``, separates its first test songs
+again with every committed checkpoint and stops with :class:`ResultsMismatch` if they no longer
+give the numbers in ``metrics.csv``; :mod:`sepbook.verify` (``make verify``) does so on every test
+song and retrains a sample of runs.
 
 Chapter: preface
 """
@@ -198,6 +201,7 @@ def train_one(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path) -
                 default=0.0)
     torch.save(weights, scratch / f"{name}.weights.pt")
     record = {"variant": variant, "seed": seed, "rows": rows, "train_seconds": trained,
+              "commit": _commit(), "code_digest": code_digest(),
               "wall_seconds": time.perf_counter() - started, "float16_drift_db": drift,
               "history": _thin(history)}
     _write_atomically(scratch / f"{name}.json", json.dumps(record))  # last: its presence means "done"
@@ -341,8 +345,7 @@ def write(chapter: str, cfg: dict, scratch: Path, out: Path, session_seconds: fl
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     for old in (out / "checkpoints").glob("*.pt"):
         old.unlink()
-    for variant in module.VARIANTS:  # seed 0 of every compared system: what the page draws and plays
-        name = f"{variant}-seed{cfg['seeds'][0]}"
+    for name in kept_checkpoints(module, cfg, records):
         shutil.copyfile(scratch / f"{name}.weights.pt", out / "checkpoints" / f"{name}.pt")
     with open(out / "metrics.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=["variant", "seed", "song", "domain", "source", "metric", "value"])
@@ -368,7 +371,8 @@ def write(chapter: str, cfg: dict, scratch: Path, out: Path, session_seconds: fl
         "versions": _versions(), "machine": machine,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": [{"variant": r["variant"], "seed": r["seed"], "train_seconds": round(r["train_seconds"], 1),
-                  "wall_seconds": round(r["wall_seconds"], 1)} for r in records],
+                  "wall_seconds": round(r["wall_seconds"], 1), "commit": r.get("commit", "not recorded"),
+                  "code_digest": r.get("code_digest", "not recorded")} for r in records],
         "total_run_seconds": round(sum(r["wall_seconds"] for r in records), 1),
         "wall_seconds_last_session": round(session_seconds, 1),
         "float16_storage_max_drift_db": max(r["float16_drift_db"] for r in records),
@@ -376,6 +380,32 @@ def write(chapter: str, cfg: dict, scratch: Path, out: Path, session_seconds: fl
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return out
+
+
+#: A chapter with at most this many runs commits every run's checkpoint (every seed, every ablation),
+#: so that :mod:`sepbook.verify` can re-derive each of its rows; a larger one (transfer's hundreds of
+#: fine-tunes) commits seed 0 of its compared systems, and its other rows are covered by retraining.
+ALL_CHECKPOINTS_UP_TO_RUNS = 40
+
+
+def kept_checkpoints(module: ModuleType, cfg: dict, records: list[dict]) -> list[str]:
+    """The runs (``VARIANT-seedS``) whose float16 weights go into the committed ``checkpoints/``: seed 0 of
+    the systems the page shows, and every run that scores rows unless the chapter has very many."""
+    shown = [f"{variant}-seed{cfg['seeds'][0]}" for variant in module.VARIANTS]  # what the page draws and plays
+    if len(records) > ALL_CHECKPOINTS_UP_TO_RUNS:
+        return shown
+    scored = [f"{r['variant']}-seed{r['seed']}" for r in records if r["rows"]]
+    return scored + [name for name in shown if name not in scored]
+
+
+def code_digest() -> str:
+    """A SHA-256 of the package's source (every ``sepbook/**/*.py``, by path and content): the code that
+    trained a run, whatever the commit says about uncommitted changes."""
+    digest = hashlib.sha256()
+    package = ROOT / "sepbook"
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def _commit() -> str:
@@ -393,7 +423,8 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
-    for name in ("sepbook", "torch", "numpy", "scipy", "museval", "librosa"):
+    for name in ("sepbook", "torch", "numpy", "scipy", "museval", "mir_eval", "librosa", "soxr", "musdb",
+                 "pandas", "pretty_midi"):
         try:
             found[name] = version(name)
         except PackageNotFoundError:
@@ -416,6 +447,8 @@ class BookResults:
     histories: dict
     models: dict
     largest_difference: float | None = None
+    checked: dict | None = None
+    folder: Path | None = None
 
     def data(self):
         """The recipe's data at these results' settings (built once per process)."""
@@ -432,6 +465,18 @@ class BookResults:
             _DATA[key] = module.test_tracks(self.cfg)
         return _DATA[key]
 
+    def check_sentence(self) -> str:
+        """What the last :func:`verify` compared, in one sentence for the page."""
+        c = self.checked
+        if c is None:
+            return "These results were not re-checked in this build."
+        seeds = sorted({s for _, s in self.models})
+        models = "committed checkpoint" if c["checkpoints"] == 1 else f"{c['checkpoints']} committed checkpoints"
+        return (f"the {models} (seeds {', '.join(map(str, seeds))}) separated "
+                f"{c['songs']} of the {c['of_songs']} test songs again, and all {c['rows']} of their rows on those "
+                f"songs matched metrics.csv (largest difference {c['worst']:.3f} dB, tolerance {TOLERANCE_DB} dB); "
+                f"`make verify` re-derives the other rows of the {c['of_rows']}")
+
     def provenance(self) -> str:
         """Where these numbers come from, in one sentence for the page."""
         m, machine = self.manifest, self.manifest["machine"]
@@ -444,7 +489,7 @@ class BookResults:
                 f"commit {m['commit'][:10]}")
 
 
-def load(chapter: str, profile: str = "book", check: bool = True, songs: int = 2,
+def load(chapter: str, profile: str = "book", check: bool = True, songs: int | None = 2,
          folder: Path | None = None) -> BookResults:
     """Read ``chapter``'s committed results; with ``check``, verify them against their checkpoints."""
     import pandas as pd
@@ -468,34 +513,80 @@ def load(chapter: str, profile: str = "book", check: bool = True, songs: int = 2
         variant, seed = path.stem.rsplit("-seed", 1)
         weights = torch.load(path, map_location="cpu", weights_only=True)
         models[(variant, int(seed))] = load_half(module.build(cfg, variant), weights)
-    results = BookResults(chapter, cfg, rows, manifest, histories, models)
+    results = BookResults(chapter, cfg, rows, manifest, histories, models, folder=folder)
     if check:
         results.largest_difference = verify(results, songs)
     return results
 
 
-def verify(results: BookResults, songs: int = 2) -> float:
-    """Separate the first ``songs`` test songs with every committed model; raise :class:`ResultsMismatch`
-    if any score differs from ``metrics.csv`` by more than :data:`TOLERANCE_DB`. -> the largest difference."""
+def verify(results: BookResults, songs: int | None = 2) -> float:
+    """Separate the first ``songs`` test songs (every one with ``None``) with every committed model and
+    compare each of those models' rows on those songs with ``metrics.csv`` (:func:`compare`).
+
+    Raises :class:`ResultsMismatch` on any difference. Records what it checked in
+    ``results.checked`` (:meth:`BookResults.check_sentence`). -> the largest difference (dB).
+    """
     module = recipe(results.chapter)
-    tracks = results.test_tracks()[:songs]
+    check_checkpoints(results)
+    tracks = results.test_tracks() if songs is None else results.test_tracks()[:songs]
     fresh = module.evaluate(results.cfg, results.models, tracks)
-    committed = results.rows.set_index(["variant", "seed", "song", "source", "metric"])["value"]
-    worst = 0.0
-    for row in fresh:
-        key = (row["variant"], row["seed"], row["song"], row["source"], row["metric"])
-        if key not in committed.index:
-            raise ResultsMismatch(f"{results.chapter}: metrics.csv has no row for {key}; the test songs changed. "
-                                  f"Regenerate the results with `{command(results.chapter)}`")
-        old = float(committed.loc[key])
-        if math.isnan(old) and math.isnan(row["value"]):
-            continue
-        worst = max(worst, abs(old - row["value"]))
-    if not worst <= TOLERANCE_DB:
-        raise ResultsMismatch(f"{results.chapter}: the committed checkpoints score up to {worst:.3f} dB away from "
-                              f"metrics.csv (tolerance {TOLERANCE_DB} dB); the code changed since the results were made. "
-                              f"Regenerate them with `{command(results.chapter)}`")
+    expected = results.rows[results.rows["song"].isin({t.name for t in tracks})
+                            & results.rows.set_index(["variant", "seed"]).index.isin(list(results.models))]
+    worst, compared = compare(results.chapter, expected, fresh)
+    results.checked = {"rows": compared, "songs": len(tracks), "of_songs": len(results.test_tracks()),
+                       "checkpoints": len(results.models), "of_rows": len(results.rows), "worst": worst}
     return worst
+
+
+def compare(chapter: str, expected, fresh: list[dict]) -> tuple[float, int]:
+    """Compare committed rows ``expected`` (a DataFrame) with freshly computed ``fresh`` rows, one to one.
+
+    A row on one side only, a NaN against a number, or a difference above :data:`TOLERANCE_DB`
+    raises :class:`ResultsMismatch` naming the row. -> (largest difference, rows compared).
+    """
+    key = ["variant", "seed", "song", "source", "metric"]
+    committed = {tuple(_plain_key(v) for v in k): float(value)
+                 for k, value in zip(expected[key].itertuples(index=False, name=None), expected["value"])}
+    redo = f"Regenerate the results with `{command(chapter)}`"
+    worst = 0.0
+    seen = set()
+    for row in fresh:
+        k = tuple(_plain_key(row[c]) for c in key)
+        seen.add(k)
+        if k not in committed:
+            raise ResultsMismatch(f"{chapter}: metrics.csv has no row for {k}; the test songs changed. {redo}")
+        old, new = committed[k], float(row["value"])
+        if math.isnan(old) and math.isnan(new):
+            continue
+        if math.isnan(old) != math.isnan(new):
+            raise ResultsMismatch(f"{chapter}: {k} is {old} in metrics.csv but {new} when computed again. {redo}")
+        worst = max(worst, abs(old - new))
+        if not abs(old - new) <= TOLERANCE_DB:
+            raise ResultsMismatch(f"{chapter}: {k} is {old:.4f} in metrics.csv but {new:.4f} when computed again "
+                                  f"(tolerance {TOLERANCE_DB} dB); the code changed since the results were made. {redo}")
+    missing = set(committed) - seen
+    if missing:
+        raise ResultsMismatch(f"{chapter}: {len(missing)} rows of metrics.csv, such as {sorted(missing)[0]}, were not "
+                              f"computed again: the recipe no longer scores them. {redo}")
+    return worst, len(seen)
+
+
+def _plain_key(value):
+    """Seeds as ints (pandas reads them as floats) and a missing seed as None, everything else as is."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else int(value) if value.is_integer() else value
+    return value
+
+
+def check_checkpoints(results: BookResults) -> None:
+    """The checkpoints folder must hold exactly the checkpoints the manifest lists."""
+    listed = set(results.manifest.get("checkpoints", []))
+    present = {f"{v}-seed{s}.pt" for v, s in results.models}
+    if listed != present:
+        missing, extra = sorted(listed - present), sorted(present - listed)
+        raise ResultsMismatch(f"{results.chapter}: the checkpoints folder does not match manifest.json "
+                              f"(missing: {missing or 'none'}; not in the manifest: {extra or 'none'}). "
+                              f"Regenerate the results with `{command(results.chapter)}`")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -89,3 +89,16 @@ def test_the_digest_follows_the_profile(monkeypatch, tmp_path):
     monkeypatch.setenv("SEPBOOK_PROFILE", "book")
     assert prebuild.digest(tmp_path) != tiny
     assert os.environ["SEPBOOK_PROFILE"] == "book"
+
+
+def test_the_digest_follows_the_committed_results(tmp_path):
+    """A cached page re-checks and shows committed results: changing them must execute it again."""
+    folder = tmp_path / "chapters" / "a" / "results" / "book"
+    folder.mkdir(parents=True)
+    (folder / "metrics.csv").write_text("variant,value\nV,1.0\n")
+    before = prebuild.digest(tmp_path)
+    (folder / "metrics.csv").write_text("variant,value\nV,1.5\n")
+    assert prebuild.digest(tmp_path) != before
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints" / "V-seed1.pt").write_bytes(b"weights")
+    assert prebuild.digest(tmp_path) != before

@@ -315,11 +315,11 @@ def test_gains_and_verdict_follow_the_numbers(cfg):
     assert gains.loc[("DSD100", "SDR V."), "mean"] == pytest.approx(0.0)
     assert gains.loc[("Test set", "SDR V."), "mean"] == pytest.approx(0.75)  # 3 of 4 domains gain 1 dB
     assert gains.loc[("iKala", "SAR Inst."), "wins"] == 3
-    assert "V beats the baseline outside the supervised domain in every seed" in evaluation.verdict(
+    assert "V minus the baseline outside the supervised domain: +1.00 dB" in evaluation.describe(
         cfg, fake_rows(gain=1.0), "V", "book")
-    assert "does not beat the baseline outside the supervised domain" in evaluation.verdict(
+    assert "V minus the baseline outside the supervised domain: -1.00 dB" in evaluation.describe(
         cfg, fake_rows(gain=-1.0), "V", "book")
-    assert "on the DSD100 songs" in evaluation.verdict(cfg, fake_rows(), "VA", "tiny", subset="DSD100")
+    assert "on the DSD100 songs" in evaluation.describe(cfg, fake_rows(), "VA", "tiny", subset="DSD100")
 
 
 def test_gains_table_puts_the_papers_gain_beside_ours(cfg):

@@ -156,10 +156,12 @@ def test_tables_put_the_papers_numbers_beside_ours(cfg):
 
 
 def test_versus_and_verdicts_follow_the_numbers(cfg):
-    assert "beats the input mixture" in evaluation.versus(cfg, _rows(), "classifier baseline", "input mixture", "tiny")
-    assert "does not beat" in evaluation.versus(cfg, _rows(), "classifier baseline", "supervised", "tiny")
-    sentences = evaluation.transcription_verdicts(cfg, [r for r in _rows()], "tiny")
-    assert "fine-tune beats the pre-trained transcriptor" in sentences[0]
+    ahead = evaluation.versus(cfg, _rows(), "classifier baseline", "input mixture", "tiny")
+    behind = evaluation.versus(cfg, _rows(), "classifier baseline", "supervised", "tiny")
+    assert "classifier baseline minus the input mixture" in ahead and ": +" in ahead
+    assert "classifier baseline minus the supervised" in behind and ": -" in behind
+    sentences = evaluation.transcription_differences(cfg, [r for r in _rows()], "tiny")
+    assert "fine-tune minus the pre-trained transcriptor" in sentences[0]
     assert "+0.100" in sentences[0]
 
 

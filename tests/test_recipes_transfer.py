@@ -204,7 +204,7 @@ def test_tables_and_claims_read_the_rows():
     table2 = evaluation.mask_minus_whole_table(rows, cfg, "tiny")
     assert float(table2.loc[("none", "slakh"), ("dagstuhl", "ours (tiny)")].split()[0]) == pytest.approx(-1, abs=0.01)
     assert table2.loc[("none", "slakh"), ("dagstuhl", "paper")] == "-1.76"
-    said = evaluation.claims(rows, cfg, "tiny")
+    said = evaluation.in_words(rows, cfg, "tiny")
     assert said["H1"].startswith("In the tiny profile, 2 of 2 pre-trained")
     assert "median of +1.00 dB" in said["H2"] and "2 of them are significant" in said["H2"]
     assert "below the whole-model in 4 of 4" in said["R2"]

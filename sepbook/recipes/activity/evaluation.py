@@ -9,7 +9,6 @@ Chapter: activity/activity_aware
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -17,9 +16,8 @@ import torch
 
 from sepbook import metrics, report
 from sepbook.activity import activity_weights, weight_masks
-from sepbook.glance import Claim, difference, direction, share
 from sepbook.masks import oracle_separation
-from sepbook.recipes.activity.data import DATASETS, TITLES, n_bins
+from sepbook.recipes.activity.data import n_bins
 from sepbook.recipes.activity.training import VARIANTS, masks_and_logits
 from sepbook.recipes.adversarial.spectrograms import front_end
 from sepbook.tracks import Track
@@ -222,7 +220,7 @@ def gain_rows(rows, variant: str = "IASS", baseline: str = "BLSTM"):
     return gain.assign(silent=silent.reindex(gain.index).to_numpy())
 
 
-def claims(rows, dataset: str, profile: str) -> dict[str, str]:
+def side_by_side(rows, dataset: str, profile: str) -> dict[str, str]:
     """For every instrument of ``dataset``: the paper's finding, then whether ours agrees (IASS
     against the BLSTM), in one sentence."""
     gain = gain_rows(rows, "IASS", "BLSTM")
@@ -230,7 +228,7 @@ def claims(rows, dataset: str, profile: str) -> dict[str, str]:
     sentences = {}
     for name, finding in PAPER[dataset].items():
         g = gain.loc[(dataset, name)] if (dataset, name) in gain.index else nothing
-        ours = report.verdict(g, "IASS", "BLSTM", "SDR", f"on {name.replace('_', ' ')}", profile)
+        ours = report.describe(g, "IASS", "BLSTM", "SDR", f"on {name.replace('_', ' ')}", profile)
         sentences[name] = f"Paper: {finding}. Ours: {ours}"
     return sentences
 
@@ -297,51 +295,3 @@ def conclusion(rows, profile: str) -> str:
             f"weighting helps on {helped} of {n}; averaged over instruments, the network without weighting "
             f"gains {network:+.2f} dB over the BLSTM and the weighting adds {weighting['mean'].mean():+.2f} dB. "
             f"At this size the lead comes {source}.")
-
-
-#: The chapter's page, as ``_toc.yml`` names it, and the section that shows each set's results.
-PAGE = "chapters/activity/activity_aware"
-SECTIONS = {"musdb": "Figure 3: the MUSDB-layout set", "medley": "Figure 4: the MedleyDB-like set"}
-#: The paper's findings for IASS against Open-Unmix: the sign of the difference, and in words.
-FINDINGS = {"IASS better": (1, "IASS better than Open-Unmix"), "equal": (0, "IASS and Open-Unmix equal"),
-            "slightly worse": (-1, "IASS slightly worse than Open-Unmix")}
-
-
-def headline(book) -> list[Claim]:
-    """The paper's findings beside the committed results ``book`` (a
-    :class:`sepbook.results.BookResults`), for the results-at-a-glance page.
-
-    One claim per instrument and set: the paper's direction for IASS against Open-Unmix, judged
-    on our IASS against the BLSTM by :func:`sepbook.glance.direction` (SDR difference per seed,
-    from :func:`gain_rows`). Then the paper's observation that both systems separate drums, bass and
-    vocals better than the guitars and piano, judged by :func:`sepbook.glance.share` over the two
-    systems (:func:`difficulty_check`).
-    """
-    gain = gain_rows(book.rows, "IASS", "BLSTM")
-    claims_ = []
-    for dataset in DATASETS:
-        figure = SECTIONS[dataset].split(":")[0]
-        for name, finding in PAPER[dataset].items():
-            if (dataset, name) in gain.index:
-                g = gain.loc[(dataset, name)]
-                mean, std, seeds = float(g["mean"]), float(g["std"]), int(g["seeds"])
-            else:
-                mean, std, seeds = math.nan, math.nan, 0
-            expected, said = FINDINGS[finding]
-            instrument = "the other stem" if name == "other" else name.replace("_", " ")
-            words = {1: f"IASS separates {instrument} better than its baseline",
-                     0: f"IASS and its baseline separate {instrument} equally well",
-                     -1: f"IASS separates {instrument} slightly worse than its baseline"}[expected]
-            claims_.append(Claim(
-                "activity", f"{words} ({TITLES[dataset]})", f"{said} ({figure}; no number given)",
-                f"IASS − BLSTM: {difference(mean, std, seeds, ' dB SDR')}", direction(mean, std, seeds, expected),
-                PAGE, SECTIONS[dataset]))
-    found = difficulty_check(book.rows)
-    parts = "; ".join(f"{system} {f['lowest']:.2f} against {f['highest']:.2f} dB" for system, f in found.items())
-    claims_.append(Claim(
-        "activity", "Both systems separate drums, bass and vocals better than the guitars and piano "
-                    f"({TITLES['medley']})",
-        "holds for IASS and Open-Unmix (Fig. 4)",
-        f"lowest of the first against highest of the second, mean over seeds: {parts}",
-        share(sum(f["holds"] for f in found.values()), len(found)), PAGE, SECTIONS["medley"]))
-    return claims_

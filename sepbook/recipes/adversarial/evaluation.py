@@ -11,11 +11,9 @@ import torch
 
 from sepbook import metrics, report
 from sepbook.banks import in_excerpts
-from sepbook.glance import Claim, difference, direction
 from sepbook.losses.adversarial import inverse_log_magnitude, log_magnitude
 from sepbook.recipes.adversarial.data import PAPER_ROLES, SOURCES
 from sepbook.recipes.adversarial.spectrograms import front_end, n_bins
-from sepbook.recipes.adversarial.training import VARIANTS
 from sepbook.tracks import Track
 
 #: The paper's table rows: (label, metric, source).
@@ -178,63 +176,11 @@ def gain(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], variant: str
     return table.loc[(subset, row)] if (subset, row) in table.index else None
 
 
-def verdict(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], variant: str, profile: str,
+def describe(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], variant: str, profile: str,
             row: str = "SDR V.", subset: str = OUT_OF_DOMAIN) -> str:
-    """One sentence, computed from ``rows``, on whether ``variant`` beats the baseline on ``subset``."""
+    """One sentence, computed from ``rows``, on how far ``variant`` lies from the baseline on ``subset``."""
     found = gain(cfg, rows, variant, row, subset)
     where = "outside the supervised domain" if subset == OUT_OF_DOMAIN else f"on the {subset} songs"
     if found is None:
         return f"In the {profile} profile there are no {row} scores for {variant} {where}."
-    return report.verdict(found, variant, "baseline", row, where, profile)
-
-
-#: The chapter's page, as ``_toc.yml`` names it.
-PAGE = "chapters/adversarial/adversarial_separation"
-#: What each system adds to the supervised baseline, in words.
-SYSTEM_WORDS = {"V": "A voice critic on unlabelled data (V) raises",
-                "VA": "Voice and accompaniment critics (VA) raise"}
-ROW_WORDS = {"SDR V.": "the voice's SDR", "SDR Inst.": "the accompaniment's SDR"}
-#: The paper's conclusion on the ablations (it ran none), in words.
-ABLATION_WORDS = {"V (scarce)": "Too scarce unlabelled data makes V worse than the baseline",
-                  "V (mismatched)": "Unlabelled data from another style than the test songs makes V worse than "
-                                    "the baseline"}
-
-
-def headline(book) -> list[Claim]:
-    """The paper's claims beside the committed results ``book`` (a :class:`sepbook.results.BookResults`),
-    for the results-at-a-glance page, judged by :func:`sepbook.glance.direction`.
-
-    The paper finds V and VA above the supervised baseline "across every metric" on its whole test
-    set and on every dataset other than the supervised one. The book's test is the same as the
-    chapter's sentences: the gain over the baseline on the test songs of the three unlabelled
-    domains, seed by seed. The paper's conclusion warns that scarce or mismatched unlabelled
-    data can make things worse. The chapter tests that with one seed, so those verdicts can only
-    be "partly" or "not reproduced".
-    """
-    cfg, rows = book.cfg, book.rows
-    main = rows[rows["variant"].isin(VARIANTS)]
-    claims_ = []
-    for variant in [v for v in VARIANTS if v != "baseline"]:
-        for row in ("SDR V.", "SDR Inst."):
-            found = gain(cfg, main, variant, row)
-            mean, std, seeds = (math.nan, math.nan, 0) if found is None else \
-                (found["mean"], found["std"], int(found["seeds"]))
-            outside = [paper_gain(variant, row, subset) for subset in PAPER_ROLES[1:]]
-            claims_.append(Claim(
-                "adversarial", f"{SYSTEM_WORDS.get(variant, variant + ' raises')} {ROW_WORDS[row]} over the "
-                               "supervised baseline",
-                f"{paper_gain(variant, row):+.2f} dB on its whole test set; {min(outside):+.2f} to "
-                f"{max(outside):+.2f} dB on the {len(outside)} datasets other than the supervised one (Fig. 2)",
-                f"{difference(mean, std, seeds)}, on the test songs outside the supervised domain",
-                direction(mean, std, seeds, 1), PAGE, "The `book` results"))
-    ablations = rows[rows["seed"].isin(cfg["ablation_seeds"])]
-    for variant, words in ABLATION_WORDS.items():
-        found = gain(cfg, ablations, variant)
-        if found is None:
-            continue
-        claims_.append(Claim(
-            "adversarial", words, "a warning in its conclusion, with no experiment",
-            f"{difference(found['mean'], found['std'], int(found['seeds']), ' dB voice SDR')}, on the test songs "
-            "outside the supervised domain",
-            direction(found["mean"], found["std"], int(found["seeds"]), -1), PAGE, "When unlabelled data hurts"))
-    return claims_
+    return report.describe(found, variant, "baseline", row, where, profile)

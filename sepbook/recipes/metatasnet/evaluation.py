@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from sepbook import metrics, report
-from sepbook.glance import Claim, difference, direction
 from sepbook.recipes.metatasnet.data import at_rates
 from sepbook.recipes.metatasnet.training import VARIANTS, build, parameters, stage_loss
 from sepbook.tracks import Track
@@ -201,30 +200,12 @@ def claim_gains(rows, metric: str = "SI-SDR") -> dict:
     return {baseline: report.gains(table, "meta", baseline).iloc[0] for baseline in BASELINES}
 
 
-def claims(rows, profile: str, metric: str = "SI-SDR") -> dict[str, str]:
-    """The paper's claim, tested: meta against independent and against multi-task, averaged over
+def versus_baselines(rows, profile: str, metric: str = "SI-SDR") -> dict[str, str]:
+    """Meta against independent and against multi-task, averaged over
     stems, seed by seed on the same songs (the numbers of :func:`claim_gains`)."""
-    return {baseline: report.verdict(gain, "meta", f"{baseline} model", metric, "averaged over the four stems",
+    return {baseline: report.describe(gain, "meta", f"{baseline} model", metric, "averaged over the four stems",
                                      profile)
             for baseline, gain in claim_gains(rows, metric).items()}
-
-
-#: The chapter's page, as ``_toc.yml`` names it.
-PAGE = "chapters/metatasnet/meta_tasnet"
-
-
-def headline(book) -> list[Claim]:
-    """The paper's claim beside the committed results ``book`` (a :class:`sepbook.results.BookResults`),
-    for the results-at-a-glance page: meta against each baseline in SI-SDR (the training objective,
-    blind to the polarity flips that distort SDR here), judged by :func:`sepbook.glance.direction`.
-    The paper's text gives the direction only."""
-    words = {"independent": "independent extractors, one per instrument",
-             "multi-task": "one multi-task extractor shared by all instruments"}
-    return [Claim("metatasnet", f"Generated extractors (meta) separate better than {words.get(b, b)}",
-                  "more effective (the text gives no number)",
-                  f"meta − {b}: {difference(g['mean'], g['std'], int(g['seeds']), ' dB SI-SDR')}, mean of the stems",
-                  direction(g["mean"], g["std"], int(g["seeds"]), 1), PAGE, "SI-SDR, the training objective")
-            for b, g in claim_gains(book.rows, "SI-SDR").items()]
 
 
 @torch.no_grad()

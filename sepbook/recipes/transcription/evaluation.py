@@ -13,7 +13,6 @@ import torch
 
 from sepbook import metrics, report
 from sepbook.banks import in_excerpts
-from sepbook.glance import Claim, difference, direction, sign
 from sepbook.losses.adversarial import log_magnitude
 from sepbook.recipes.transcription.data import front_end, magnitudes, n_bins
 from sepbook.tracks import Track
@@ -197,7 +196,7 @@ def versus(cfg: Mapping[str, Any], rows, better: str, worse: str, profile: str) 
     """Does ``better`` beat ``worse`` on average SI-SDR, seed by seed? One sentence, with the paper's
     difference (the numbers of :func:`versus_gain`)."""
     gain, paper = versus_gain(cfg, rows, better, worse)
-    sentence = report.verdict(gain, better, worse, "average SI-SDR", "on the test songs", profile)
+    sentence = report.describe(gain, better, worse, "average SI-SDR", "on the test songs", profile)
     return f"{sentence} The paper: {paper:+.1f} dB."
 
 
@@ -234,64 +233,14 @@ def transcription_gains(cfg: Mapping[str, Any], rows, where: str = "mixture") ->
     return found
 
 
-def transcription_verdicts(cfg: Mapping[str, Any], rows, profile: str, where: str = "mixture") -> list[str]:
+def transcription_differences(cfg: Mapping[str, Any], rows, profile: str, where: str = "mixture") -> list[str]:
     """Does fine-tuning (plain, AML, ATL) change the transcriptor's frame accuracy on ``where``
     ('mixture' or 'isolated'), averaged over the instruments? One sentence each, beside the paper's
     change (the numbers of :func:`transcription_gains`)."""
     sentences = []
     for variant, gain, paper in transcription_gains(cfg, rows, where):
-        sentence = report.verdict(gain, variant, "pre-trained transcriptor", f"frame accuracy on {where} tracks"
+        sentence = report.describe(gain, variant, "pre-trained transcriptor", f"frame accuracy on {where} tracks"
                                   if where == "isolated" else "frame accuracy on mixtures", "", profile, unit="",
                                   digits=3).replace(" :", ":").replace("  ", " ")
         sentences.append(f"{sentence} The paper: {paper:+.3f}.")
     return sentences
-
-
-#: The chapter's page, as ``_toc.yml`` names it.
-PAGE = "chapters/transcription/score_supervision"
-#: Each claim of :data:`ORDERING` in words.
-ORDERING_WORDS: dict[tuple[str, str], str] = {
-    ("classifier baseline", "input mixture"): "The baseline with a clip-level classifier as its critic beats the "
-                                              "input mixture",
-    ("isolated c+h-mix", "classifier baseline"): "The score beats the clip labels: a transcriptor as the critic "
-                                                 "beats the classifier baseline",
-    ("supervised", "isolated c+h-mix"): "Stems still beat the score: supervised training stays ahead",
-    ("isolated c+h-mix", "isolated c-mix"): "Both mixture-loss masks beat the clip-level mask alone",
-    ("isolated c+h-mix", "isolated h-mix"): "Both mixture-loss masks beat the harmonic mask alone",
-    ("fine-tune", "isolated c+h-mix"): "Fine-tuning separator and transcriptor together helps separation",
-    ("fine-tune + AML", "fine-tune"): "The adversarial mixture loss (AML) helps fine-tuning",
-    ("fine-tune + ATL", "fine-tune"): "The adversarial transcription loss (ATL) helps fine-tuning",
-}
-#: Each fine-tuned transcriptor of Table 2 in words.
-TRANSCRIPTION_WORDS: dict[str, str] = {"fine-tune": "Plain fine-tuning", "fine-tune + AML": "Fine-tuning with AML",
-                                       "fine-tune + ATL": "Fine-tuning with ATL"}
-
-
-def headline(book) -> list[Claim]:
-    """The paper's two tables beside the committed results ``book`` (a
-    :class:`sepbook.results.BookResults`), for the results-at-a-glance page.
-
-    One claim per pair of :data:`ORDERING` (Table 1, average SI-SDR, :func:`versus_gain`) and one per
-    fine-tuned transcriptor and input (Table 2, frame accuracy, :func:`transcription_gains`). Each is
-    judged by :func:`sepbook.glance.direction`, with the sign of the paper's own difference.
-    """
-    cfg, rows = book.cfg, book.rows
-    claims_ = []
-    for better, worse in ORDERING:
-        gain, paper = versus_gain(cfg, rows, better, worse)
-        claims_.append(Claim(
-            "transcription", ORDERING_WORDS.get((better, worse), f"{better} separates better than {worse}"),
-            f"{paper:+.1f} dB average SI-SDR (Table 1)",
-            difference(gain["mean"], gain["std"], int(gain["seeds"])),
-            direction(gain["mean"], gain["std"], int(gain["seeds"]), sign(paper)), PAGE, "Table 1: separation"))
-    for where, on in (("mixture", "mixtures"), ("isolated", "isolated tracks")):
-        for variant, gain, paper in transcription_gains(cfg, rows, where):
-            change = "raises" if paper > 0 else "lowers"
-            claims_.append(Claim(
-                "transcription", f"{TRANSCRIPTION_WORDS.get(variant, variant)} {change} the transcriptor's "
-                                 f"accuracy on {on}",
-                f"{paper:+.3f} accuracy, mean of the instruments (Table 2)",
-                difference(gain["mean"], gain["std"], int(gain["seeds"]), unit=" frame accuracy", digits=3),
-                direction(gain["mean"], gain["std"], int(gain["seeds"]), sign(paper)), PAGE,
-                "Table 2: transcription"))
-    return claims_

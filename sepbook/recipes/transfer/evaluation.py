@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from sepbook import report
-from sepbook.glance import Claim, share
 from sepbook.metrics import si_sdr
 from sepbook.models.blstm import MaskSeparator
 from sepbook.recipes.transfer.data import SILENCE, SOURCES, Example
@@ -211,7 +210,7 @@ def findings(rows, cfg: Mapping[str, Any]) -> dict[str, dict]:
     }
 
 
-def claims(rows, cfg: Mapping[str, Any], profile: str) -> dict[str, str]:
+def in_words(rows, cfg: Mapping[str, Any], profile: str) -> dict[str, str]:
     """One sentence each on H1, H2, R1 and R2, from the rows (the numbers of :func:`findings`)."""
     found = findings(rows, cfg)
     h1, h2, r1, r2 = found["H1"], found["H2"], found["R1"], found["R2"]
@@ -231,60 +230,6 @@ def claims(rows, cfg: Mapping[str, Any], profile: str) -> dict[str, str]:
                f"{r2['below']} of {r2['cases']} cases (median {r2['median']:+.2f} dB); "
                f"it is significantly better in {r2['significant']}."),
     }
-
-
-#: The chapter's page, as ``_toc.yml`` names it.
-PAGE = "chapters/transfer/transfer_learning"
-
-
-def headline(book) -> list[Claim]:
-    """The paper's hypotheses H1 and H2 and questions R1 and R2 beside the committed results
-    ``book`` (a :class:`sepbook.results.BookResults`), for the results-at-a-glance page.
-
-    H1, H2 and R2 are claims about a share of cases (:func:`sepbook.glance.share`): H1 holds in a
-    case when the pre-trained whole-model's gain over scratch is significant (p < 0.001, the paper's
-    test); H2, which the paper found "ambiguous at best", holds in a case when the augmentation
-    gives *no* significant gain; R2 holds in a case when the mask-model scores below the
-    whole-model. R1, the paper's finding that Dagstuhl (all voices) gains least from pre-training,
-    holds when Dagstuhl has the smallest mean H1 gain of the downstream sets.
-    """
-    found = findings(book.rows, book.cfg)
-    h1, h2, r1, r2, seeds = found["H1"], found["H2"], found["R1"], found["R2"], found["seeds"]
-    over = f"{seeds} seeds" if seeds > 1 else "one seed"
-    claims_ = [
-        Claim("transfer", "Pre-trained, fine-tuned whole-models beat training from scratch for as many steps (H1)",
-              "far better on Bach10 and Remixpacks; on Dagstuhl only the Slakh pre-training beats scratch (Fig. 1)",
-              f"significant (p < {P_THRESHOLD:g}) in {h1['significant']} of {h1['cases']} cases; mean gain "
-              f"{h1['mean']:+.2f} dB ({h1['low']:+.2f} to {h1['high']:+.2f}), {over}",
-              share(h1["significant"], h1["cases"]), PAGE,
-              "H1: pre-trained against scratch (the paper's Fig. 1)"),
-    ]
-    if h2["cases"]:
-        claims_.append(Claim(
-            "transfer", "Augmenting the pre-training gives no reliable gain (the paper's answer to H2)",
-            f'"ambiguous at best"; its best augmentation, incoherent mixing, a median of '
-            f"{PAPER_AUGMENTATION_MEDIAN:+.2f} dB (Fig. 2)",
-            f"median {h2['median']:+.2f} dB ({h2['low']:+.2f} to {h2['high']:+.2f}) over {h2['cases']} cases; "
-            f"{h2['significant']} significant gains, {over}",
-            share(h2["cases"] - h2["significant"], h2["cases"]), PAGE,
-            "H2: augmenting the pre-training (the paper's Fig. 2)"))
-    if "dagstuhl" in r1["mean"] and len(r1["mean"]) > 1:
-        least = min(r1["mean"], key=r1["mean"].get)
-        claims_.append(Claim(
-            "transfer", "Dagstuhl, all voices and the furthest from the pre-training domains, gains least "
-                        "from pre-training (R1)",
-            "Dagstuhl gains least; only the Slakh pre-training beats scratch there (Fig. 1)",
-            "mean gain over scratch " + ", ".join(f"{v:+.2f} dB on {d}" for d, v in r1["mean"].items())
-            + f", {over}", share(int(least == "dagstuhl"), 1), PAGE, "R1: which pre-training set"))
-    paper = list(PAPER.values())
-    claims_.append(Claim(
-        "transfer", "Fine-tuning the mask head alone scores below fine-tuning the whole network (R2)",
-        f"below in {sum(v < 0 for v in paper)} of {len(paper)} cases, median {np.median(paper):+.2f} dB (Table 2)",
-        f"below in {r2['below']} of {r2['cases']} cases, median {r2['median']:+.2f} dB; significantly better "
-        f"in {r2['significant']}, {over}",
-        share(r2["below"], r2["cases"]), PAGE,
-        "R2: the mask-model against the whole-model (the paper's Table 2)"))
-    return claims_
 
 
 def curve(histories: Mapping[tuple[str, int], Mapping[str, list]], variant: str):

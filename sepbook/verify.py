@@ -1,0 +1,241 @@
+"""``make verify``: every committed number re-derived, from its checkpoint or by training its run again.
+
+``python -m sepbook.verify`` checks every chapter's committed ``book`` results in two steps:
+
+1. **Checkpoints.** The ``checkpoints/`` folder must hold exactly what ``manifest.json`` lists. Each
+   committed model separates *every* test song again, and every row of that model in
+   ``metrics.csv`` must come back within :data:`sepbook.results.TOLERANCE_DB` (a NaN against a
+   number, or a row on one side only, fails). Rows without a seed (the unprocessed mixture, the
+   oracle masks) are computed again too, where the recipe has ``reference_rows``.
+2. **Retraining.** Runs are drawn at random, a different draw each time (``--seed`` replays one),
+   and trained again from scratch exactly as ``make results`` trained them, one thread each (CPU
+   training is deterministic), within ``--budget`` seconds of their recorded time; all of their
+   rows are compared the same way. This covers the rows of runs without a committed checkpoint and
+   checks that the code still trains the committed models. Only runs whose manifest records the
+   code that trained them (a commit and :func:`sepbook.results.code_digest`, written since that
+   record exists) are drawn; older runs are covered by their checkpoints only, and their chapter's
+   next ``make results`` brings them in.
+
+Both steps run on ``--workers`` processes of one thread each (two by default, for a 2-core
+machine). It prints what it covered, chapter by chapter, and exits non-zero on the first mismatch.
+
+Chapter: preface
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sepbook import results
+
+#: Seconds of recorded training that one ``make verify`` spends retraining runs.
+BUDGET_SECONDS = 300.0
+
+
+@dataclass
+class Coverage:
+    """How many of a chapter's committed rows one ``make verify`` re-derived, and how."""
+
+    chapter: str
+    rows: int
+    from_checkpoints: int = 0
+    from_retraining: int = 0  # rows of runs without a committed checkpoint
+    reference: int = 0
+    checkpoints: int = 0
+    retrained: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def covered(self) -> int:
+        return self.from_checkpoints + self.from_retraining + self.reference
+
+
+def check_checkpoints(book: results.BookResults, coverage: Coverage) -> None:
+    """Step 1 for one chapter: every committed model on every test song, and the reference rows."""
+    module = results.recipe(book.chapter)
+    worst = results.verify(book, songs=None)
+    coverage.from_checkpoints = book.checked["rows"]
+    coverage.checkpoints = len(book.models)
+    if hasattr(module, "reference_rows"):
+        expected = book.rows[book.rows["seed"].isna() & (book.rows["domain"] != "cost")]
+        fresh = module.reference_rows(book.cfg, book.test_tracks())
+        _, coverage.reference = results.compare(book.chapter, expected, fresh)
+    print(f"  {book.chapter}: {coverage.checkpoints} checkpoints x {book.checked['songs']} songs: "
+          f"{coverage.from_checkpoints} rows, largest difference {worst:.3f} dB; {coverage.reference} reference rows")
+
+
+def chain(book: results.BookResults, run: tuple[str, int]) -> list[tuple[str, int]]:
+    """``run`` and the runs it starts from that have no committed checkpoint, prerequisites first."""
+    module = results.recipe(book.chapter)
+    variant, seed = run
+    before = []
+    for name in results.requires(module, variant):
+        if (name, seed) not in book.models:
+            before += [r for r in chain(book, (name, seed)) if r not in before]
+    return before + [run]
+
+
+def recorded_seconds(book: results.BookResults) -> dict[tuple[str, int], float]:
+    """Each run's wall time in the manifest (training and evaluation)."""
+    return {(r["variant"], r["seed"]): r["wall_seconds"] for r in book.manifest["runs"]}
+
+
+def retrainable(book: results.BookResults) -> list[tuple[str, int]]:
+    """The runs whose manifest records the code that trained them, and that score rows."""
+    scored = {(v, int(s)) for v, s in book.rows[book.rows["seed"].notna()][["variant", "seed"]].drop_duplicates()
+              .itertuples(index=False, name=None)}
+    return sorted((r["variant"], r["seed"]) for r in book.manifest["runs"]
+                  if r.get("code_digest", "not recorded") != "not recorded" and (r["variant"], r["seed"]) in scored)
+
+
+def draw(books: dict, budget: float, rng: random.Random) -> list[tuple[str, list]]:
+    """Runs to retrain: ``(chapter, chain)`` drawn at random among every chapter's :func:`retrainable`
+    runs, those without a committed checkpoint first, until their recorded seconds fill ``budget``."""
+    candidates = []
+    for chapter, book in books.items():
+        seconds = recorded_seconds(book)
+        for run in retrainable(book):
+            runs = chain(book, run)
+            cost = sum(seconds.get(r, float("inf")) for r in runs)
+            candidates.append((run in book.models, rng.random(), cost, chapter, runs))
+    chosen, spent = [], 0.0
+    for _, _, cost, chapter, runs in sorted(candidates):
+        if spent + cost <= budget:
+            chosen.append((chapter, runs))
+            spent += cost
+    return chosen
+
+
+def retrain(book: results.BookResults, runs: list[tuple[str, int]], coverage: Coverage) -> None:
+    """Train ``runs`` again (the last is the one drawn; the others are what it starts from) and
+    compare every row they score with ``metrics.csv``."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"verify-{book.chapter}-"))
+    try:
+        for (variant, seed), model in book.models.items():  # committed prerequisites, as make results left them
+            path = book.folder / "checkpoints" / f"{variant}-seed{seed}.pt"
+            if path.is_file():
+                shutil.copyfile(path, scratch / f"{variant}-seed{seed}.weights.pt")
+        for variant, seed in runs:
+            started = time.perf_counter()
+            record = results.train_one(book.chapter, book.cfg, variant, seed, scratch)
+            expected = book.rows[(book.rows["variant"] == variant) & (book.rows["seed"] == seed)]
+            worst, compared = results.compare(book.chapter, expected, record["rows"])
+            if (variant, seed) not in book.models:  # rows no checkpoint covers
+                coverage.from_retraining += compared
+            coverage.retrained.append(f"{variant} seed {seed}")
+            print(f"  {book.chapter}: retrained {variant} seed {seed} in {time.perf_counter() - started:.0f} s: "
+                  f"{compared} rows, largest difference {worst:.3f} dB", flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _check_job(chapter: str, profile: str, folder: Path | None) -> Coverage:
+    """Step 1 for one chapter, in a worker process of one thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    book = results.load(chapter, profile, check=False, folder=folder)
+    coverage = Coverage(chapter, rows=len(book.rows))
+    check_checkpoints(book, coverage)
+    coverage.seconds = time.perf_counter() - started
+    return coverage
+
+
+def _retrain_job(chapter: str, profile: str, folder: Path | None, runs: list) -> Coverage:
+    """Step 2 for one drawn run (and the runs it starts from), in a worker process."""
+    started = time.perf_counter()
+    book = results.load(chapter, profile, check=False, folder=folder)
+    coverage = Coverage(chapter, rows=0)
+    retrain(book, runs, coverage)
+    coverage.seconds = time.perf_counter() - started
+    return coverage
+
+
+def run(chapters: list[str], budget: float, seed: int, profile: str = "book",
+        folders: dict[str, Path] | None = None, workers: int = 1) -> list[Coverage]:
+    """Both steps for ``chapters`` (their committed ``profile`` results, or those in ``folders``), on
+    ``workers`` processes of one thread each; raises :class:`sepbook.results.ResultsMismatch` on any
+    mismatch."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    folders = folders or {}
+    books = {c: results.load(c, profile, check=False, folder=folders.get(c)) for c in chapters}
+    drawn = draw(books, budget, random.Random(seed))
+    print(f"1. every committed checkpoint on every test song; 2. {len(drawn)} runs retrained "
+          f"(draw {seed}, budget {budget:.0f} s of recorded time), on {workers} worker(s)", flush=True)
+    jobs = [(_check_job, (c, profile, folders.get(c))) for c in chapters]
+    jobs += [(_retrain_job, (c, profile, folders.get(c), runs)) for c, runs in drawn]
+    if workers == 1:
+        done = [job(*args) for job, args in jobs]
+    else:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(job, *args) for job, args in jobs]
+            done = [future.result() for future in futures]  # the first mismatch raises here
+    coverages = {c: Coverage(c, rows=len(books[c].rows)) for c in chapters}
+    for part in done:
+        whole = coverages[part.chapter]
+        whole.from_checkpoints += part.from_checkpoints
+        whole.reference += part.reference
+        whole.checkpoints += part.checkpoints
+        whole.from_retraining += part.from_retraining
+        whole.retrained += part.retrained
+        whole.seconds += part.seconds
+    return list(coverages.values())
+
+
+def report(coverages: list[Coverage]) -> str:
+    """The coverage table, as markdown."""
+    lines = ["| chapter | rows | from checkpoints | reference rows | retrained | not covered this time | seconds |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for c in coverages:
+        lines.append(f"| {c.chapter} | {c.rows} | {c.from_checkpoints} | {c.reference} | {c.from_retraining} "
+                     f"({', '.join(c.retrained) or 'none'}) | {c.rows - c.covered} | {c.seconds:.0f} |")
+    total = sum(c.rows for c in coverages)
+    covered = sum(c.covered for c in coverages)
+    lines.append(f"| all | {total} | {sum(c.from_checkpoints for c in coverages)} | "
+                 f"{sum(c.reference for c in coverages)} | {sum(c.from_retraining for c in coverages)} | "
+                 f"{total - covered} | {sum(c.seconds for c in coverages):.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sepbook.verify", description=__doc__.splitlines()[0])
+    parser.add_argument("chapters", nargs="*", help="chapters to check (default: every chapter with results)")
+    parser.add_argument("--budget", type=float, default=BUDGET_SECONDS,
+                        help=f"seconds of recorded training to spend retraining (default {BUDGET_SECONDS:.0f})")
+    parser.add_argument("--seed", type=int, default=None, help="replay one draw of runs to retrain")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes, one thread each (default 2)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the coverage to this file")
+    args = parser.parse_args(argv)
+    from sepbook import glance
+
+    chapters = args.chapters or glance.committed()
+    unknown = sorted(set(chapters) - set(results.RECIPES))
+    if unknown:
+        parser.error(f"chapters: {unknown} are not chapters; expected some of {sorted(results.RECIPES)}")
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
+    started = time.perf_counter()
+    try:
+        coverages = run(chapters, args.budget, seed, workers=args.workers)
+    except results.ResultsMismatch as error:
+        print(f"make verify FAILED (draw {seed}; replay it with --seed {seed}): {error}", file=sys.stderr)
+        return 1
+    print(report(coverages))
+    print(f"make verify passed in {time.perf_counter() - started:.0f} s (draw {seed})")
+    if args.json:
+        args.json.write_text(json.dumps({"seed": seed, "seconds": round(time.perf_counter() - started, 1),
+                                         "chapters": [asdict(c) for c in coverages]}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
