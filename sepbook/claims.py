@@ -308,7 +308,7 @@ COLOURS = {REPRODUCED: "#d9efd5", CONTRADICTED: "#f6d6d6", INCONCLUSIVE: "#fbeec
 def paper_number(claim: Claim, digits: int = 2) -> str:
     """The paper's effect in the claim's unit, or its direction when it gives no number."""
     if claim.paper_effect is None:
-        return {HIGHER: "higher (no number)", LOWER: "lower (no number)", SAME: "no difference"}[claim.expect]
+        return {HIGHER: "higher", LOWER: "lower", SAME: "no difference"}[claim.expect]
     unit = f" {claim.unit}" if claim.unit else ""
     return f"{claim.paper_effect:+.{digits}f}{unit}"
 
