@@ -247,7 +247,7 @@ def _measure(claim: Claim, rows) -> dict:
                     per_song={})
     per_song = paired.mean(axis=1)
     songs = len(paired)
-    seeds = int(paired.notna().sum(axis=1).min())
+    seeds = int(paired.notna().any(axis=0).sum())  # seeds with any paired score
     draws = bootstrap(paired.to_numpy())
     low, high = np.percentile(draws, [2.5, 97.5])
     if claim.expect == SAME:
