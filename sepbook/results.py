@@ -201,7 +201,7 @@ def train_one(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path) -
                 default=0.0)
     torch.save(weights, scratch / f"{name}.weights.pt")
     record = {"variant": variant, "seed": seed, "rows": rows, "train_seconds": trained,
-              "commit": _commit(), "code_digest": code_digest(),
+              "commit": _commit(), "code_digest": code_digest(), "cpu": cpu_kind(),
               "wall_seconds": time.perf_counter() - started, "float16_drift_db": drift,
               "history": _thin(history)}
     _write_atomically(scratch / f"{name}.json", json.dumps(record))  # last: its presence means "done"
@@ -372,7 +372,8 @@ def write(chapter: str, cfg: dict, scratch: Path, out: Path, session_seconds: fl
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": [{"variant": r["variant"], "seed": r["seed"], "train_seconds": round(r["train_seconds"], 1),
                   "wall_seconds": round(r["wall_seconds"], 1), "commit": r.get("commit", "not recorded"),
-                  "code_digest": r.get("code_digest", "not recorded")} for r in records],
+                  "code_digest": r.get("code_digest", "not recorded"), "cpu": r.get("cpu", "not recorded")}
+                 for r in records],
         "total_run_seconds": round(sum(r["wall_seconds"] for r in records), 1),
         "wall_seconds_last_session": round(session_seconds, 1),
         "float16_storage_max_drift_db": max(r["float16_drift_db"] for r in records),
@@ -406,6 +407,21 @@ def code_digest() -> str:
     for path in sorted(package.rglob("*.py")):
         digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def cpu_kind() -> str:
+    """The kind of CPU a run trains on, as far as its arithmetic goes: the vendor, the architecture and the
+    vector instructions PyTorch uses (``AVX512``, ``AVX2``, ...). Training is deterministic on one kind;
+    on another, the same code rounds differently and a retrained run drifts."""
+    vendor = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                vendor = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{vendor} {platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
 
 
 def _commit() -> str:
@@ -474,8 +490,9 @@ class BookResults:
         models = "committed checkpoint" if c["checkpoints"] == 1 else f"{c['checkpoints']} committed checkpoints"
         return (f"the {models} (seeds {', '.join(map(str, seeds))}) separated "
                 f"{c['songs']} of the {c['of_songs']} test songs again, and all {c['rows']} of their rows on those "
-                f"songs matched metrics.csv (largest difference {c['worst']:.3f} dB, tolerance {TOLERANCE_DB} dB); "
-                f"`make verify` re-derives the other rows of the {c['of_rows']}")
+                f"songs matched metrics.csv (largest difference {c['worst']:.3f} dB, tolerance {TOLERANCE_DB} dB). "
+                f"The other rows of the {c['of_rows']} are left to `make verify`, which re-derives every row a "
+                f"committed checkpoint scores and retrains a random sample of the runs whose code is recorded")
 
     def provenance(self) -> str:
         """Where these numbers come from, in one sentence for the page."""

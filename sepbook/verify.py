@@ -13,8 +13,9 @@
    rows are compared the same way. This covers the rows of runs without a committed checkpoint and
    checks that the code still trains the committed models. Only runs whose manifest records the
    code that trained them (a commit and :func:`sepbook.results.code_digest`, written since that
-   record exists) are drawn; older runs are covered by their checkpoints only, and their chapter's
-   next ``make results`` brings them in.
+   record exists) and a CPU of this machine's kind (:func:`sepbook.results.cpu_kind`: another kind
+   rounds differently, and a retrained run drifts) are drawn; other runs are covered by their
+   checkpoints only, and their chapter's next ``make results`` brings them in.
 
 Both steps run on ``--workers`` processes of one thread each (two by default, for a 2-core
 machine). It prints what it covered, chapter by chapter, and exits non-zero on the first mismatch.
@@ -96,13 +97,16 @@ def recorded_seconds(book: results.BookResults) -> dict[tuple[str, int], float]:
 
 
 def retrainable(book: results.BookResults) -> list[tuple[str, int]]:
-    """The runs whose manifest records the code that trained them, and that score rows (a run named
+    """The runs whose manifest records the code that trained them and a CPU of this machine's kind
+    (:func:`sepbook.results.cpu_kind`), and that score rows (a run named
     like its rows' variant, or one whose checkpoint is committed: a recipe's runs may name their rows
     differently, as activity's ``IASS musdb`` scores ``IASS`` rows)."""
     scored = {(v, int(s)) for v, s in book.rows[book.rows["seed"].notna()][["variant", "seed"]].drop_duplicates()
               .itertuples(index=False, name=None)} | set(book.models)
+    here = results.cpu_kind()
     return sorted((r["variant"], r["seed"]) for r in book.manifest["runs"]
-                  if r.get("code_digest", "not recorded") != "not recorded" and (r["variant"], r["seed"]) in scored)
+                  if r.get("code_digest", "not recorded") != "not recorded" and r.get("cpu") == here
+                  and (r["variant"], r["seed"]) in scored)
 
 
 def draw(books: dict, budget: float, rng: random.Random) -> list[tuple[str, list]]:
