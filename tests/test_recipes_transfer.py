@@ -17,7 +17,9 @@ from sepbook.recipes import transfer
 import importlib
 from sepbook.recipes.transfer import evaluation
 
-SMALL = dict(songs={"musdb": (3, 0), "slakh": (3, 0), "bach10": (2, 1), "dagstuhl": (2, 2), "remixpacks": (2, 1)},
+# Four Dagstuhl training songs, not two: on two, whole fine-tuning overfits within 80 steps (its
+# held-out curve peaks at step 20 and ends at the mixture), a real effect but not what this bar tests.
+SMALL = dict(songs={"musdb": (3, 0), "slakh": (3, 0), "bach10": (2, 1), "dagstuhl": (4, 2), "remixpacks": (2, 1)},
              song_seconds=4.0, pretrain_steps=200, finetune_steps=80, test_examples=6, seeds=(0,))
 QUIET = dict(progress=False, live=False)
 transfer_data = importlib.import_module("sepbook.recipes.transfer.data")
