@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: book test data setup ffmpeg clean clean-cache benchmarks results student verify
+.PHONY: book test data setup ffmpeg soundfonts clean clean-cache benchmarks results student verify
 
 # Notebooks whose code is unchanged come from .jupyter_cache/; the others execute first, one per core.
 book: setup data
@@ -20,7 +20,7 @@ test: setup
 data: setup
 	$(PY) -m sepbook.corpora
 
-setup: $(READY) ffmpeg
+setup: $(READY) ffmpeg soundfonts
 
 $(READY): requirements.lock pyproject.toml
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { \
@@ -42,6 +42,11 @@ ffmpeg:
 	else \
 		echo "ffmpeg (with ffprobe) is missing: install it, e.g. 'sudo apt-get install ffmpeg' or 'brew install ffmpeg', then run make again." >&2; exit 1; \
 	fi
+
+# The General-MIDI SoundFonts the songs are played by (Debian packages, installed as root) and
+# tinysoundfont, without the pyaudio it declares for live playback, which the book never does.
+soundfonts: $(READY)
+	@$(PY) -c "from sepbook import soundfonts; soundfonts.install()"
 
 # Train a chapter's whole `book` experiment on the CPU and write chapters/$(CHAPTER)/results/book/
 # (resumes if interrupted). Example: make results CHAPTER=adversarial

@@ -290,8 +290,22 @@ def first_cell_and_page(outcome: Outcome, python: Path, venv: Path, notebook: Pa
     say(f"[{outcome.name}] after the first cell: sepbook {after.get('sepbook')} imports from {found}")
     if changed:
         raise Failed(restart)
-    must([python, "-m", "pip", "check"], "pip check after the first cell")
+    pip_check(python)
     say(f"[{outcome.name}] the page ran top to bottom with nothing installed but by its first cell")
+
+
+# tinysoundfont declares pyaudio for live playback; the book only renders offline and installs it
+# without (sepbook.soundfonts), so that one unmet requirement is expected.
+EXPECTED_UNMET = re.compile(r"^tinysoundfont [^ ]+ requires pyaudio, which is not installed\.$", re.I)
+
+
+def pip_check(python: Path) -> None:
+    """``pip check`` after the first cell: clean but for ``EXPECTED_UNMET``."""
+    code, output = run([python, "-m", "pip", "check"])
+    problems = [line for line in output.splitlines()
+                if line.strip() and not EXPECTED_UNMET.match(line.strip()) and "No broken" not in line]
+    if problems:
+        raise Failed("pip check after the first cell failed:\n" + "\n".join(problems))
 
 
 def fast_tests(outcome: Outcome, python: Path, venv: Path) -> dict[str, str]:

@@ -27,8 +27,9 @@ def setup() -> str:
     import torch
 
     import sepbook
-    from sepbook import profiles
+    from sepbook import profiles, soundfonts
 
+    soundfonts.ensure()                      # the sampled instruments of the songs (Colab installs them)
     if not torch.cuda.is_available():
         torch.set_num_threads(1)
     profile = profiles.current()

@@ -32,21 +32,23 @@ def data_root() -> Path:
     return Path.home() / ".cache" / "sepbook"
 
 
-def synth_songs(n: int, first_seed: int, seconds: float, sr: int):
-    """``n`` songs with seeds ``first_seed, first_seed + 1, ...``, cycling through the pop/rock/jazz/folk/electronic styles."""
+def synth_songs(n: int, first_seed: int, seconds: float, sr: int, fonts=None):
+    """``n`` songs with seeds ``first_seed, first_seed + 1, ...``, cycling through the
+    pop/rock/jazz/folk/electronic styles; ``fonts`` as in :func:`sepbook.synth.synthesize_song`."""
     from sepbook.synth import synthesize_song
 
-    return [synthesize_song(first_seed + i, seconds=seconds, sr=sr, style=STYLE_CYCLE[i % len(STYLE_CYCLE)])
-            for i in range(n)]
+    return [synthesize_song(first_seed + i, seconds=seconds, sr=sr, style=STYLE_CYCLE[i % len(STYLE_CYCLE)],
+                            fonts=fonts) for i in range(n)]
 
 
 def _synth_digest() -> str:
     import hashlib
     import inspect
 
-    from sepbook import layouts, seeds, synth
+    from sepbook import layouts, seeds, soundfonts, synth
 
     text = inspect.getsource(synth) + inspect.getsource(seeds) + inspect.getsource(layouts.write_musdb)
+    text += inspect.getsource(soundfonts)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -64,6 +66,8 @@ def musdb_synth(cfg: dict | None = None, name: str = "musdb-synth") -> Path:
         raise ValueError("the paper profile reads the real MUSDB18-HQ: set $MUSDB_PATH and use sepbook.layouts.open_musdb")
     # the synthesiser's own source is part of the stamp: editing it regenerates the corpus
     spec = {k: cfg[k] for k in ("n_train", "n_test", "song_seconds", "sr")} | {"version": 2, "synth": _synth_digest()}
+    if cfg.get("fonts"):                                  # sampled instruments (sepbook.soundfonts)
+        spec["fonts"] = list(cfg["fonts"])
     root = data_root() / f"{name}-{cfg['profile']}"
     stamp = root / "corpus.json"
     if stamp.is_file() and json.loads(stamp.read_text()) == spec:
@@ -71,7 +75,7 @@ def musdb_synth(cfg: dict | None = None, name: str = "musdb-synth") -> Path:
     if root.exists():
         shutil.rmtree(root)  # a stale or half-written corpus: rebuild from scratch
     for subset, count, seed in (("train", cfg["n_train"], TRAIN_SEED), ("test", cfg["n_test"], TEST_SEED)):
-        songs = synth_songs(count, seed, cfg["song_seconds"], cfg["sr"])
+        songs = synth_songs(count, seed, cfg["song_seconds"], cfg["sr"], cfg.get("fonts"))
         write_musdb(root, songs, subset=subset, sr=cfg["sr"])
     stamp.write_text(json.dumps(spec))
     return root

@@ -706,9 +706,48 @@ def _check_arguments(seed, seconds, sr, instruments, style, frame_rate) -> tuple
     return style, names
 
 
+VOICES: tuple[str, ...] = ("vocals", "soprano", "alto", "tenor", "bass_voice")
+#: A part that plays less than this fraction of the song is balanced as if it played this much,
+#: so one short note is not raised to the loudness of a whole part (a click).
+MIN_PLAYING = 0.1
+
+
+def _playing_fraction(notes: np.ndarray, seconds: float) -> float:
+    """The fraction of the song during which some note of the part sounds, from the score."""
+    roll = notes_to_roll(notes, max(int(round(seconds * 100)), 1), 100.0)
+    return float(roll.any(axis=1).mean())
+
+
+def balance(stem: np.ndarray, playing: float, level_db: float) -> np.ndarray:
+    """Scale ``stem`` so that it sounds at ``level_db`` (re 0.1 RMS) while it plays.
+
+    Sparse parts are thus not drowned by busy ones. ``playing`` is the fraction of the song the
+    score has the part sounding; a part that plays less than ``MIN_PLAYING`` of it is made
+    quieter in proportion, so that one short note does not come out as a click at full loudness.
+    """
+    playing = max(float(playing), 1e-6)
+    loudness = math.sqrt(float(np.mean(stem.astype(np.float64) ** 2)) / playing) + 1e-12
+    target = 0.1 * 10 ** (level_db / 20) * math.sqrt(min(1.0, playing / MIN_PLAYING))
+    return (stem * np.float32(target / loudness)).astype(np.float32)
+
+
+def _play_sampled(inst: str, notes: np.ndarray, fonts: Sequence[str], sr: int, n_samples: int,
+                  rng) -> tuple[np.ndarray, dict]:
+    """One part through a SoundFont drawn from ``fonts``, on a program drawn for its instrument."""
+    from sepbook import soundfonts
+
+    font = str(fonts[int(rng.integers(len(fonts)))])
+    drums = inst == "drums"
+    choices = soundfonts.DRUM_KITS if drums else soundfonts.PROGRAMS[inst]
+    program = int(choices[int(rng.integers(len(choices)))])
+    stem = soundfonts.render_part(notes, program, drums=drums, font=font, sr=sr, n_samples=n_samples)
+    return stem, {"font": font, "program": program}
+
+
 def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
                     instruments: Sequence[str] | None = None, style: str | Style = "pop",
-                    frame_rate: float = 50.0, name: str | None = None) -> Song:
+                    frame_rate: float = 50.0, name: str | None = None,
+                    fonts: Sequence[str] | None = None) -> Song:
     """Compose and render one song; the same arguments give bit-identical arrays.
 
     Returns a ``Song`` whose stems and mixture are float32 ``(time,)`` with ``time = round(seconds * sr)``
@@ -716,9 +755,21 @@ def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
     uses the style's line-up (``('vocals', 'bass', 'guitar', 'piano', 'drums')`` for the band styles).
     Any instrument can join any style. The mixture peaks at 0.9 and stems keep their relative levels.
 
+    ``fonts=None`` renders every part with the additive models. Names of SoundFonts
+    (:data:`sepbook.soundfonts.FONTS`) play every pitched part and the drums as sampled
+    instruments instead, each part through a font and program drawn from the seed; the voices
+    keep the formant model (a General-MIDI font has only wordless "aah" and "ooh" pads).
+
     Chapter: foundations/synthesiser
     """
     style, names = _check_arguments(seed, seconds, sr, instruments, style, frame_rate)
+    if fonts is not None:
+        from sepbook import soundfonts
+
+        fonts = (fonts,) if isinstance(fonts, str) else tuple(fonts)
+        unknown = [f for f in fonts if f not in soundfonts.FONTS]
+        if not fonts or unknown:
+            raise ValueError(f"fonts: expected names from {sorted(soundfonts.FONTS)}, got {list(fonts)}")
     seed = int(seed)
     n_samples = max(int(round(seconds * sr)), 1)
     n_frames = max(int(round(n_samples * frame_rate / sr)), 1)
@@ -726,7 +777,7 @@ def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
     active = _arrange(seed, style, names, math.ceil(score.n_bars / _SECTION_BARS))
     harmony = _four_part(score, seeds.rng(seed, style.name, "four-part"))
 
-    stems, notes, vowels, timbres, gains = {}, {}, {}, {}, {}
+    stems, notes, vowels, timbres, gains, sounds = {}, {}, {}, {}, {}, {}
     for inst in names:
         rng = seeds.rng(seed, style.name, "part", inst)
         timbre = _timbre(inst, style, rng)
@@ -744,15 +795,21 @@ def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
         else:
             events = harmony[role]
         notes[inst] = _perform(score, events, active[inst], rng, n_samples / sr, drums=role == "drums")
-        if inst in ("vocals", "soprano", "alto", "tenor", "bass_voice"):
+        if inst in VOICES:
             vowels[inst] = [str(v) for v in rng.choice(list("aaeioou"), len(notes[inst]))]
-        stem = _render(inst, notes[inst], vowels.get(inst), timbre, sr, n_samples,
-                       seeds.rng(seed, style.name, "render", inst))
-        # Balance stems by their loudness while playing, so sparse parts are not drowned.
-        active_fraction = max(float(np.mean(np.abs(stem) > 1e-4)), 1e-3)
-        rms = math.sqrt(float(np.mean(stem.astype(np.float64) ** 2)) / active_fraction) + 1e-12
+        if fonts is not None and inst not in VOICES:
+            stem, sounds[inst] = _play_sampled(inst, notes[inst], fonts, sr, n_samples,
+                                               seeds.rng(seed, style.name, "font", inst))
+        else:
+            stem = _render(inst, notes[inst], vowels.get(inst), timbre, sr, n_samples,
+                           seeds.rng(seed, style.name, "render", inst))
         gains[inst] = _LEVEL_DB.get(inst, -3.0) + float(rng.uniform(-2, 2))
-        stems[inst] = stem * np.float32(0.1 * 10 ** (gains[inst] / 20) / rms)
+        if fonts is None:   # the additive corpora keep their first rule until their chapters retrain
+            active_fraction = max(float(np.mean(np.abs(stem) > 1e-4)), 1e-3)
+            rms = math.sqrt(float(np.mean(stem.astype(np.float64) ** 2)) / active_fraction) + 1e-12
+            stems[inst] = stem * np.float32(0.1 * 10 ** (gains[inst] / 20) / rms)
+        else:
+            stems[inst] = balance(stem, _playing_fraction(notes[inst], n_samples / sr), gains[inst])
         timbres[inst] = timbre
 
     # Scale all stems by one factor, then sum: the mixture is exactly the sum of the stored stems.
@@ -770,7 +827,9 @@ def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
         "section_seconds": _SECTION_BARS * 240.0 / score.tempo,
         "sections": {inst: active[inst].tolist() for inst in names},
         "vowels": vowels, "gains_db": gains, "timbre": timbres,
-        "programs": {inst: GM_PROGRAMS[inst] for inst in names},
+        "programs": {inst: (sounds[inst]["program"], inst == "drums") if inst in sounds
+                     else GM_PROGRAMS[inst] for inst in names},
+        "fonts": {inst: sounds[inst]["font"] for inst in sounds},
     }
     return Song(name or f"{style.name}_{seed}", sr, stems, mixture, rolls, notes,
                 {inst: roll.any(axis=1) for inst, roll in rolls.items()}, float(frame_rate), meta)

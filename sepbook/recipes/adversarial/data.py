@@ -77,7 +77,7 @@ def style_tracks(style: str, n: int, cfg: Mapping[str, Any]) -> list[Track]:
     instruments = lineup if "vocals" in lineup else ("vocals",) + tuple(lineup)
     first_seed = seeds.derive(cfg["data_seed"], "adversarial", style) % 2**31
     songs = synthesize_songs(n, first_seed, seconds=cfg["song_seconds"], sr=cfg["sr"], style=style,
-                             instruments=instruments)
+                             instruments=instruments, fonts=cfg.get("fonts"))
     tracks = []
     for song in songs:
         voice = song.stems["vocals"]
