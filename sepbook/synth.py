@@ -679,6 +679,18 @@ def notes_to_roll(
 
 # ---------------------------------------------------------------------------- public API
 
+def _check_fonts(fonts: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    if fonts is None:
+        return None
+    from sepbook import soundfonts
+
+    fonts = (fonts,) if isinstance(fonts, str) else tuple(fonts)
+    unknown = [f for f in fonts if f not in soundfonts.FONTS]
+    if not fonts or unknown:
+        raise ValueError(f"fonts: expected names from {sorted(soundfonts.FONTS)}, got {list(fonts)}")
+    return fonts
+
+
 def _check_arguments(seed, seconds, sr, instruments, style, frame_rate) -> tuple[Style, tuple[str, ...]]:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -763,16 +775,9 @@ def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
     Chapter: foundations/synthesiser
     """
     style, names = _check_arguments(seed, seconds, sr, instruments, style, frame_rate)
-    if fonts is not None:
-        from sepbook import soundfonts
-
-        fonts = (fonts,) if isinstance(fonts, str) else tuple(fonts)
-        unknown = [f for f in fonts if f not in soundfonts.FONTS]
-        if not fonts or unknown:
-            raise ValueError(f"fonts: expected names from {sorted(soundfonts.FONTS)}, got {list(fonts)}")
+    fonts = _check_fonts(fonts)
     seed = int(seed)
     n_samples = max(int(round(seconds * sr)), 1)
-    n_frames = max(int(round(n_samples * frame_rate / sr)), 1)
     score = _compose(seed, style, seconds)
     active = _arrange(seed, style, names, math.ceil(score.n_bars / _SECTION_BARS))
     harmony = _four_part(score, seeds.rng(seed, style.name, "four-part"))
@@ -797,29 +802,11 @@ def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
         notes[inst] = _perform(score, events, active[inst], rng, n_samples / sr, drums=role == "drums")
         if inst in VOICES:
             vowels[inst] = [str(v) for v in rng.choice(list("aaeioou"), len(notes[inst]))]
-        if fonts is not None and inst not in VOICES:
-            stem, sounds[inst] = _play_sampled(inst, notes[inst], fonts, sr, n_samples,
-                                               seeds.rng(seed, style.name, "font", inst))
-        else:
-            stem = _render(inst, notes[inst], vowels.get(inst), timbre, sr, n_samples,
-                           seeds.rng(seed, style.name, "render", inst))
         gains[inst] = _LEVEL_DB.get(inst, -3.0) + float(rng.uniform(-2, 2))
-        if fonts is None:   # the additive corpora keep their first rule until their chapters retrain
-            active_fraction = max(float(np.mean(np.abs(stem) > 1e-4)), 1e-3)
-            rms = math.sqrt(float(np.mean(stem.astype(np.float64) ** 2)) / active_fraction) + 1e-12
-            stems[inst] = stem * np.float32(0.1 * 10 ** (gains[inst] / 20) / rms)
-        else:
-            stems[inst] = balance(stem, _playing_fraction(notes[inst], n_samples / sr), gains[inst])
+        # the additive corpora keep their first balance until their chapters retrain
+        stems[inst], sounds[inst] = _play_part(inst, notes[inst], vowels.get(inst), timbre, gains[inst],
+                                               fonts, sr, n_samples, (seed, style.name), fonts is None)
         timbres[inst] = timbre
-
-    # Scale all stems by one factor, then sum: the mixture is exactly the sum of the stored stems.
-    mixture = sum(stems.values())
-    peak = max(float(np.max(np.abs(mixture))), *(float(np.max(np.abs(s))) for s in stems.values()))
-    scale = np.float32(0.9 / peak) if peak > 0 else np.float32(1.0)
-    stems = {inst: (stem * scale).astype(np.float32) for inst, stem in stems.items()}
-    mixture = sum(stems.values())
-
-    rolls = {inst: notes_to_roll(notes[inst], n_frames, frame_rate) for inst in names}
     meta = {
         "style": style.name, "seed": seed, "tempo": score.tempo,
         "key": f"{_NOTE_NAMES[score.tonic]} {'minor' if score.minor else 'major'}",
@@ -827,12 +814,72 @@ def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
         "section_seconds": _SECTION_BARS * 240.0 / score.tempo,
         "sections": {inst: active[inst].tolist() for inst in names},
         "vowels": vowels, "gains_db": gains, "timbre": timbres,
-        "programs": {inst: (sounds[inst]["program"], inst == "drums") if inst in sounds
-                     else GM_PROGRAMS[inst] for inst in names},
-        "fonts": {inst: sounds[inst]["font"] for inst in sounds},
     }
-    return Song(name or f"{style.name}_{seed}", sr, stems, mixture, rolls, notes,
-                {inst: roll.any(axis=1) for inst, roll in rolls.items()}, float(frame_rate), meta)
+    return _song(name or f"{style.name}_{seed}", sr, stems, notes, sounds, frame_rate, meta)
+
+
+def _play_part(inst: str, notes: np.ndarray, vowels: list[str] | None, timbre: dict, gain_db: float,
+               fonts: Sequence[str] | None, sr: int, n_samples: int, labels: tuple,
+               first_rule: bool = False) -> tuple[np.ndarray, dict]:
+    """One part rendered (sampled if ``fonts``, else by its additive model) and balanced (by
+    :func:`balance`, or by the first corpora's rule); -> ``(stem, sound)``."""
+    sound = {}
+    if fonts and inst not in VOICES:
+        stem, sound = _play_sampled(inst, notes, fonts, sr, n_samples, seeds.rng(*labels, "font", inst))
+    else:
+        stem = _render(inst, notes, vowels, timbre, sr, n_samples, seeds.rng(*labels, "render", inst))
+    if not first_rule:
+        return balance(stem, _playing_fraction(notes, n_samples / sr), gain_db), sound
+    active_fraction = max(float(np.mean(np.abs(stem) > 1e-4)), 1e-3)
+    rms = math.sqrt(float(np.mean(stem.astype(np.float64) ** 2)) / active_fraction) + 1e-12
+    return stem * np.float32(0.1 * 10 ** (gain_db / 20) / rms), sound
+
+
+def _song(name: str, sr: int, stems: dict, notes: dict, sounds: dict, frame_rate: float, meta: dict) -> Song:
+    """Stems scaled by one factor so that nothing peaks above 0.9, summed; rolls from the notes."""
+    mixture = sum(stems.values())
+    peak = max(float(np.max(np.abs(mixture))), *(float(np.max(np.abs(s))) for s in stems.values()))
+    scale = np.float32(0.9 / peak) if peak > 0 else np.float32(1.0)
+    stems = {inst: (stem * scale).astype(np.float32) for inst, stem in stems.items()}
+    mixture = sum(stems.values())
+    n_frames = max(int(round(len(mixture) * frame_rate / sr)), 1)
+    rolls = {inst: notes_to_roll(notes[inst], n_frames, frame_rate) for inst in stems}
+    meta = meta | {"programs": {inst: (sounds[inst]["program"], inst == "drums") if sounds.get(inst)
+                                else GM_PROGRAMS[inst] for inst in stems},
+                   "fonts": {inst: sound["font"] for inst, sound in sounds.items() if sound}}
+    return Song(name, sr, stems, mixture, rolls, notes, {inst: roll.any(axis=1) for inst, roll in rolls.items()},
+                float(frame_rate), meta)
+
+
+def play_score(name: str, notes: Mapping[str, np.ndarray], *, seed: int, style: str, seconds: float,
+               sr: int = 16000, fonts: Sequence[str] | None = None, frame_rate: float = 50.0,
+               meta: Mapping | None = None) -> Song:
+    """Play a given score, as :func:`synthesize_song` plays the scores it writes: a ``Song``.
+
+    ``notes[instrument]`` is ``(n, 4)``: onset_s, offset_s, MIDI pitch, velocity. Timbres and levels
+    are drawn from ``seed`` and ``style``'s ranges; ``fonts`` as in :func:`synthesize_song`, but every
+    part is balanced by the score's rule (``MIN_PLAYING``). ``meta`` is kept in the song's ``meta``.
+
+    Chapter: foundations/synthesiser
+    """
+    style, names = _check_arguments(seed, seconds, sr, tuple(notes), style, frame_rate)
+    fonts = _check_fonts(fonts)
+    n_samples = max(int(round(seconds * sr)), 1)
+    stems, vowels, timbres, gains, sounds, kept = {}, {}, {}, {}, {}, {}
+    for inst in names:
+        rng = seeds.rng(seed, style.name, "score", inst)
+        timbres[inst] = _timbre(inst, style, rng)
+        kept[inst] = np.asarray(notes[inst], np.float64).reshape(-1, 4)
+        kept[inst] = kept[inst][kept[inst][:, 0] < n_samples / sr]
+        kept[inst][:, 1] = np.minimum(kept[inst][:, 1], n_samples / sr)
+        if inst in VOICES:
+            vowels[inst] = [str(v) for v in rng.choice(list("aaeioou"), len(kept[inst]))]
+        gains[inst] = _LEVEL_DB.get(inst, -3.0) + float(rng.uniform(-2, 2))
+        stems[inst], sounds[inst] = _play_part(inst, kept[inst], vowels.get(inst), timbres[inst], gains[inst],
+                                               fonts, sr, n_samples, (seed, style.name, "score"))
+    info = dict(meta or {}) | {"style": style.name, "seed": int(seed), "vowels": vowels, "gains_db": gains,
+                               "timbre": timbres}
+    return _song(name, sr, stems, kept, sounds, frame_rate, info)
 
 
 def synthesize_songs(n: int, seed: int = 0, **kwargs) -> list[Song]:
