@@ -30,6 +30,23 @@ UNPITCHED_SOURCES = ("drums",)
 MAX_SEMITONES = 12
 
 
+#: Bands of the random equaliser (log-spaced from 60 Hz to Nyquist), one gain in dB each.
+EQ_BANDS = 6
+
+
+def equalise(wave: np.ndarray, gains_db: np.ndarray, sr: int) -> np.ndarray:
+    """``wave`` ``(channels, time)`` through a smooth zero-phase equaliser: ``gains_db`` at
+    log-spaced frequencies from 60 Hz to Nyquist, interpolated in between; float32, same shape.
+
+    A timbre augmentation: the same notes with another instrument's brightness and body.
+    """
+    spectrum = np.fft.rfft(wave, axis=-1)
+    freqs = np.fft.rfftfreq(wave.shape[-1], 1.0 / sr)
+    centres = np.geomspace(60.0, sr / 2, len(gains_db))
+    curve = np.interp(np.log(np.maximum(freqs, 1.0)), np.log(centres), gains_db)
+    return np.fft.irfft(spectrum * 10 ** (curve / 20), n=wave.shape[-1], axis=-1).astype(np.float32)
+
+
 class SongDataset(Dataset):
     """Random segments of in-memory multitrack songs as separation examples.
 
@@ -49,6 +66,8 @@ class SongDataset(Dataset):
     ``unpitched`` sources stay as they are); ``time_stretch=(lo, hi)`` changes tempo by a rate drawn
     from that range and resamples the roll frames in time to match. Both use ``librosa.effects`` and
     are slow, so they are off by default. In coherent mode one shift and one rate serve all sources.
+    ``equalise_db=g`` passes each source through :func:`equalise` with band gains drawn from
+    ``[-g, g]`` dB (in coherent mode too: each source its own, as each instrument has its own sound).
     ``length`` is the number of (virtual) items; default one per track.
     Chapter: foundations/synthesiser
     """
@@ -71,6 +90,7 @@ class SongDataset(Dataset):
         frame_rate: float | None = None,
         track_names: Sequence[str] | None = None,
         unpitched: Sequence[str] = UNPITCHED_SOURCES,
+        equalise_db: float | None = None,
     ):
         tracks = list(tracks)
         if not tracks:
@@ -110,6 +130,9 @@ class SongDataset(Dataset):
         self.pitch_shift = pitch_shift
         self.time_stretch = time_stretch
         self.unpitched = set(unpitched)
+        if equalise_db is not None and not 0 < equalise_db <= 24:
+            raise ValueError(f"equalise_db: expected a boost or cut in (0, 24] dB, got {equalise_db}")
+        self.equalise_db = equalise_db
         self.track_names = names
         self.sources = [self._stack_audio(track, name) for track, name in zip(tracks, names)]
         channels = {s.shape[1] for s in self.sources}
@@ -259,6 +282,9 @@ class SongDataset(Dataset):
         if self.pitch_shift:
             semitones = rng.integers(self.pitch_shift[0], self.pitch_shift[1] + 1, size=n_sources)
         rates = rng.uniform(*self.time_stretch, size=n_sources) if self.time_stretch else np.ones(n_sources)
+        curves = None
+        if self.equalise_db:
+            curves = rng.uniform(-self.equalise_db, self.equalise_db, size=(n_sources, EQ_BANDS))
         if self.coherent:
             song_choices[:] = song_choices[0]
             fractions[:] = fractions[0]
@@ -271,7 +297,8 @@ class SongDataset(Dataset):
             span = int(np.ceil(self.segment_samples * rate)) if self.time_stretch else self.segment_samples
             start = int(fractions[k] * (self.sources[song].shape[-1] - span + 1))
             excerpt = self.sources[song][k, :, start:start + span]
-            audio.append(self._augment(excerpt, int(semitones[k]), rate) * np.float32(gains[k]))
+            wave = self._augment(excerpt, int(semitones[k]), rate) * np.float32(gains[k])
+            audio.append(wave if curves is None else equalise(wave, curves[k], self.sr))
             if self.rolls is not None or self.activity is not None:
                 frames = self._frame_indices(start, rate)
                 if self.rolls is not None:

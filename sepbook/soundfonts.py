@@ -86,8 +86,9 @@ def install() -> None:
     if packages:
         if os.geteuid() != 0 or not shutil.which("apt-get"):
             raise RuntimeError(f"SoundFonts missing: run 'sudo apt-get install {' '.join(packages)}'")
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True,
+        print(f"installing {' '.join(packages)} with apt-get")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, stdout=subprocess.DEVNULL,
                        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
 
 

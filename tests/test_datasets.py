@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sepbook import synth
-from sepbook.datasets import SongDataset, step_batches
+from sepbook.datasets import EQ_BANDS, SongDataset, equalise, step_batches
 from sepbook.synth import Song
 
 
@@ -287,3 +287,29 @@ def test_bad_augmentations_are_named():
         SongDataset(tracks, ["a"], 8000, pitch_shift=(-13, 3))
     with pytest.raises(ValueError, match="time_stretch"):
         SongDataset(tracks, ["a"], 8000, segment_seconds=0.1, time_stretch=(0.0, 1.2))
+
+
+def test_equalise_applies_its_band_gains_and_nothing_else():
+    sr, n = 8000, 8000
+    t = np.arange(n) / sr
+    tones = np.stack([np.sin(2 * np.pi * 100 * t) + np.sin(2 * np.pi * 3000 * t)]).astype(np.float32)
+    np.testing.assert_allclose(equalise(tones, np.zeros(EQ_BANDS), sr), tones, atol=1e-5)
+    np.testing.assert_allclose(equalise(tones, np.full(EQ_BANDS, 20 * np.log10(2)), sr), 2 * tones, atol=1e-4)
+    tilt = equalise(tones, np.linspace(-12, 12, EQ_BANDS), sr)                 # darker lows, brighter highs
+    spectrum, flat = np.abs(np.fft.rfft(tilt[0])), np.abs(np.fft.rfft(tones[0]))
+    assert spectrum[100] < 0.6 * flat[100] and spectrum[3000] > 1.6 * flat[3000]
+
+
+def test_equalised_items_keep_the_mixture_the_sum_and_vary_the_sources(songs):
+    plain = SongDataset.from_songs(songs, ["vocals", "bass"], grouping=synth.MUSDB_GROUPS, segment_seconds=0.5,
+                                   length=4, seed=3)
+    shaped = SongDataset.from_songs(songs, ["vocals", "bass"], grouping=synth.MUSDB_GROUPS, segment_seconds=0.5,
+                                    length=4, seed=3, equalise_db=9.0)
+    a, b = plain[1], shaped[1]
+    torch.testing.assert_close(b["mixture"], b["sources"].sum(0))
+    assert not torch.allclose(a["sources"], b["sources"], atol=1e-3)
+    ratio = (b["sources"].square().sum(-1) / a["sources"].square().sum(-1).clamp_min(1e-12)).flatten()
+    assert torch.all(ratio > 10 ** (-9 / 10) - 1e-3) and torch.all(ratio < 10 ** (9 / 10) + 1e-3)
+    torch.testing.assert_close(shaped[1]["sources"], b["sources"])             # still a function of the index
+    with pytest.raises(ValueError, match="equalise_db"):
+        SongDataset.from_songs(songs, ["vocals"], grouping=synth.MUSDB_GROUPS, equalise_db=0.0)
