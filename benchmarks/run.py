@@ -114,6 +114,49 @@ def measure_verify() -> dict:
             f"({parts})", "ratio": took / 600.0}
 
 
+def measure_carryover() -> list[dict]:
+    """How much of its oracle share the committed Foundations BLSTM keeps when the test scores are
+    played by a SoundFont it never heard, and by the additive instrument models (target >= 0.8)."""
+    from sepbook import results
+    from sepbook.recipes import foundations
+
+    book = results.load("foundations", profile="book", check=False)
+    start = time.perf_counter()
+    table = foundations.carry_over(book.cfg, book.models)
+    took = time.perf_counter() - start
+    shares = table.xs("BLSTM", level="variant")["share of oracle IRM"]
+    irm = table.xs("oracle IRM", level="variant")["SI-SDRi"]
+    own = shares.index[0]
+    found = []
+    for key, rendering in (("carryover-unheard", shares.index[1]), ("carryover-additive", shares.index[2])):
+        found.append({"key": key, "what": f"Foundations BLSTM (book, {len(book.models)} seeds) on the test scores "
+                      f"played by the {rendering}: its share of the oracle IRM's SI-SDRi over its share on "
+                      f"{own} (target >= 0.80)", "seconds": took,
+                      "reference": f"share {shares[rendering]:.3f} (IRM {irm[rendering]:.2f} dB) against "
+                      f"{shares[own]:.3f} (IRM {irm[own]:.2f} dB)",
+                      "ratio": float(shares[rendering] / shares[own])})
+    return found
+
+
+def measure_corpora() -> dict:
+    """Every chapter's ``book`` data generated from nothing into an empty folder: time and disk."""
+    from sepbook import profiles
+
+    folder = Path(tempfile.mkdtemp())
+    chapters = list(profiles.SETTINGS)
+    script = ("import sys; from sepbook import results\n"
+              "for chapter in sys.argv[1:]:\n"
+              "    module = results.recipe(chapter)\n"
+              "    module.data(module.config('book'))\n")
+    env = dict(os.environ, SEPBOOK_DATA=str(folder), SEPBOOK_PROFILE="book")
+    took = _timed([sys.executable, "-c", script, *chapters], env=env)
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    shutil.rmtree(folder, ignore_errors=True)
+    return {"what": f"generate every chapter's book data from nothing ({', '.join(chapters)}), "
+                    f"{size / 2**20:.0f} MB on disk", "seconds": took, "reference": "budget 300 s",
+            "ratio": took / 300.0}
+
+
 #: Book training budgets in seconds: an hour per chapter, except where its issue set another.
 TRAINING_BUDGETS = {"transfer": 5400.0}
 
@@ -307,7 +350,7 @@ def write_results(results: dict) -> None:
 
 def main(argv: list[str]) -> None:
     wanted = argv or ["setup", "tests", "book", "synth", "threads", "quality", "times", "reproduce", "verify", "ci",
-                      "speed"]
+                      "speed", "carryover", "corpora"]
     results = json.loads(RAW.read_text()) if RAW.is_file() else {"measurements": {}}
     results["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["machine"] = machine()
@@ -315,7 +358,7 @@ def main(argv: list[str]) -> None:
     jobs = {"setup": measure_setup, "tests": measure_tests, "book": measure_book, "synth": measure_synth,
             "threads": measure_threads, "quality": lambda: measure_quality(profile),
             "times": measure_training_times, "reproduce": measure_reproduce, "verify": measure_verify, "ci": measure_ci,
-            "speed": measure_speed}
+            "speed": measure_speed, "carryover": measure_carryover, "corpora": measure_corpora}
     unknown = set(wanted) - set(jobs)
     if unknown:
         raise SystemExit(f"unknown measurement(s) {sorted(unknown)}; choose from {sorted(jobs)}")

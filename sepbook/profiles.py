@@ -17,6 +17,8 @@ import os
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from sepbook.soundfonts import TRAINING_FONTS
+
 PROFILES = ("tiny", "book", "paper")
 ENV_VAR = "SEPBOOK_PROFILE"
 
@@ -35,16 +37,20 @@ def current() -> str:
 
 SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
     # Foundations: STFT, masks, and the BLSTM mask estimator every later chapter compares against.
+    # Songs are played by the TRAINING_FONTS (sepbook.soundfonts); every training source passes a
+    # random equaliser of up to ±equalise_db dB per band, so that timbre alone does not name it.
     "foundations": {
         "tiny": dict(
             n_train=24, n_test=6, song_seconds=8.0, sr=16000, n_fft=512, hop=128,
             sources=("vocals", "bass", "drums", "other"), segment_seconds=1.0,
             hidden=96, layers=2, steps=500, batch_size=16, lr=3e-3, valid_every=100, seeds=(0, 1, 2),
+            fonts=TRAINING_FONTS, equalise_db=12.0,
         ),
         "book": dict(
             n_train=120, n_test=12, song_seconds=12.0, sr=16000, n_fft=512, hop=128,
             sources=("vocals", "bass", "drums", "other"), segment_seconds=1.5,
             hidden=128, layers=2, steps=2500, batch_size=16, lr=2e-3, valid_every=250, seeds=(0, 1, 2),
+            fonts=TRAINING_FONTS, equalise_db=12.0,
         ),
         "paper": dict(
             dataset="musdb18hq", sr=44100, n_fft=4096, hop=1024,
@@ -62,7 +68,7 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
             unet_base=8, unet_depth=3, critic_base=8, critic_strided_layers=3, critic_frequency_layers=1,
             critic_hidden=16, batch_size=8, steps=200, lr=1e-3, critic_lr=1e-3, n_critic=2, gp_weight=10.0,
             alpha_V=0.01, alpha_VA=0.001, valid_every=40, patience=None, eval_window=None,
-            seeds=(0, 1), ablation_seeds=(0,), scarce_fraction=0.25,
+            seeds=(0, 1), ablation_seeds=(0,), scarce_fraction=0.25, fonts=TRAINING_FONTS,
         ),
         "book": dict(
             dataset="synthetic", sr=8192, n_fft=256, hop=128, frames=32, song_seconds=12.0,
@@ -71,7 +77,7 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
             unet_base=8, unet_depth=3, critic_base=16, critic_strided_layers=3, critic_frequency_layers=1,
             critic_hidden=32, batch_size=16, steps=1000, lr=5e-4, critic_lr=5e-4, n_critic=2, gp_weight=10.0,
             alpha_V=0.01, alpha_VA=0.001, valid_every=100, patience=None, eval_window=None,
-            seeds=(0, 1, 2), ablation_seeds=(0, 1, 2), scarce_fraction=0.25,
+            seeds=(0, 1, 2), ablation_seeds=(0, 1, 2), scarce_fraction=0.25, fonts=TRAINING_FONTS,
         ),
         "paper": dict(
             dataset="dsd100+medleydb+ccmixter+ikala", sr=8192, n_fft=512, hop=256, frames=64, song_seconds=None,

@@ -23,7 +23,8 @@ from sepbook.datasets import SongDataset, step_batches
 from sepbook.losses.masking import magnitude_loss
 from sepbook.masks import ORACLE_KINDS as ORACLES, oracle_separation
 from sepbook.models.blstm import MaskSeparator, blstm_separator
-from sepbook.tracks import Track
+from sepbook.soundfonts import HELD_OUT_FONT
+from sepbook.tracks import Track, track_from_stems
 from sepbook.train import fit, seed_everything
 
 CHAPTER = "foundations"
@@ -100,7 +101,7 @@ def training_set(tracks: Sequence[Track], cfg: dict, seed: int) -> SongDataset:
     songs = [{name: t.sources[k] for k, name in enumerate(cfg["sources"])} for t in tracks]
     return SongDataset(songs, cfg["sources"], cfg["sr"], segment_seconds=cfg["segment_seconds"],
                        length=cfg["steps"] * cfg["batch_size"], seed=seed, coherent=True,
-                       track_names=[t.name for t in tracks])
+                       track_names=[t.name for t in tracks], equalise_db=cfg.get("equalise_db"))
 
 
 def build(cfg: dict, variant: str = "BLSTM") -> MaskSeparator:
@@ -193,3 +194,35 @@ def bss_eval_rows(estimate_fn: Callable[[Track], torch.Tensor], tracks: Sequence
     per_track = [metrics.bss_eval(t.sources, estimate_fn(t), cfg["sr"]) for t in tracks]
     summary = metrics.bss_eval_summary(per_track, cfg["sources"])
     return [{"method": method, "source": name, **values} for name, values in summary.items()]
+
+
+# ---------------------------------------------------------------------------- carry-over (synthesiser page)
+
+def rendered_test_tracks(cfg: dict, fonts: Sequence[str] | None) -> list[Track]:
+    """The test songs' scores (same seeds and styles) played by ``fonts`` (``None``: the additive
+    models), grouped into ``cfg['sources']``; mono ``Track``s at ``cfg['sr']``."""
+    from sepbook.corpora import TEST_SEED, synth_songs
+
+    songs = synth_songs(cfg["n_test"], TEST_SEED, cfg["song_seconds"], cfg["sr"], fonts)
+    return [track_from_stems(song.name, song.grouped(cfg["sources"]), cfg["sources"], song.meta["style"])
+            for song in songs]
+
+
+def carry_over(cfg: dict, models: dict):
+    """SI-SDRi (dB) of ``models`` and of the oracle IRM on the test scores played three ways (by
+    ``cfg['fonts']``, by the SoundFont no model heard, by the additive models), and the share of
+    the oracle's gain each model keeps: ``(rendering, variant)`` rows, columns
+    ``SI-SDRi`` and ``share of oracle IRM`` (means over songs, sources and seeds)."""
+    import pandas as pd
+
+    renderings = {"the book's fonts": cfg["fonts"], f"unheard font ({HELD_OUT_FONT})": (HELD_OUT_FONT,),
+                  "additive models": None}
+    rows = []
+    for rendering, fonts in renderings.items():
+        tracks = rendered_test_tracks(cfg, fonts)
+        found = evaluate(cfg, models, tracks) + si_sdr_rows(oracle_fn("irm", cfg), tracks, cfg, "oracle IRM")
+        rows += [dict(r, rendering=rendering) for r in found if r["metric"] == "SI-SDRi"]
+    table = pd.DataFrame(rows).groupby(["rendering", "variant"], sort=False)["value"].mean()
+    oracle = table.xs("oracle IRM", level="variant")
+    share = table / oracle.reindex(table.index.get_level_values("rendering")).to_numpy()
+    return pd.DataFrame({"SI-SDRi": table, "share of oracle IRM": share})
