@@ -14,8 +14,9 @@ book: setup data
 	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
 	@echo "Open _build/html/index.html"
 
+# one test process per core (pytest-xdist); each test runs torch on one thread (tests/conftest.py)
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 data: setup
 	$(PY) -m sepbook.corpora

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 from sepbook import profiles
 
@@ -68,17 +70,13 @@ def musdb_synth(cfg: dict | None = None, name: str = "musdb-synth") -> Path:
     spec = {k: cfg[k] for k in ("n_train", "n_test", "song_seconds", "sr")} | {"version": 2, "synth": _synth_digest()}
     if cfg.get("fonts"):                                  # sampled instruments (sepbook.soundfonts)
         spec["fonts"] = list(cfg["fonts"])
-    root = data_root() / f"{name}-{cfg['profile']}"
-    stamp = root / "corpus.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) == spec:
-        return root
-    if root.exists():
-        shutil.rmtree(root)  # a stale or half-written corpus: rebuild from scratch
-    for subset, count, seed in (("train", cfg["n_train"], TRAIN_SEED), ("test", cfg["n_test"], TEST_SEED)):
-        songs = synth_songs(count, seed, cfg["song_seconds"], cfg["sr"], cfg.get("fonts"))
-        write_musdb(root, songs, subset=subset, sr=cfg["sr"])
-    stamp.write_text(json.dumps(spec))
-    return root
+
+    def build(folder: Path) -> None:
+        for subset, count, seed in (("train", cfg["n_train"], TRAIN_SEED), ("test", cfg["n_test"], TEST_SEED)):
+            songs = synth_songs(count, seed, cfg["song_seconds"], cfg["sr"], cfg.get("fonts"))
+            write_musdb(folder, songs, subset=subset, sr=cfg["sr"])
+
+    return _cached(data_root() / f"{name}-{cfg['profile']}", spec, build)
 
 
 def slakh_synth(cfg: dict, name: str = "slakh-synth") -> Path:
@@ -96,20 +94,54 @@ def slakh_synth(cfg: dict, name: str = "slakh-synth") -> Path:
     keys = ("n_train", "n_valid", "n_test", "song_seconds", "sr", "instruments")
     spec = {k: list(cfg[k]) if isinstance(cfg[k], tuple) else cfg[k] for k in keys}
     spec |= {"version": 1, "synth": _synth_digest()}
-    root = data_root() / f"{name}-{cfg['profile']}"
+
+    def build(folder: Path) -> None:
+        for split, count, first in (("train", cfg["n_train"] + cfg["n_valid"], SLAKH_TRAIN_SEED),
+                                    ("test", cfg["n_test"], SLAKH_TEST_SEED)):
+            songs = [synthesize_song(first + i, seconds=cfg["song_seconds"], sr=cfg["sr"],
+                                     style=STYLE_CYCLE[i % len(STYLE_CYCLE)], instruments=cfg["instruments"])
+                     for i in range(count)]
+            write_slakh(folder, songs, split)
+
+    return _cached(data_root() / f"{name}-{cfg['profile']}", spec, build)
+
+
+def _cached(root: Path, spec: dict, build: Callable[[Path], None]) -> Path:
+    """``root`` if its stamp matches ``spec``, else ``build`` it afresh. The build writes into a
+    private folder that is renamed into place only when complete, under a lock, so two processes
+    asking at once (a parallel test run, two notebooks) build it once and never see half a corpus."""
     stamp = root / "corpus.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) == spec:
-        return root
-    if root.exists():
-        shutil.rmtree(root)
-    for split, count, first in (("train", cfg["n_train"] + cfg["n_valid"], SLAKH_TRAIN_SEED),
-                                ("test", cfg["n_test"], SLAKH_TEST_SEED)):
-        songs = [synthesize_song(first + i, seconds=cfg["song_seconds"], sr=cfg["sr"],
-                                 style=STYLE_CYCLE[i % len(STYLE_CYCLE)], instruments=cfg["instruments"])
-                 for i in range(count)]
-        write_slakh(root, songs, split)
-    stamp.write_text(json.dumps(spec))
+    with _locked(root.with_name(root.name + ".lock")):
+        if stamp.is_file() and json.loads(stamp.read_text()) == spec:
+            return root
+        partial = root.with_name(f"{root.name}.partial-{os.getpid()}")
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            build(partial)
+            (partial / "corpus.json").write_text(json.dumps(spec))
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        if root.exists():
+            shutil.rmtree(root)  # stale: rebuilt from scratch above
+        partial.rename(root)
     return root
+
+
+@contextmanager
+def _locked(path: Path):
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; the rename still keeps a half-built corpus out of sight
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def main() -> None:

@@ -9,9 +9,10 @@ thread (:func:`sepbook.book.setup`), heaviest first, and the build then finds th
 
 The cache knows a notebook only by its code, not by the package it imports, the profile it runs
 in or the committed results it reads and re-checks, so a change to any of them (:func:`digest`)
-clears the whole cache: a cached page never shows results it did not check. CI sets
-``SEPBOOK_EXECUTE=force`` (:mod:`sepbook.sphinxext`): every notebook executes inside the build and
-this module does nothing.
+clears the whole cache: a cached page never shows results it did not check. CI empties the cache
+(``make clean-cache``) before it builds, so every notebook executes here. ``SEPBOOK_EXECUTE=force``
+(:mod:`sepbook.sphinxext`) executes every notebook inside the build instead, one after the other,
+and this module does nothing.
 
 Chapter: preface
 """

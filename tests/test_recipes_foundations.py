@@ -120,6 +120,27 @@ def test_corpus_is_rebuilt_when_its_recipe_changes(tmp_path, monkeypatch):
     assert len(list((root / "train").iterdir())) == 1
 
 
+def test_a_corpus_that_fails_halfway_leaves_nothing_half_built(tmp_path, monkeypatch):
+    from sepbook import corpora, profiles
+
+    monkeypatch.setenv("SEPBOOK_DATA", str(tmp_path))
+    cfg = dict(profiles.settings("foundations", "tiny"), n_train=1, n_test=1, song_seconds=1.0)
+    real = corpora.synth_songs
+
+    def fails_on_the_test_songs(n, first_seed, *args):
+        if first_seed == corpora.TEST_SEED:
+            raise RuntimeError("interrupted")
+        return real(n, first_seed, *args)
+
+    monkeypatch.setattr(corpora, "synth_songs", fails_on_the_test_songs)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        corpora.musdb_synth(cfg)
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == []
+    monkeypatch.setattr(corpora, "synth_songs", real)
+    root = corpora.musdb_synth(cfg)
+    assert sorted(p.name for p in root.iterdir()) == ["corpus.json", "test", "train"]
+
+
 def test_the_test_scores_replayed_by_the_books_fonts_are_the_test_songs(splits, cfg):
     again = foundations.rendered_test_tracks(cfg, cfg["fonts"])
     assert [t.name for t in again] == [t.name for t in splits.test]
