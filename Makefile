@@ -14,9 +14,10 @@ book: setup data
 	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
 	@echo "Open _build/html/index.html"
 
-# one test process per core (pytest-xdist); each test runs torch on one thread (tests/conftest.py)
+# one test process per core (pytest-xdist), each test file in one of them so that its fixtures are made
+# once; each test runs torch on one thread (tests/conftest.py)
 test: setup
-	$(PY) -m pytest -q -n auto
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 data: setup
 	$(PY) -m sepbook.corpora

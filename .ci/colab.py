@@ -318,7 +318,8 @@ def fast_tests(outcome: Outcome, python: Path, venv: Path) -> dict[str, str]:
     # `python -m pytest` in the checkout: the tests import the checkout's sepbook (the code the first cell
     # installed), which finds its committed results and notebooks where the tests look for them.
     # one test process per core, as make test runs them (pytest-xdist comes with the test extra)
-    code, _ = run([python, "-m", "pytest", "-q", "-n", "auto", *FAST, "-p", "no:cacheprovider", "--durations=5",
+    code, _ = run([python, "-m", "pytest", "-q", "-n", "auto", "--dist", "loadfile", *FAST,
+                   "-p", "no:cacheprovider", "--durations=5",
                    f"--junitxml={report}"], cwd=ROOT, env=environment(venv))
     if code == 0:
         return {}

@@ -220,17 +220,61 @@ def measure_setup() -> dict:
             "ratio": took / 180.0}
 
 
-def measure_tests() -> dict:
-    took = _timed(["make", "test"])
-    return {"what": "make test", "seconds": took, "budget_s": 600.0, "ratio": took / 600.0}
+def measure_tests() -> list[dict]:
+    """``make test`` on a fresh clone of the committed tree: once with its set-up (venv, pinned
+    install from a warm pip cache, SoundFonts present), then the test run alone."""
+    clone = Path(tempfile.mkdtemp()) / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("SEPBOOK_PROFILE", "SEPBOOK_DATA", "VIRTUAL_ENV")}
+    fresh = _timed(["make", "test"], cwd=clone, env=env)
+    again = _timed(["make", "test"], cwd=clone, env=env)
+    shutil.rmtree(clone.parent, ignore_errors=True)
+    return [{"key": "tests-fresh", "what": "make test on a fresh clone, set-up included (warm pip cache)",
+             "seconds": fresh, "budget_s": 300.0, "ratio": fresh / 300.0},
+            {"key": "tests", "what": "make test, the test run alone (both cores, pytest-xdist)",
+             "seconds": again, "budget_s": 180.0, "ratio": again / 180.0}]
+
+
+def measure_pages() -> list[dict]:
+    """Every page executed on its own, one after the other, as a build executes it (tiny profile,
+    a fresh kernel, static players): its wall time and its longest cell."""
+    import datetime as dt
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from sepbook import classroom
+
+    def seconds(cell) -> float:
+        times = cell.metadata.get("execution", {})
+        if "iopub.execute_input" not in times or "shell.execute_reply" not in times:
+            return 0.0
+        parse = lambda t: dt.datetime.fromisoformat(t.replace("Z", "+00:00"))  # noqa: E731
+        return (parse(times["shell.execute_reply"]) - parse(times["iopub.execute_input"])).total_seconds()
+
+    os.environ.update(SEPBOOK_PROFILE="tiny", SEPBOOK_STATIC_HTML="1")
+    found = []
+    for path in classroom.book_notebooks(ROOT):
+        notebook = nbformat.read(path, as_version=4)
+        start = time.perf_counter()
+        NotebookClient(notebook, timeout=1800, kernel_name="python3", record_timing=True,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        took = time.perf_counter() - start
+        longest, index = max((seconds(c), i) for i, c in enumerate(notebook.cells) if c.cell_type == "code")
+        name = str(path.relative_to(ROOT))
+        found.append({"key": f"page-{path.stem}", "what": f"{name} executed on its own (tiny profile, one "
+                      f"thread, as the build runs it)", "seconds": took,
+                      "reference": f"budget 180 s; longest cell {longest:.0f} s (cell {index}, budget 75 s)",
+                      "ratio": took / 180.0})
+    return found
 
 
 def measure_book() -> list[dict]:
     """The tiny book built three ways in one run, into a scratch folder.
 
-    1. CI's way: every notebook executed inside the build, one after the other (``SEPBOOK_EXECUTE=force``);
-    2. ``make book``'s way from an empty cache: ``sepbook.prebuild`` executes the notebooks two at a time,
-       then the build takes every output from the cache;
+    1. every notebook executed inside the build, one after the other (``SEPBOOK_EXECUTE=force``);
+    2. ``make book``'s way from an empty cache, as CI builds: ``sepbook.prebuild`` executes the notebooks
+       two at a time, then the build takes every output from the cache;
     3. ``make book`` again after a text-only edit of one page: nothing executes.
     """
     from sepbook import prebuild
@@ -264,9 +308,10 @@ def measure_book() -> list[dict]:
     shutil.rmtree(out, ignore_errors=True)
     return [
         {"key": "book", "what": "full tiny build, every notebook executed in the build one after the other "
-                                "(CI: SEPBOOK_EXECUTE=force jupyter-book build . -W -n --keep-going)",
+                                "(SEPBOOK_EXECUTE=force jupyter-book build . -W -n --keep-going)",
          "seconds": sequential, "budget_s": 900.0, "ratio": sequential / 900.0},
-        {"key": "book-parallel", "what": "full tiny build from an empty cache, two notebooks at a time (make book)",
+        {"key": "book-parallel", "what": "full tiny build from an empty cache, two notebooks at a time (make book, as CI "
+                                         "builds)",
          "seconds": parallel, "reference": f"sequential build {sequential:.0f} s; heaviest kernel "
                                            f"{peaks[heaviest]:.0f} MB ({heaviest})",
          "ratio": parallel / sequential},
@@ -283,7 +328,15 @@ def measure_ci() -> dict:
     shutil.rmtree(clone.parent, ignore_errors=True)
     return {"what": ".ci/run on a fresh clone (set-up, make book with warnings as errors, make test, "
                     "make verify, Colab check, nbgrader check)",
-            "seconds": took, "budget_s": 2700.0, "ratio": took / 2700.0}
+            "seconds": took, "budget_s": 1800.0, "ratio": took / 1800.0}
+
+
+def measure_colab() -> dict:
+    """``make colab-check``: both dependency sets, each a fresh venv, a page, the results page and
+    the fast tests (``.ci/colab.py``)."""
+    took = _timed(["make", "colab-check"])
+    return {"what": "make colab-check (both sets: fresh venvs, a page from its first cell, the results page, "
+                    "the fast tests)", "seconds": took, "budget_s": 600.0, "ratio": took / 600.0}
 
 
 def measure_speed() -> list[dict]:
@@ -318,7 +371,8 @@ def write_results(results: dict) -> None:
     lines = ["# Benchmark results", "",
              "Written by `python benchmarks/run.py` (`make benchmarks`); each row comes from the run dated in its last column.", "",
              f"- last run: {results['date']} on {results['machine']}", "",
-             "| measurement | seconds | reference (same run) | ratio | date |", "| --- | ---: | --- | ---: | --- |"]
+             "| measurement | seconds | reference (same run) | ratio | load | date |",
+             "| --- | ---: | --- | ---: | --- | --- |"]
     speed = {key: entry for key, entry in results["measurements"].items() if key.startswith("speed-")}
     for key, entry in results["measurements"].items():
         if key in speed:
@@ -326,7 +380,10 @@ def write_results(results: dict) -> None:
         reference = entry.get("reference") or (f"budget {entry['budget_s']:.0f} s" if "budget_s" in entry else "")
         if key.startswith("quality"):
             reference = f"oracle IRM SI-SDRi {entry['irm_sisdri']:.2f} dB; BLSTM {entry['blstm_sisdri_mean']:.2f} ± {entry['blstm_sisdri_std']:.2f} dB"
-        lines.append(f"| {entry['what']} | {entry['seconds']:.1f} | {reference} | {entry['ratio']:.3f} | {entry['date']} |")
+        lines.append(f"| {entry['what']} | {entry['seconds']:.1f} | {reference} | {entry['ratio']:.3f} | "
+                     f"{entry.get('load', 'not recorded')} | {entry['date']} |")
+    lines += ["", "Load: the machine's 1-minute load average when the measurement started / ended (2 cores); "
+              "a row measured under other load says so there."]
     machines = sorted({entry["machine"] for entry in results["measurements"].values()})
     lines += ["", "Machines: " + "; ".join(machines)]
     lines += ["", "Ratios: synthesis time over audio duration; one-thread over all-core step time; BLSTM SI-SDRi over oracle IRM SI-SDRi (the "
@@ -349,15 +406,15 @@ def write_results(results: dict) -> None:
 
 
 def main(argv: list[str]) -> None:
-    wanted = argv or ["setup", "tests", "book", "synth", "threads", "quality", "times", "reproduce", "verify", "ci",
-                      "speed", "carryover", "corpora"]
+    wanted = argv or ["setup", "tests", "book", "pages", "synth", "threads", "quality", "times", "reproduce",
+                      "verify", "colab", "ci", "speed", "carryover", "corpora"]
     results = json.loads(RAW.read_text()) if RAW.is_file() else {"measurements": {}}
     results["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["machine"] = machine()
     profile = os.environ.get("SEPBOOK_PROFILE", "tiny")
-    jobs = {"setup": measure_setup, "tests": measure_tests, "book": measure_book, "synth": measure_synth,
+    jobs = {"setup": measure_setup, "tests": measure_tests, "book": measure_book, "pages": measure_pages, "synth": measure_synth,
             "threads": measure_threads, "quality": lambda: measure_quality(profile),
-            "times": measure_training_times, "reproduce": measure_reproduce, "verify": measure_verify, "ci": measure_ci,
+            "times": measure_training_times, "reproduce": measure_reproduce, "verify": measure_verify, "colab": measure_colab, "ci": measure_ci,
             "speed": measure_speed, "carryover": measure_carryover, "corpora": measure_corpora}
     unknown = set(wanted) - set(jobs)
     if unknown:
@@ -365,11 +422,15 @@ def main(argv: list[str]) -> None:
     for name in wanted:
         key = f"quality-{profile}" if name == "quality" else name
         print(f"measuring {name} ...", flush=True)
+        load_before = os.getloadavg()[0]
         found = jobs[name]()
+        # the machine's 1-minute load average when the measurement started and ended: a timing taken
+        # while something else ran (load well above the cores in use) is marked by it
+        load = f"{load_before:.1f} / {os.getloadavg()[0]:.1f}"
         if name == "speed":  # a new run replaces the last one's pairs, whichever they were
             results["measurements"] = {k: v for k, v in results["measurements"].items() if not k.startswith("speed-")}
         for entry in found if isinstance(found, list) else [dict(found, key=key)]:
-            entry = entry | {"date": results["date"], "machine": results["machine"]}
+            entry = entry | {"date": results["date"], "machine": results["machine"], "load": load}
             results["measurements"][entry.pop("key")] = entry
             print(json.dumps(entry, indent=1), flush=True)
     RAW.write_text(json.dumps(results, indent=1))
