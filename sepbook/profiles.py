@@ -43,7 +43,7 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
         "tiny": dict(
             n_train=24, n_test=6, song_seconds=8.0, sr=16000, n_fft=512, hop=128,
             sources=("vocals", "bass", "drums", "other"), segment_seconds=1.0,
-            hidden=96, layers=2, steps=500, batch_size=16, lr=3e-3, valid_every=100, seeds=(0,),
+            hidden=96, layers=2, steps=350, batch_size=16, lr=3e-3, valid_every=70, seeds=(0,),
             fonts=TRAINING_FONTS, equalise_db=12.0,
         ),
         "book": dict(
