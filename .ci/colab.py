@@ -17,7 +17,8 @@ For each set it
    the only torch wheel on this disk is for 3.11), installs torch first (the CPU wheel pinned in
    ``requirements.lock``; a plain ``torch`` requirement would download a CUDA build of several GB), then
    the packages a Colab runtime already holds (``RUNTIME``), and neither sepbook nor its less common
-   dependencies (musdb, museval, mir_eval, pretty_midi, ...);
+   dependencies (musdb, museval, mir_eval, pretty_midi, ...); the next set's venv is built in the
+   background while this one runs its pages;
 2. executes a real notebook top to bottom in a Jupyter kernel of that venv, with ``SEPBOOK_PROFILE=tiny``,
    in an empty working folder (Colab's ``/content``), its first cell read from the notebook file with the
    git URL replaced by a snapshot of this checkout; it asserts that sepbook was missing before and is
@@ -49,6 +50,7 @@ import sys
 import textwrap
 import time
 import tomllib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -234,25 +236,27 @@ def print_drift(name: str, rows: list[tuple[str, str, str]]) -> None:
 # ----------------------------------------------------------------------------- the steps of one set
 
 
-def build_venv(name: str, venv: Path) -> Path:
-    """A fresh venv holding what a Colab runtime holds before the first cell; -> its python."""
+def build_venv(name: str, venv: Path) -> tuple[Path, float]:
+    """A fresh venv holding what a Colab runtime holds before the first cell; -> its python and the
+    seconds it took."""
+    clock = time.monotonic()
     shutil.rmtree(venv, ignore_errors=True)
     must([sys.executable, "-m", "venv", venv], "creating the venv")
     python = venv / "bin" / "python"
     pip = [python, "-m", "pip", "install", "-q"]
-    must(pip + ["--upgrade", "pip"], "upgrading pip")
+    must(pip + ["--upgrade", "pip"], "upgrading pip", quiet=True)
     torch = pins(LOCK)["torch"]
     # torch first, at the lock's version: the CPU wheel on this disk. With it installed, pip takes any
     # torch>=... requirement as met; asked for a range with no torch installed, pip fetches a CUDA build.
-    must(pip + [f"torch=={torch}"], f"installing torch {torch}")
+    must(pip + [f"torch=={torch}"], f"installing torch {torch}", quiet=True)
     if name == "colab":
-        must(pip + ["-c", CONSTRAINTS, f"torch=={torch}", *RUNTIME], "installing the Colab runtime")
+        must(pip + ["-c", CONSTRAINTS, f"torch=={torch}", *RUNTIME], "installing the Colab runtime", quiet=True)
     else:
         must(pip + ["--upgrade", "--upgrade-strategy", "eager", f"torch=={torch}", *RUNTIME],
-             "installing the newest runtime packages")
+             "installing the newest runtime packages", quiet=True)
     must([python, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL, "--display-name",
           f"Colab check ({name})"], "registering the venv's Jupyter kernel", quiet=True)
-    return python
+    return python, time.monotonic() - clock
 
 
 def sepbook_location(python: Path, cwd: Path) -> str | None:
@@ -386,15 +390,16 @@ def name_the_drift(outcome: Outcome, python: Path, venv: Path, failing: list[str
     return culprits
 
 
-def check_set(name: str, notebook: Path, source: Path, keep: bool) -> Outcome:
+def check_set(name: str, notebook: Path, source: Path, keep: bool, built: Future) -> Outcome:
+    """Every step for one set, in the venv that ``built`` (:func:`build_venv`) is making or has made."""
     outcome = Outcome(name)
     venv = WORK / name
     heading(f"[{name}] {SETS[name]}: a fresh venv in {venv.relative_to(ROOT)}")
     clock = time.monotonic()
     failing: dict[str, str] = {}
     try:
-        python = build_venv(name, venv)
-        outcome.seconds["venv and runtime"] = time.monotonic() - clock
+        python, outcome.seconds["venv and runtime"] = built.result()
+        outcome.seconds["waiting for it"] = time.monotonic() - clock
         have = installed(python)
         say(f"[{name}] the runtime before the first cell: "
             + ", ".join(f"{p} {have.get(p, '-')}" for p in SHOWN))
@@ -558,7 +563,11 @@ def main(argv: list[str] | None = None) -> int:
     say(f"sepbook is installed from a snapshot of this checkout: {source}")
     say(f"the committed results are fetched from a tarball of it: {archive(source)}")
     names = list(SETS) if args.set == "all" else [args.set]
-    outcomes = [check_set(name, notebook, source, args.keep) for name in names]
+    # The venvs are built one after the other in the background: the next set's is made while this
+    # one runs its pages on one core.
+    with ThreadPoolExecutor(1) as builder:
+        built = {name: builder.submit(build_venv, name, WORK / name) for name in names}
+        outcomes = [check_set(name, notebook, source, args.keep, built[name]) for name in names]
 
     heading("Colab check: summary")
     for outcome in outcomes:

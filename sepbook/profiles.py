@@ -66,9 +66,9 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
             paired_style="pop", domain_styles=("rock", "jazz", "electronic"), mismatched_style="quartet",
             n_paired=8, n_paired_eval=2, songs_per_third=3, data_seed=0,
             unet_base=8, unet_depth=3, critic_base=8, critic_strided_layers=3, critic_frequency_layers=1,
-            critic_hidden=16, batch_size=8, steps=200, lr=1e-3, critic_lr=1e-3, n_critic=2, gp_weight=10.0,
+            critic_hidden=16, batch_size=8, steps=160, lr=1e-3, critic_lr=1e-3, n_critic=2, gp_weight=10.0,
             alpha_V=0.01, alpha_VA=0.001, valid_every=40, patience=None, eval_window=None,
-            seeds=(0, 1), ablation_seeds=(0,), scarce_fraction=0.25, fonts=TRAINING_FONTS,
+            seeds=(0,), ablation_seeds=(0,), scarce_fraction=0.25, fonts=TRAINING_FONTS,
         ),
         "book": dict(
             dataset="synthetic", sr=8192, n_fft=256, hop=128, frames=32, song_seconds=12.0,
@@ -94,9 +94,9 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
     "transcription": {
         "tiny": dict(
             dataset="synthetic", instruments=("bass", "guitar", "piano"), n_train=60, n_valid=3, n_test=3,
-            song_seconds=8.0, sr=8192, n_fft=512, hop=256, frames=64, lowest_pitch=28, n_pitches=48,
+            song_seconds=8.0, sr=8192, n_fft=512, hop=256, frames=32, lowest_pitch=28, n_pitches=48,
             n_harmonics=8, unet_base=8, unet_depth=3, channels=16, hidden=128, batch_size=8,
-            transcriptor_steps=600, separator_steps=250, fine_tune_steps=100, lr=2e-3,
+            transcriptor_steps=800, separator_steps=250, fine_tune_steps=100, lr=2e-3,
             mix_weight=0.1, adversarial_weight=0.2, valid_every=50, seeds=(0, 1),
         ),
         "book": dict(
@@ -122,7 +122,7 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
             dataset="synthetic", sources=("vocals", "drums", "bass", "other"), n_train=8, n_valid=2,
             n_test=2, song_seconds=8.0, stages=(4000, 8000), n_basis=32, kernel=16, bottleneck=32,
             hidden=64, blocks=4, stacks=1, embedding_dim=8, rank=3, batch_size=4, excerpt_seconds=1.0,
-            steps=120, lr=2e-3, valid_every=40, seeds=(0, 1),
+            steps=80, lr=2e-3, valid_every=40, seeds=(0, 1),
         ),
         "book": dict(
             dataset="synthetic", sources=("vocals", "drums", "bass", "other"), n_train=40, n_valid=4,
@@ -145,8 +145,8 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
             medley_sources=("vocals", "bass", "drums", "piano", "electric_guitar", "acoustic_guitar"),
             n_train=16, n_valid=2, n_test=3, song_seconds=8.0, sr=8192, n_fft=512, hop=256, frames=64,
             label_threshold_db=-30.0, unet_base=8, unet_depth=4, unet_max_channels=16, head_hidden=64,
-            blstm_hidden=128, blstm_layers=2, batch_size=8, steps=250, lr=2e-3, activity_weight=0.5,
-            threshold=0.5, median_frames=15, valid_every=50, seeds=(0, 1),
+            blstm_hidden=128, blstm_layers=2, batch_size=8, steps=140, lr=2e-3, activity_weight=0.5,
+            threshold=0.5, median_frames=15, valid_every=35, seeds=(0, 1),
         ),
         "book": dict(
             dataset="synthetic", musdb_sources=("vocals", "drums", "bass", "other"),

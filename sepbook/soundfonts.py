@@ -107,11 +107,24 @@ def ensure() -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _synth(font: str, sr: int):
+def _loaded(font: str):
+    """One synth per font: reading a font takes seconds, so a process does it once."""
     import tinysoundfont
 
-    synth = tinysoundfont.Synth(samplerate=sr)
+    synth = tinysoundfont.Synth()
     return synth, synth.sfload(str(path(font)))
+
+
+def _synth(font: str, sr: int):
+    """``font``'s synth, playing at ``sr``. Switching the output rate of a loaded font gives the same
+    samples as loading it at that rate (``tests/test_soundfonts.py``)."""
+    from tinysoundfont import _tinysoundfont
+
+    synth, font_id = _loaded(font)
+    if synth.samplerate != sr:
+        synth.samplerate = sr
+        synth.soundfonts[font_id].set_output(_tinysoundfont.OutputMode.StereoInterleaved, sr, synth.gain)
+    return synth, font_id
 
 
 def _silence(synth, block: int = 1024, limit: int = 1000) -> None:

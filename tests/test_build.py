@@ -61,6 +61,7 @@ def _book(root: Path, code: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_prebuild_executes_only_what_changed(tmp_path, monkeypatch):
     pytest.importorskip("jupyter_cache", reason="the book's build tools (jupyter-book) are not installed")
     monkeypatch.delenv(sphinxext.EXECUTE_ENV, raising=False)
@@ -78,6 +79,7 @@ def test_prebuild_executes_only_what_changed(tmp_path, monkeypatch):
     assert prebuild.prebuild(1, tmp_path, lines.append) == {}
 
 
+@pytest.mark.slow
 def test_a_failing_notebook_is_named(tmp_path, monkeypatch):
     pytest.importorskip("jupyter_cache", reason="the book's build tools (jupyter-book) are not installed")
     monkeypatch.delenv(sphinxext.EXECUTE_ENV, raising=False)

@@ -147,6 +147,7 @@ def _by_status(marks, exercise_rows=True):
     return {(m.exercise, m.status) for m in marks if (m.exercise != "(notebook)") == exercise_rows}
 
 
+@pytest.mark.slow
 def test_grader_passes_the_book_notebook_run_in_full():
     marks = grade.grade([FIRST], timeout=300)
     checked = [m for m in marks if m.exercise == "ex-ratio-mask"]

@@ -229,6 +229,7 @@ def _close(a, b):
 # ----------------------------------------------------------------------------- the same update
 
 
+@pytest.mark.slow
 def test_each_process_trains_on_its_own_half_of_every_global_batch(runs):
     seen = [_outcome(runs, "split", rank)["seen"] for rank in range(WORLD)]
     for step, (_, batch) in zip(range(2), _batches()(0)):

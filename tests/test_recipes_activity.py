@@ -221,6 +221,7 @@ def test_evaluate_gives_weighted_unweighted_and_activity_rows(cfg, splits, learn
     assert all(r["seed"] == 0 and r["domain"] == "medley" for r in rows)
 
 
+@pytest.mark.slow
 def test_reference_rows_ibm_beats_the_mixture(cfg, splits):
     song = next(t for t in splits.test if t.domain == "musdb")
     rows = activity.reference_rows(cfg, [song])

@@ -51,6 +51,7 @@ def test_runs_cover_every_system_and_seed_plus_the_ablations():
     assert adversarial.runs(adversarial.config("paper", ablation_seeds=(0,)))[-1] == ("V (scarce)", 0)
 
 
+@pytest.mark.slow
 def test_training_domains_swap_in_the_ablations_data(cfg, domains):
     assert adversarial.training_domains(cfg, domains, "V") is domains
     scarce = adversarial.training_domains(cfg, domains, "V (scarce)")
@@ -213,6 +214,7 @@ def learning():
     return cfg, domains, untrained, trained, history
 
 
+@pytest.mark.slow
 def test_brief_baseline_training_beats_an_untrained_separator(learning):
     cfg, domains, untrained, trained, history = learning
     sets = spectrogram_sets(cfg, domains)

@@ -39,6 +39,7 @@ def rows(trained, splits, cfg):
     return foundations.evaluate(cfg, {("BLSTM", 0): model}, splits.test) + foundations.reference_rows(cfg, splits.test)
 
 
+@pytest.mark.slow
 def test_trained_blstm_beats_the_mixture_and_stays_below_the_oracle(rows):
     gains = report.summary([r for r in rows if r["metric"] == "SI-SDRi"])["mean"]
     assert set(gains.index) == {"mixture", "BLSTM"} | {f"oracle {k.upper()}" for k in foundations.ORACLES}

@@ -34,6 +34,7 @@ def test_labels_that_would_span_two_words_are_refused():
         seeds.rng(3, "a", 2**32)
 
 
+@pytest.mark.slow
 def test_string_labels_give_the_same_numbers_in_every_python_process():
     code = "from sepbook import seeds; print(seeds.derive(0, 'adversarial', 'pop', 3))"
     outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -27,6 +27,20 @@ def test_same_seed_same_samples_whatever_was_rendered_before(song):
     assert again.meta["fonts"] == song.meta["fonts"]
 
 
+def test_a_font_switched_to_a_rate_plays_what_a_font_loaded_at_that_rate_plays(monkeypatch):
+    import tinysoundfont
+
+    notes = np.array([[0.0, 0.4, 40, 100], [0.3, 0.9, 47, 70]])
+    play = lambda sr: soundfonts.render_part(notes, 33, font=FONTS[0], sr=sr, n_samples=sr)  # noqa: E731
+    first, switched, back = play(SR), play(2 * SR), play(SR)
+    np.testing.assert_array_equal(first, back)
+    fresh = tinysoundfont.Synth(samplerate=2 * SR)
+    fresh = (fresh, fresh.sfload(str(soundfonts.path(FONTS[0]))))
+    monkeypatch.setattr(soundfonts, "_loaded", lambda font: fresh)
+    np.testing.assert_array_equal(play(2 * SR), switched)
+    assert np.abs(switched).max() > 0.01
+
+
 def test_stems_sum_exactly_to_the_mixture(song):
     np.testing.assert_array_equal(song.mixture, sum(song.stems.values()))
     assert np.abs(song.mixture).max() == pytest.approx(0.9, abs=1e-6)

@@ -136,6 +136,7 @@ def test_only_runs_with_recorded_code_are_drawn_and_the_budget_holds(folder):
     assert verify.retrainable(book) == []
 
 
+@pytest.mark.slow
 def test_the_manifest_records_each_runs_code(produced):
     manifest = json.loads((produced / "manifest.json").read_text())
     for run in manifest["runs"]:
