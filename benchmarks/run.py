@@ -320,15 +320,45 @@ def measure_book() -> list[dict]:
     ]
 
 
-def measure_ci() -> dict:
-    """``.ci/run`` on a fresh clone of the committed tree (its own venv, corpus and book build)."""
+def measure_ci() -> list[dict]:
+    """``.ci/run`` on a fresh clone of the committed tree (its own venv, corpus and book build): the whole
+    run, and each of its steps from the start times ``.ci/run`` echoes (``set -x`` with a timed ``PS4``)."""
     clone = Path(tempfile.mkdtemp()) / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    took = _timed([str(clone / ".ci" / "run")], cwd=clone)
+    lines = []
+    start = time.perf_counter()
+    process = subprocess.Popen([str(clone / ".ci" / "run")], cwd=clone, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:
+        print(line, end="", flush=True)
+        lines.append(line)
+    if process.wait():
+        raise subprocess.CalledProcessError(process.returncode, ".ci/run")
+    took = time.perf_counter() - start
     shutil.rmtree(clone.parent, ignore_errors=True)
-    return {"what": ".ci/run on a fresh clone (set-up, make book with warnings as errors, make test, "
-                    "make verify, Colab check, nbgrader check)",
-            "seconds": took, "budget_s": 1800.0, "ratio": took / 1800.0}
+    rows = [{"key": "ci", "what": ".ci/run on a fresh clone (set-up, make book with warnings as errors, make test, "
+                                  "make verify, Colab check, nbgrader check)",
+             "seconds": took, "budget_s": 1800.0, "ratio": took / 1800.0}]
+    for step, seconds in ci_steps(lines):
+        rows.append({"key": f"ci-step-{step}", "what": f".ci/run on a fresh clone, the step `{step}`",
+                     "seconds": seconds, "reference": f"share of the whole run {seconds / took:.2f}",
+                     "ratio": seconds / took})
+    return rows
+
+
+def ci_steps(lines: list[str]) -> list[tuple[str, float]]:
+    """``(command, seconds)`` of each top-level step of a ``.ci/run`` log, from the start times its
+    trace lines carry (``+ [HH:MM:SS] command``); the last traced line marks the end."""
+    starts = []
+    for line in lines:
+        found = re.match(r"^\+ \[(\d\d):(\d\d):(\d\d)\] (.*)$", line.rstrip("\n"))
+        if found:
+            h, m, sec, command = found.groups()
+            starts.append((int(h) * 3600 + int(m) * 60 + int(sec), command))
+    steps = []
+    for (t0, command), (t1, _) in zip(starts, starts[1:]):
+        steps.append((command, float((t1 - t0) % 86400)))  # a run may pass midnight
+    return steps
 
 
 def measure_colab() -> dict:
