@@ -354,11 +354,41 @@ def ci_steps(lines: list[str]) -> list[tuple[str, float]]:
         found = re.match(r"^\+ \[(\d\d):(\d\d):(\d\d)\] (.*)$", line.rstrip("\n"))
         if found:
             h, m, sec, command = found.groups()
-            starts.append((int(h) * 3600 + int(m) * 60 + int(sec), command))
+            if not re.fullmatch(r"\w+=\S*", command):  # bash traces `VAR=1 make test` as two lines
+                starts.append((int(h) * 3600 + int(m) * 60 + int(sec), command))
     steps = []
     for (t0, command), (t1, _) in zip(starts, starts[1:]):
         steps.append((command, float((t1 - t0) % 86400)))  # a run may pass midnight
     return steps
+
+
+def measure_bss() -> dict:
+    """``sepbook.metrics.bss_eval`` against ``museval.metrics.bss_eval`` on the same song (four mono sources,
+    12 s at 8 kHz, 1 s frames, as Meta-TasNet's test songs), one thread, alternated three times each."""
+    import museval
+    import numpy as np
+    import torch
+
+    from sepbook import metrics
+
+    torch.set_num_threads(1)
+    sr, rng = 8000, np.random.default_rng(0)
+    refs = rng.standard_normal((4, 1, 12 * sr))
+    ests = refs + 0.5 * rng.standard_normal(refs.shape) + 0.3 * refs[::-1]
+    ours, theirs = [], []
+    for _ in range(3):
+        start = time.perf_counter()
+        mine = metrics.bss_eval(refs, ests, sr)["SDR"]
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        reference = museval.metrics.bss_eval(refs.transpose(0, 2, 1), ests.transpose(0, 2, 1), window=sr, hop=sr)[0]
+        theirs.append(time.perf_counter() - start)
+    worst = float(np.nanmax(np.abs(mine - reference)))
+    return {"what": "BSS Eval v4 of one song (4 mono sources, 12 s at 8 kHz, 1 s frames), sepbook.metrics.bss_eval "
+                    "against museval.metrics.bss_eval, one thread, median of 3 each",
+            "seconds": float(np.median(ours)),
+            "reference": f"museval {np.median(theirs):.2f} s; largest SDR difference {worst:.1e} dB",
+            "ratio": float(np.median(ours) / np.median(theirs))}
 
 
 def measure_colab() -> dict:
@@ -418,7 +448,8 @@ def write_results(results: dict) -> None:
     lines += ["", "Machines: " + "; ".join(machines)]
     lines += ["", "Ratios: synthesis time over audio duration; one-thread over all-core step time; BLSTM SI-SDRi over oracle IRM SI-SDRi (the "
               "figure tracked for Foundations, target >= 0.80 at book); largest retraining difference over 0.05 dB; "
-              "set-up, tests, book build and book training time over their budgets.", ""]
+              "set-up, tests, book build, page and book training time over their budgets; a CI step's time over the whole run; "
+              "BSS Eval: sepbook's time over museval's.", ""]
     if speed:
         import training_speed
 
@@ -437,7 +468,7 @@ def write_results(results: dict) -> None:
 
 def main(argv: list[str]) -> None:
     wanted = argv or ["setup", "tests", "book", "pages", "synth", "threads", "quality", "times", "reproduce",
-                      "verify", "colab", "ci", "speed", "carryover", "corpora"]
+                      "verify", "colab", "ci", "speed", "carryover", "corpora", "bss"]
     results = json.loads(RAW.read_text()) if RAW.is_file() else {"measurements": {}}
     results["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["machine"] = machine()
@@ -445,7 +476,8 @@ def main(argv: list[str]) -> None:
     jobs = {"setup": measure_setup, "tests": measure_tests, "book": measure_book, "pages": measure_pages, "synth": measure_synth,
             "threads": measure_threads, "quality": lambda: measure_quality(profile),
             "times": measure_training_times, "reproduce": measure_reproduce, "verify": measure_verify, "colab": measure_colab, "ci": measure_ci,
-            "speed": measure_speed, "carryover": measure_carryover, "corpora": measure_corpora}
+            "speed": measure_speed, "carryover": measure_carryover, "corpora": measure_corpora,
+            "bss": measure_bss}
     unknown = set(wanted) - set(jobs)
     if unknown:
         raise SystemExit(f"unknown measurement(s) {sorted(unknown)}; choose from {sorted(jobs)}")

@@ -146,21 +146,22 @@ def test_bss_eval_at_default_arguments_equals_the_definition():
 
 def test_bss_eval_equals_museval_with_several_sources_channels_and_a_silent_frame():
     """metrics.bss_eval solves every estimate's distortion filters at once; museval solves them one
-    estimate at a time. The numbers must be museval's (the NaN frames too)."""
+    estimate at a time. The numbers must be museval's (the NaN frames too). The song is long against
+    the 512-tap filters of 3 sources x 2 channels: on a shorter one the filters are underdetermined,
+    and how SDR's error splits into SIR and SAR then depends on rounding (numpy versions disagree)."""
     import museval
 
-    sr = 400
+    sr = 2500
     g = rng(6)
-    references = g.standard_normal((3, 2, 1300))          # (K, channels, time): 3 frames of 400 samples
-    references[1, :, 400:800] = 0                        # source 1 rests in frame 1: museval skips it
+    references = g.standard_normal((3, 2, 8000))          # (K, channels, time): 3 frames of 2500 samples
+    references[1, :, 2500:5000] = 0                      # source 1 rests in frame 1: museval skips it
     estimates = references + 0.4 * references[[2, 0, 1]] + 0.3 * g.standard_normal(references.shape)
     scores = metrics.bss_eval(references, estimates, sr)
     expected = museval.metrics.bss_eval(references.transpose(0, 2, 1), estimates.transpose(0, 2, 1),
                                         window=sr, hop=sr)
     for name, values in zip(("SDR", "ISR", "SIR", "SAR"), expected):
-        np.testing.assert_allclose(scores[name], values, atol=1e-9, rtol=0, err_msg=name)
+        np.testing.assert_allclose(scores[name], values, atol=1e-6, rtol=0, err_msg=name)
     assert np.isnan(scores["SDR"][:, 1]).all() and np.isfinite(scores["SDR"][:, [0, 2]]).all()
-
 
 def test_bss_eval_sdr_of_every_frame_is_the_frame_snr_also_in_stereo():
     """In BSS Eval v4 images the SDR's error ``e_spat + e_interf + e_artif`` is ``s_hat - s``: each frame's
