@@ -7,9 +7,8 @@ Chapter: foundations/first_separator
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
-
 import itertools
+from typing import Any, Sequence
 
 import mir_eval
 import museval
@@ -123,8 +122,9 @@ def _bss_eval_v4(refs: np.ndarray, ests: np.ndarray, window, hop, filters_len: i
     BSS Eval v4 fits each estimate's distortion filters on the whole signal by a least-squares solve
     against one matrix of the references' correlations, ``(K*channels*filters_len)`` square. museval
     factorises that matrix once per estimate; here it is factorised once for all of them (one solve with
-    every estimate's right-hand side), which makes a four-source song about four times cheaper. The rest
-    is museval's own code. ``tests/test_metrics_reference.py`` checks the two agree.
+    every estimate's right-hand side). That saves most where the solves dominate: many sources, stereo,
+    short songs (the ``bss`` row of ``benchmarks/RESULTS.md``). The rest is museval's own code.
+    ``tests/test_metrics_reference.py`` checks the two agree.
     """
     from museval import metrics as v4
 
@@ -152,9 +152,10 @@ def _bss_eval_v4(refs: np.ndarray, ests: np.ndarray, window, hop, filters_len: i
 def _correlations_with(spectra: np.ndarray, estimate: np.ndarray, filters_len: int) -> np.ndarray:
     """Each reference's cross-correlation with ``estimate`` ``(samples, channels)`` at lags 0 to
     ``filters_len - 1``, as museval's projection-filter solve wants it: ``(K*channels*filters_len, channels)``."""
+    from museval import metrics as v4
+
     n_samples, n_channels = estimate.shape
-    padded = np.zeros((n_channels, n_samples + filters_len - 1))
-    padded[:, :n_samples] = estimate.T
+    padded = v4._zeropad(estimate.T, filters_len - 1, axis=1)
     n_fft = int(2 ** np.ceil(np.log2(n_samples + filters_len - 1.0)))
     transformed = scipy.fftpack.fft(padded, n=n_fft)
     out = np.zeros((len(spectra), n_channels, filters_len, n_channels))
