@@ -4,6 +4,7 @@
     python benchmarks/run.py synth quality   # only some of them
     SEPBOOK_PROFILE=book python benchmarks/run.py quality times reproduce   # the committed book results
     python benchmarks/run.py speed           # training steps/s of each book model against its reference package
+    python benchmarks/run.py speed-chimera   # only one pair of training_speed.PAIRS; replaces only that pair's rows
 
 Each measurement is reported with a reference measured in the same run, so the ratio means something
 on any machine: the synthesiser against real time, the BLSTM against the oracle ratio mask, set-up,
@@ -399,20 +400,27 @@ def measure_colab() -> dict:
                     "the fast tests)", "seconds": took, "budget_s": 600.0, "ratio": took / 600.0}
 
 
-def measure_speed() -> list[dict]:
-    """Training steps per second of each book model against its reference implementation, both timed
-    interleaved in one run of ``benchmarks/training_speed.py`` inside the reference environment
-    (created first if missing, see that file); one entry per pair and thread count."""
+#: Timed steps of each contender per speed run (training_speed.py's --steps): more than its default,
+#: since the machine is often shared.
+SPEED_STEPS = 31
+
+
+def measure_speed(pair: str | None = None) -> list[dict]:
+    """Training steps per second of each book model (or only ``pair``'s, a key of
+    ``training_speed.PAIRS``) against its reference implementation, both timed interleaved in one run
+    of ``benchmarks/training_speed.py`` inside the reference environment (created first if missing,
+    see that file), 1 and 2 threads; one entry per pair and thread count."""
     import training_speed
 
     if not training_speed.PYTHON.is_file():
         training_speed.setup()
     out = Path(tempfile.mkdtemp()) / "speed.json"
-    subprocess.run([str(training_speed.PYTHON), str(Path(training_speed.__file__)), "--json", str(out)],
-                   check=True, cwd=ROOT)
+    subprocess.run([str(training_speed.PYTHON), str(Path(training_speed.__file__)), *([pair] if pair else []),
+                    "--threads", "1", "2", "--steps", str(SPEED_STEPS), "--json", str(out)], check=True, cwd=ROOT)
     run = json.loads(out.read_text())
     shutil.rmtree(out.parent, ignore_errors=True)
-    context = {k: v for k, v in run.items() if k != "rows"} | {"command": "python benchmarks/run.py speed"}
+    name = f"speed-{pair}" if pair else "speed"
+    context = {k: v for k, v in run.items() if k != "rows"} | {"command": f"python benchmarks/run.py {name}"}
     return [{"key": f"speed-{row['key']}-{row['threads']}t", "what": f"{row['model']}: training step, "
              f"{row['threads']} thread(s)", "seconds": 1 / row["steps_per_s_book"],
              "reference": f"{row['reference_model']}: {1 / row['steps_per_s_reference']:.3f} s/step",
@@ -478,6 +486,9 @@ def main(argv: list[str]) -> None:
             "times": measure_training_times, "reproduce": measure_reproduce, "verify": measure_verify, "colab": measure_colab, "ci": measure_ci,
             "speed": measure_speed, "carryover": measure_carryover, "corpora": measure_corpora,
             "bss": measure_bss}
+    import training_speed
+
+    jobs |= {f"speed-{pair}": (lambda pair=pair: measure_speed(pair)) for pair in training_speed.PAIRS}
     unknown = set(wanted) - set(jobs)
     if unknown:
         raise SystemExit(f"unknown measurement(s) {sorted(unknown)}; choose from {sorted(jobs)}")
@@ -489,8 +500,9 @@ def main(argv: list[str]) -> None:
         # the machine's 1-minute load average when the measurement started and ended: a timing taken
         # while something else ran (load well above the cores in use) is marked by it
         load = f"{load_before:.1f} / {os.getloadavg()[0]:.1f}"
-        if name == "speed":  # a new run replaces the last one's pairs, whichever they were
-            results["measurements"] = {k: v for k, v in results["measurements"].items() if not k.startswith("speed-")}
+        if name.startswith("speed"):  # a new run replaces the last one's rows of its pairs (all pairs for `speed`)
+            stale = "speed-" if name == "speed" else f"{name}-"
+            results["measurements"] = {k: v for k, v in results["measurements"].items() if not k.startswith(stale)}
         for entry in found if isinstance(found, list) else [dict(found, key=key)]:
             entry = entry | {"date": results["date"], "machine": results["machine"], "load": load}
             results["measurements"][entry.pop("key")] = entry

@@ -28,18 +28,17 @@ The pairs (each step is the one its own code trains with):
   configurable Ronneberger U-Net with two convolutions per level), at equal depth and channels and,
   since two convolutions per level double its size, also at about equal parameters.
 
-Where the book is slower. ChimeraNet runs at about nussl's speed, 0.78 to 1.08 times it from run to
-run on the shared 2-core machine, for two reasons that are its architecture, not waste. Profiled
-(torch.profiler, 1 thread, batch 8 x 63 frames x 129 bins): (1) its heads read the BLSTM output
-concatenated with its input, 256 features instead of nussl's 128, so the embedding head is a
-256 x 2580 matrix; forward and backward of that Linear take 24.7 ms against 13.0 ms at 128 inputs;
-(2) its embeddings are ``tanh`` then unit norm, nussl's ``sigmoid`` then unit norm, and torch 2.13's
-CPU ``tanh`` takes 4.4 ms forward and backward on the 1.3 M embedding values against 0.8 ms for
-``sigmoid``. An interleaved ablation (the same book step, 21 steps each) gave 76.5 ms for the book,
-79.1 ms for nussl, 72.9 ms with heads on the BLSTM output only and 62.6 ms with that and sigmoid
-embeddings. Both changes alter the weights' shapes or the numbers computed, so committed checkpoints
-and results would no longer hold, and neither was made. Every other model is faster than its
-reference at equal size; no model file needed a change.
+Where the book was slower. ChimeraNet trained slower than nussl's Chimera on one thread, and a
+profile (torch.profiler) and an interleaved ablation put it down to two choices: (1) its heads read
+the BLSTM output concatenated with its input (the Open-Unmix skip of ``BLSTMTrunk``), twice the
+width of nussl's, so the embedding head's Linear was twice as large; (2) its embeddings were
+``tanh`` then unit norm, nussl's ``sigmoid`` then unit norm, and the CPU ``tanh`` is the slower of
+the two. Both are now as in nussl, the implementation the paper (Bugler et al. 2020) names: the
+heads read the BLSTM output alone (``BLSTMTrunk(..., skip=False)``) and the embeddings are
+``sigmoid`` then unit norm. That changes the weights' shapes and the numbers computed, so
+checkpoints of the earlier ChimeraNet do not load into it. Its ratio now is the ``chimera`` rows of
+benchmarks/RESULTS.md (``python benchmarks/run.py speed-chimera``). Every other model is faster
+than its reference at equal size and needed no change.
 
 The references live in their own environment, never in sepbook's dependencies. Create it once
 (under two minutes with a warm pip cache), then run::
@@ -362,9 +361,8 @@ def _chimera_pair():
                 f"n_fft {cfg['n_fft']}/hop {cfg['hop']}, BLSTM {cfg['hidden']} units ({cfg['hidden'] // 2} per "
                 f"direction) x {cfg['layers']} layers, embedding {cfg['embedding_dim']}, K={n_src}, batch "
                 f"{cfg['batch_size']} x {cfg['excerpt_seconds']:g} s at {cfg['sr']} Hz", build,
-                "the book's heads read the BLSTM output and its input (the Open-Unmix skip of BLSTMTrunk), so "
-                "they are twice as wide, and its embeddings use tanh, slower than nussl's sigmoid on the CPU; "
-                "both fix weight shapes and numerics (profile in benchmarks/training_speed.py)")
+                "the book's heads read the BLSTM output alone and its embeddings are sigmoid then unit norm, "
+                "as nussl's")
 
 
 # Adversarial ------------------------------------------------------------------------------

@@ -169,31 +169,37 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
     # clustering on large sets, fine-tuned on small ones (whole or mask only), against training from
     # scratch for as many steps. ``songs`` gives (training, test) songs per set.
     "transfer": {
+        # songs: (training, test, validation) songs per set; test and validation songs are scored whole
         "tiny": dict(
-            dataset="synthetic", sr=8000, n_fft=256, hop=128, song_seconds=8.0,
-            songs={"musdb": (8, 0), "slakh": (8, 0), "bach10": (2, 2), "dagstuhl": (2, 2), "remixpacks": (3, 2)},
+            dataset="synthetic", sr=8000, n_fft=256, hop=128, song_seconds=8.0, fonts=TRAINING_FONTS,
+            songs={"musdb": (8, 0, 0), "slakh": (8, 0, 0), "bach10": (2, 5, 1), "dagstuhl": (2, 5, 1),
+                   "remixpacks": (3, 5, 1)},
             pretraining=("musdb", "slakh", "musdb+slakh"), augmentations=("none", "incoherent"),
-            downstream=("bach10", "dagstuhl", "remixpacks"), excerpt_seconds=1.0, test_seconds=2.0,
-            test_examples=8, curve_examples=4, gain_range=(0.7, 1.3), pitch_shift=(-3, 3), time_stretch=(0.8, 1.2),
+            downstream=("bach10", "dagstuhl", "remixpacks"), excerpt_seconds=1.0,
+            gain_range=(0.7, 1.3), pitch_shift=(-3, 3), time_stretch=(0.8, 1.2),
             hidden=64, layers=2, embedding_dim=20, batch_size=8, pretrain_steps=200, finetune_steps=80,
+            long_steps=160, shares=(0.5,), sweep_from="musdb+slakh",
             lr=2e-3, alpha=0.01, valid_every=20, seeds=(0, 1),
         ),
         "book": dict(
-            dataset="synthetic", sr=8000, n_fft=256, hop=128, song_seconds=10.0,
-            songs={"musdb": (30, 0), "slakh": (60, 0), "bach10": (3, 4), "dagstuhl": (4, 4), "remixpacks": (6, 6)},
+            dataset="synthetic", sr=8000, n_fft=256, hop=128, song_seconds=10.0, fonts=TRAINING_FONTS,
+            songs={"musdb": (30, 0, 0), "slakh": (60, 0, 0), "bach10": (3, 12, 2), "dagstuhl": (4, 12, 2),
+                   "remixpacks": (6, 12, 2)},
             pretraining=("musdb", "slakh", "musdb+slakh"), augmentations=("none", "pitch", "stretch", "incoherent"),
-            downstream=("bach10", "dagstuhl", "remixpacks"), excerpt_seconds=1.0, test_seconds=2.0,
-            test_examples=40, curve_examples=8, gain_range=(0.7, 1.3), pitch_shift=(-3, 3), time_stretch=(0.8, 1.2),
+            downstream=("bach10", "dagstuhl", "remixpacks"), excerpt_seconds=1.0,
+            gain_range=(0.7, 1.3), pitch_shift=(-3, 3), time_stretch=(0.8, 1.2),
             hidden=128, layers=2, embedding_dim=20, batch_size=8, pretrain_steps=800, finetune_steps=160,
+            long_steps=1280, shares=(0.25, 0.5), sweep_from="musdb+slakh",
             lr=1e-3, alpha=0.01, valid_every=20, seeds=(0, 1, 2),
         ),
         "paper": dict(
-            dataset="real", sr=16000, n_fft=512, hop=128, song_seconds=None,
+            dataset="real", sr=16000, n_fft=512, hop=128, song_seconds=None, fonts=None,
             songs=None, pretraining=("musdb", "slakh", "musdb+slakh"),
             augmentations=("none", "pitch", "stretch", "incoherent"), downstream=("bach10", "dagstuhl", "remixpacks"),
-            excerpt_seconds=10.0, test_seconds=10.0, test_examples=1000, curve_examples=100, gain_range=(1.0, 1.0),
+            excerpt_seconds=10.0, gain_range=(1.0, 1.0),
             pitch_shift=(-3, 3), time_stretch=(0.8, 1.2), hidden=1000, layers=4, embedding_dim=20, batch_size=24,
-            pretrain_steps=10_000, finetune_steps=2000, lr=1e-3, alpha=0.01, valid_every=100, seeds=(0,),
+            pretrain_steps=10_000, finetune_steps=2000, long_steps=10_000, shares=(0.25, 0.5), sweep_from="musdb+slakh",
+            lr=1e-3, alpha=0.01, valid_every=100, seeds=(0,),
         ),
     },
 })

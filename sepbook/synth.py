@@ -913,9 +913,10 @@ DRUM_KIT: dict[str, tuple[int, ...]] = {
 def drum_pieces(song: Song, pieces: Mapping[str, Sequence[int]] = DRUM_KIT) -> dict[str, np.ndarray]:
     """The song's drum part rendered one kit piece at a time: ``{piece: float32 (time,)}``.
 
-    Each piece plays its own hits of the song's drum notes with the song's kit, scaled to the same
-    RMS (0.05, a piece that never plays stays silent), as the stems of a remix pack are balanced.
-    A song without drums raises ``ValueError``.
+    Each piece plays its own hits of the song's drum notes with the song's kit (the SoundFont kit
+    that played them, for a sampled song), scaled to the same RMS (0.05, a piece that never plays
+    stays silent), as the stems of a remix pack are balanced. A song without drums raises
+    ``ValueError``.
 
     Chapter: transfer/transfer_learning
     """
@@ -923,11 +924,18 @@ def drum_pieces(song: Song, pieces: Mapping[str, Sequence[int]] = DRUM_KIT) -> d
         raise ValueError(f"song: {song.name!r} has no drum part; its stems are {sorted(song.stems)}")
     notes, timbre = song.notes["drums"], song.meta["timbre"]["drums"]
     n_samples = len(song.mixture)
+    font = song.meta.get("fonts", {}).get("drums")
     out = {}
     for piece, keys in pieces.items():
         hits = notes[np.isin(notes[:, 2], keys)]
-        rng = seeds.rng(song.meta["seed"], song.meta["style"], "render", "drums", piece)
-        out[piece] = _render("drums", hits, None, timbre, song.sr, n_samples, rng)
+        if font:
+            from sepbook import soundfonts
+
+            kit = song.meta["programs"]["drums"][0]
+            out[piece] = soundfonts.render_part(hits, kit, drums=True, font=font, sr=song.sr, n_samples=n_samples)
+        else:
+            rng = seeds.rng(song.meta["seed"], song.meta["style"], "render", "drums", piece)
+            out[piece] = _render("drums", hits, None, timbre, song.sr, n_samples, rng)
     rms = {piece: math.sqrt(float(np.mean(stem.astype(np.float64) ** 2))) for piece, stem in out.items()}
     return {piece: (stem * np.float32(0.05 / rms[piece] if rms[piece] > 0 else 1.0)).astype(np.float32)
             for piece, stem in out.items()}

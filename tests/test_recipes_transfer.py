@@ -19,8 +19,9 @@ from sepbook.recipes.transfer import evaluation
 
 # Four Dagstuhl training songs, not two: on two, whole fine-tuning overfits within 80 steps (its
 # held-out curve peaks at step 20 and ends at the mixture), a real effect but not what this bar tests.
-SMALL = dict(songs={"musdb": (3, 0), "slakh": (3, 0), "bach10": (2, 1), "dagstuhl": (4, 2), "remixpacks": (2, 1)},
-             song_seconds=4.0, pretrain_steps=200, finetune_steps=80, test_examples=6, seeds=(0,))
+SMALL = dict(songs={"musdb": (3, 0, 0), "slakh": (3, 0, 0), "bach10": (2, 2, 1), "dagstuhl": (4, 3, 1),
+                    "remixpacks": (3, 3, 1)},
+             song_seconds=4.0, pretrain_steps=200, finetune_steps=80, seeds=(0,))
 QUIET = dict(progress=False, live=False)
 transfer_data = importlib.import_module("sepbook.recipes.transfer.data")
 
@@ -56,7 +57,7 @@ def test_every_set_holds_its_sources(cfg, splits):
 
 
 def test_choir_voices_are_grouped_into_male_and_female(cfg):
-    (song,) = transfer_data._songs({**cfg, "songs": {"dagstuhl": (1, 0)}}, "dagstuhl", "train")
+    (song,) = transfer_data._songs({**cfg, "songs": {"dagstuhl": (1, 0, 0)}}, "dagstuhl", "train")
     (track,) = transfer_data._grouped([song], "dagstuhl")
     np.testing.assert_allclose(track["male"][0], song.stems["tenor"] + song.stems["bass_voice"])
     np.testing.assert_allclose(track["female"][0], song.stems["soprano"] + song.stems["alto"])
@@ -74,11 +75,27 @@ def test_remixpacks_pieces_are_the_drum_part_split_by_kit_piece():
         synth.drum_pieces(synth.synthesize_song(5, seconds=2.0, sr=8000, style="choir"))
 
 
-def test_test_examples_are_interleaved_and_mixed_as_the_paper_says(cfg, splits):
+def test_test_examples_are_whole_songs_interleaved_and_mixed_as_the_paper_says(cfg, splits):
     domains = [e.domain for e in splits.test]
     assert domains[:3] == list(cfg["downstream"])
-    for example in splits.test:
+    for corpus in cfg["downstream"]:
+        assert domains.count(corpus) == cfg["songs"][corpus][1]          # one example per test song
+        assert [e.domain for e in splits.valid].count(corpus) == cfg["songs"][corpus][2]
+    names = [e.name for e in splits.test + splits.valid]
+    assert len(set(names)) == len(names)
+    for example in splits.test + splits.valid:
         torch.testing.assert_close(example.mixture, example.sources.sum(0))
+        assert example.mixture.shape[-1] == round(cfg["song_seconds"] * cfg["sr"])
+    # Remixpacks mixes its k-th piece from the k-th next song; the others keep each song whole
+    songs = transfer_data.tracks(cfg, "remixpacks", "test")
+    remix = [e for e in splits.test if e.domain == "remixpacks"]
+    for i, example in enumerate(remix):
+        for k, piece in enumerate(transfer.SOURCES["remixpacks"]):
+            np.testing.assert_array_equal(example.sources[k].numpy(), songs[(i + k) % len(songs)][piece])
+    # the validation chorales are never training or test chorales
+    heard = {name: [s.meta["chorale"] for s in transfer_data._songs(cfg, "dagstuhl", name)]
+             for name in ("train", "test", "valid")}
+    assert not set(heard["valid"]) & (set(heard["train"]) | set(heard["test"]))
     assert transfer_data.INCOHERENT_TEST == ("remixpacks",)
     assert set(transfer_data.INCOHERENT_TRAINING) == {"bach10", "remixpacks"}
     assert not transfer.training_set(cfg, splits.train["bach10"], "bach10", 0).coherent
@@ -109,19 +126,51 @@ def test_runs_pretrain_before_fine_tuning_and_name_what_they_start_from(cfg):
             assert start == transfer.pretrained(run.pretraining, run.augmentation)
             assert names.index(start) < names.index(variant)
     assert set(transfer.VARIANTS) <= set(names)
+    extra = 3 + 2 * len(cfg["shares"])          # scratch short and long, fine-tune long, the size sweep
     expected = (len(cfg["pretraining"]) * len(cfg["augmentations"]) * (1 + 2 * len(cfg["downstream"]))
-                + len(cfg["downstream"])) * len(cfg["seeds"])
+                + len(cfg["downstream"]) * (1 + extra)) * len(cfg["seeds"])
     assert len(transfer.runs(cfg)) == expected
     with pytest.raises(ValueError, match="variant"):
         transfer.plan("bach10-imagenet-none-whole")
 
 
 def test_scratch_trains_as_many_steps_as_pretraining_and_fine_tuning(cfg, splits):
-    short = {**cfg, "pretrain_steps": 3, "finetune_steps": 2, "valid_every": 1}
+    short = {**cfg, "pretrain_steps": 3, "finetune_steps": 2, "long_steps": 4, "valid_every": 1}
     _, history = transfer.train(short, splits, transfer.scratch("remixpacks"), 0, **QUIET)
     assert history["step"][-1] == 5 and {"DC", "MI"} <= set(history)
+    _, history = transfer.train(short, splits, transfer.scratch("remixpacks", "short"), 0, **QUIET)
+    assert history["step"][-1] == 2 and "valid SI-SDR" in history["valid"][0]
+    _, history = transfer.train(short, splits, transfer.scratch("remixpacks", "long"), 0, **QUIET)
+    assert history["step"][-1] == 4
     _, history = transfer.train(short, splits, transfer.pretrained("slakh"), 0, **QUIET)
     assert history["step"][-1] == 3 and history["valid"] == []
+
+
+def test_only_pretraining_sees_augmented_data(splits):
+    """The paper augments pre-training alone: every fine-tuning and scratch run trains on the small
+    set as it is (coherent unless the set is mixed incoherently anyway), whatever its pre-training saw."""
+    book = transfer.config("tiny", augmentations=transfer.AUGMENTATIONS, shares=transfer.SHARES)
+    seen = set()
+    for variant in transfer.training._RUNS:
+        run = transfer.plan(variant)
+        data = transfer.training.training_data(book, splits, run, 0)
+        if run.kind == "pretrain":
+            seen.add((data.pitch_shift is not None, data.time_stretch is not None, data.coherent))
+            continue
+        assert data.pitch_shift is None and data.time_stretch is None, variant
+        assert data.coherent == (run.downstream not in transfer_data.INCOHERENT_TRAINING), variant
+    assert seen == {(False, False, True), (True, False, True), (False, True, True), (False, False, False)}
+
+
+def test_the_size_sweep_keeps_the_start_of_every_song(cfg, splits):
+    songs = splits.train["dagstuhl"]
+    half = transfer.training_set(cfg, songs, "dagstuhl", 0, share=0.5)
+    assert [t.shape[-1] for t in half.sources] == [s["male"].shape[-1] // 2 for s in songs]
+    female = songs[0]["female"]
+    np.testing.assert_array_equal(np.asarray(half.sources[0][1]), female[..., :female.shape[-1] // 2])
+    with pytest.raises(ValueError, match="share"):
+        transfer.training_set(cfg, songs, "dagstuhl", 0, share=0.0)
+    assert transfer.plan(transfer.scratch("dagstuhl", share=0.25)).share == 0.25
 
 
 def test_fine_tuning_needs_its_pretrained_network(cfg, splits):
@@ -150,16 +199,22 @@ def test_fine_tuned_models_learn_to_separate(cfg, splits, trained):
     for variant, _ in models:
         assert scores[variant] > scores[evaluation.MIXTURE] + 0.5, scores
     curve = trained["whole history"]["valid"]
-    assert len(curve) == cfg["finetune_steps"] // cfg["valid_every"] and "test SI-SDR" in curve[0]
+    assert len(curve) == cfg["finetune_steps"] // cfg["valid_every"] and "valid SI-SDR" in curve[0]
 
 
 @pytest.mark.slow
 def test_evaluation_rows_and_separation(cfg, splits, trained):
     pre_rows = transfer.evaluate(cfg, {(transfer.pretrained("musdb+slakh"), 0): trained["pre"]}, splits.test)
-    assert pre_rows == []                                     # its mask head never learned
+    # its mask head never learned: only its deep-clustering head is scored, on every small set
+    assert {r["metric"] for r in pre_rows} == {evaluation.DC_METRIC}
+    assert {r["domain"] for r in pre_rows} == set(cfg["downstream"])
     variant = transfer.finetuned("dagstuhl", "musdb+slakh")
     rows = transfer.evaluate(cfg, {(variant, 0): trained["whole"]}, splits.test)
     assert {r["domain"] for r in rows} == {"dagstuhl"}
+    assert {r["metric"] for r in rows} == {"SI-SDR", evaluation.DC_METRIC}
+    mask_rows = transfer.evaluate(cfg, {(transfer.finetuned("dagstuhl", "musdb+slakh", mode="mask"), 0):
+                                        trained["mask"]}, splits.test)
+    assert {r["metric"] for r in mask_rows} == {"SI-SDR"}
     assert {r["source"] for r in rows} <= {"male", "female"} and all(math.isfinite(r["value"]) for r in rows)
     assert set(rows[0]) == set(report.COLUMNS)
     example = next(e for e in splits.test if e.domain == "dagstuhl")
@@ -186,7 +241,7 @@ def test_signed_rank_matches_scipy_and_a_known_case():
 def _rows(gain_of):
     """Rows for every variant of a small grid: example i of variant v scores gain_of(v) + noise."""
     cfg = transfer.config("tiny", pretraining=("slakh", "musdb"), augmentations=("none", "pitch"),
-                          downstream=("dagstuhl",))
+                          downstream=("dagstuhl",), sweep_from="slakh")
     g = np.random.default_rng(1)
     rows = []
     for variant, seed in transfer.runs(cfg):
@@ -213,7 +268,7 @@ def test_tables_and_claims_read_the_rows():
 
 
 def test_curve_means_over_seeds():
-    histories = {("v", s): {"valid_step": [10, 20], "valid": [{"test SI-SDR": s}, {"test SI-SDR": 2 * s}]}
+    histories = {("v", s): {"valid_step": [10, 20], "valid": [{"valid SI-SDR": s}, {"valid SI-SDR": 2 * s}]}
                  for s in (1, 3)}
     steps, mean, std = evaluation.curve(histories, "v")
     assert steps.tolist() == [10, 20] and mean.tolist() == [2, 4]
@@ -283,7 +338,8 @@ def test_stem_folders_are_read_and_gaps_named(tmp_path):
 
 @pytest.mark.parametrize("overrides, name", [
     (dict(pretraining=("imagenet",)), "pretraining"), (dict(augmentations=("pitch",)), "augmentations"),
-    (dict(downstream=()), "downstream"), (dict(alpha=1.5), "alpha")])
+    (dict(downstream=()), "downstream"), (dict(alpha=1.5), "alpha"), (dict(sweep_from="bach10"), "sweep_from"),
+    (dict(shares=(0.3,)), "shares")])
 def test_bad_settings_are_named(overrides, name):
     with pytest.raises(ValueError, match=name):
         transfer.config("tiny", **overrides)
@@ -323,14 +379,15 @@ def test_embedding_contrast_is_one_for_orthogonal_sources_and_near_zero_for_nois
 
 
 def test_minutes_count_each_set_and_add_up_for_the_union():
-    cfg = transfer.config("tiny", songs={"musdb": (3, 0), "slakh": (6, 0), "dagstuhl": (2, 1)}, song_seconds=10.0)
+    cfg = transfer.config("tiny", songs={"musdb": (3, 0, 0), "slakh": (6, 0, 0), "dagstuhl": (2, 1, 1)},
+                          song_seconds=10.0)
     assert transfer.minutes(cfg, "musdb") == pytest.approx((0.5, 0.0))
     assert transfer.minutes(cfg, "dagstuhl") == pytest.approx((2 / 6, 1 / 6))
     assert transfer.minutes(cfg, "musdb+slakh") == pytest.approx((1.5, 0.0))
 
 
 def test_first_reaching_finds_the_first_step_of_the_seed_mean_curve():
-    histories = {("v", s): {"valid_step": [20, 40, 60], "valid": [{"test SI-SDR": x + s} for x in (0, 2, 1)]}
+    histories = {("v", s): {"valid_step": [20, 40, 60], "valid": [{"valid SI-SDR": x + s} for x in (0, 2, 1)]}
                  for s in (0, 2)}                                   # seed mean: 1, 3, 2
     assert evaluation.first_reaching(histories, "v", 2.5) == 40
     assert evaluation.first_reaching(histories, "v", 0.5) == 20
@@ -349,8 +406,38 @@ def test_the_papers_charts_draw_every_set_and_mark_significance():
     axes = figures.augmentation_bars(rows, cfg)
     assert [a.get_title() for a in axes] == list(cfg["downstream"])
     assert sum(t.get_text() == "*" for t in axes[0].texts) == len(cfg["pretraining"])   # pitch: +1 dB
-    histories = {(v, s): {"valid_step": [1, 2], "valid": [{"test SI-SDR": 0.0}, {"test SI-SDR": 1.0}]}
+    histories = {(v, s): {"valid_step": [1, 2], "valid": [{"valid SI-SDR": 0.0}, {"valid SI-SDR": 1.0}]}
                  for v, s in transfer.runs(cfg)}
     assert len(figures.curves(histories, cfg, "dagstuhl").lines) == 1 + len(cfg["pretraining"]) + 1  # + marker
     figures.draw_scheme()
     plt.close("all")
+
+
+def test_clustering_perfect_embeddings_gives_the_ideal_binary_masks():
+    from sepbook.models.chimera import cluster_masks
+
+    g = torch.Generator().manual_seed(0)
+    owner = torch.randint(3, (40, 30), generator=g)                        # (frames, freq)
+    embeddings = torch.nn.functional.one_hot(owner, 5).float()             # (frames, freq, D)
+    mag = torch.rand(30, 40, generator=g) + 0.1                           # (freq, frames)
+    masks = cluster_masks(embeddings, mag, 3)
+    assert masks.shape == (3, 30, 40) and torch.equal(masks.sum(0), torch.ones(30, 40))
+    ideal = torch.nn.functional.one_hot(owner.T, 3).permute(2, 0, 1).float()
+    assert sorted(tuple(m.flatten().tolist()) for m in masks) == sorted(tuple(m.flatten().tolist()) for m in ideal)
+
+
+@pytest.mark.slow
+def test_the_deep_clustering_head_is_scored_with_its_best_matching(trained, splits):
+    from types import SimpleNamespace
+
+    from sepbook.losses.clustering import ideal_assignments
+
+    example = next(e for e in splits.test if e.domain == "dagstuhl")
+    stft = trained["whole"].stft
+    owner = ideal_assignments(stft(example.sources[None]).abs())            # (1, frames, freq, K)
+    # embeddings that put each bin at its dominant source, in the reverse order of the sources
+    perfect = SimpleNamespace(stft=stft, masker=SimpleNamespace(embed_and_mask=lambda mag: (owner.flip(-1), None)))
+    estimate = evaluation.separate_by_clustering(perfect, example)
+    spec = stft(example.mixture[None])[0]
+    ideal = stft.inverse(owner[0].permute(2, 1, 0)[:, None] * spec, length=example.mixture.shape[-1])
+    torch.testing.assert_close(estimate, ideal)

@@ -17,18 +17,20 @@ from sepbook.checks import check_audio
 class BLSTMTrunk(nn.Module):
     """Mixture magnitudes to per-frame features: the recurrent body the mask heads sit on.
 
-    ``features(mixture_mag)``: ``(batch, channels, freq, frames)`` -> ``(batch, frames, 2 * hidden)``.
+    ``features(mixture_mag)``: ``(batch, channels, freq, frames)`` -> ``(batch, frames, 2 * hidden)``,
+    or ``(batch, frames, hidden)`` with ``skip=False``.
 
     Per frame: standardise each frequency bin (learned mean and scale), project to
     ``hidden`` units, run a stack of bidirectional LSTMs over time, and concatenate
-    their output with their input (a skip, as in Open-Unmix).
+    their output with their input (a skip, as in Open-Unmix; ``skip=False`` gives the
+    LSTM output alone, as nussl's ChimeraNet heads read it).
     """
 
     def __init__(self, n_freq: int, n_channels: int = 1, hidden: int = 256,
-                 layers: int = 3, dropout: float = 0.0):
+                 layers: int = 3, dropout: float = 0.0, skip: bool = True):
         super().__init__()
         _check_hidden(hidden)
-        self.n_freq, self.n_channels, self.hidden = n_freq, n_channels, hidden
+        self.n_freq, self.n_channels, self.hidden, self.skip = n_freq, n_channels, hidden, skip
         self.input_mean = nn.Parameter(torch.zeros(n_freq))
         self.input_scale = nn.Parameter(torch.ones(n_freq))
         self.encode = nn.Sequential(
@@ -48,7 +50,12 @@ class BLSTMTrunk(nn.Module):
         x = (x - self.input_mean) * self.input_scale
         x = self.encode(x.reshape(batch, frames, channels * freq))
         y, _ = self.lstm(x)
-        return torch.cat([x, y], dim=-1)
+        return torch.cat([x, y], dim=-1) if self.skip else y
+
+    @property
+    def width(self) -> int:
+        """How many features per frame :meth:`features` gives."""
+        return 2 * self.hidden if self.skip else self.hidden
 
 
 class BLSTMMasker(BLSTMTrunk):

@@ -22,18 +22,21 @@ class ChimeraNet(nn.Module):
     embeddings ``(batch, frames, freq, D)`` (unit norm along ``D``) and masks
     ``(batch, K, 1, freq, frames)`` in [0, 1]. ``forward`` gives the masks alone,
     so a :class:`~sepbook.models.blstm.MaskSeparator` can wrap the network.
+
+    Both heads read the BLSTM output alone and the embeddings pass a sigmoid before
+    their unit norm, as in nussl's ChimeraNet, the implementation the paper names.
     """
 
     def __init__(self, n_freq: int, n_sources: int, hidden: int = 500,
                  layers: int = 4, embedding_dim: int = 20):
         super().__init__()
         self.n_freq, self.n_sources, self.embedding_dim = n_freq, n_sources, embedding_dim
-        self.trunk = BLSTMTrunk(n_freq, 1, hidden, layers)
-        self.embedding = nn.Linear(2 * hidden, n_freq * embedding_dim)
-        self.mask = nn.Linear(2 * hidden, n_freq * n_sources)
+        self.trunk = BLSTMTrunk(n_freq, 1, hidden, layers, skip=False)
+        self.embedding = nn.Linear(self.trunk.width, n_freq * embedding_dim)
+        self.mask = nn.Linear(self.trunk.width, n_freq * n_sources)
 
     def embed_and_mask(self, mixture_mag: torch.Tensor):
-        features = self.trunk.features(mixture_mag)         # (batch, frames, 2 hidden)
+        features = self.trunk.features(mixture_mag)         # (batch, frames, hidden)
         return self._embeddings(features), self._masks(features)
 
     def forward(self, mixture_mag: torch.Tensor) -> torch.Tensor:
@@ -42,7 +45,7 @@ class ChimeraNet(nn.Module):
     def _embeddings(self, features: torch.Tensor) -> torch.Tensor:
         batch, frames, _ = features.shape
         embeddings = self.embedding(features).reshape(batch, frames, self.n_freq, -1)
-        return nn.functional.normalize(torch.tanh(embeddings), dim=-1)
+        return nn.functional.normalize(torch.sigmoid(embeddings), dim=-1)
 
     def _masks(self, features: torch.Tensor) -> torch.Tensor:
         batch, frames, _ = features.shape
@@ -66,3 +69,31 @@ def freeze_all_but_mask(network: ChimeraNet) -> int:
     for parameter in network.mask.parameters():
         parameter.requires_grad_(True)
     return sum(p.numel() for p in network.parameters() if p.requires_grad)
+
+
+def cluster_masks(embeddings: torch.Tensor, mixture_mag: torch.Tensor, n_sources: int,
+                  iterations: int = 20, floor_db: float = -40.0, seed: int = 0) -> torch.Tensor:
+    """Deep clustering's own separation: k-means on the embeddings, one binary mask per cluster.
+
+    ``embeddings`` ``(frames, freq, D)`` and ``mixture_mag`` ``(freq, frames)`` of one mono song ->
+    masks ``(n_sources, freq, frames)``, in the clusters' own order (which source a cluster is
+    remains to be matched). The centres are fitted on the bins within ``-floor_db`` dB of the
+    loudest, which carry the sources; every bin then joins its nearest centre.
+    """
+    points = embeddings.permute(1, 0, 2).reshape(-1, embeddings.shape[-1])      # (freq * frames, D)
+    level = 20 * torch.log10(mixture_mag.reshape(-1) + 1e-8)
+    loud = points[level >= level.max() + floor_db]
+    generator = torch.Generator().manual_seed(seed)
+    centres = loud[torch.randint(len(loud), (1,), generator=generator)]
+    while len(centres) < n_sources:                                              # k-means++ seeding
+        distance = torch.cdist(loud, centres).min(1).values.square()
+        pick = torch.multinomial(distance + 1e-12, 1, generator=generator)
+        centres = torch.cat([centres, loud[pick]])
+    for _ in range(iterations):
+        nearest = torch.cdist(loud, centres).argmin(1)
+        for k in range(n_sources):
+            if (nearest == k).any():
+                centres[k] = loud[nearest == k].mean(0)
+    nearest = torch.cdist(points, centres).argmin(1)
+    masks = torch.nn.functional.one_hot(nearest, n_sources).T.float()            # (K, freq * frames)
+    return masks.reshape(n_sources, *mixture_mag.shape)

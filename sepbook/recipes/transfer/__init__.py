@@ -18,8 +18,8 @@ from sepbook import profiles
 from sepbook.recipes.transfer.data import (AUGMENTATIONS, DOWNSTREAM, PAPER_MINUTES, PRETRAINING, SOURCES, Splits,
                                            minutes, splits, test_tracks, training_set)
 from sepbook.recipes.transfer.evaluation import MIXTURE, PAPER, evaluate, mixture_rows, separate
-from sepbook.recipes.transfer.training import (MODES, REQUIRES, VARIANTS, build, finetuned, plan, pretrained,
-                                               runs_of, scratch, train)
+from sepbook.recipes.transfer.training import (BUDGETS, MODES, REQUIRES, SHARES, VARIANTS, build, finetuned, plan,
+                                               pretrained, runs_of, scratch, train)
 
 CHAPTER = "transfer"
 
@@ -34,13 +34,18 @@ def config(profile: str | None = None, **overrides: Any) -> dict:
             raise ValueError(f"{name}: expected some of {list(allowed)}, got {list(cfg[name])}")
     if "none" not in cfg["augmentations"]:
         raise ValueError("augmentations: 'none' is needed, every augmentation is compared with it")
+    if cfg["sweep_from"] not in cfg["pretraining"]:
+        raise ValueError(f"sweep_from: expected one of the pre-training sets {list(cfg['pretraining'])}, "
+                         f"got {cfg['sweep_from']!r}")
+    if any(share not in SHARES for share in cfg["shares"]):
+        raise ValueError(f"shares: expected some of {list(SHARES)}, got {list(cfg['shares'])}")
     if not 0.0 <= cfg["alpha"] <= 1.0:
         raise ValueError(f"alpha: expected a weight in [0, 1], got {cfg['alpha']}")
     return cfg
 
 
 def data(cfg: Mapping[str, Any]) -> Splits:
-    """Every set's training songs and the downstream test examples."""
+    """Every set's training songs and the downstream sets' validation and test songs."""
     return splits(cfg)
 
 
@@ -50,11 +55,11 @@ def runs(cfg: Mapping[str, Any]) -> list[tuple[str, int]]:
 
 
 def reference_rows(cfg: Mapping[str, Any], tracks) -> list[dict]:
-    """The unprocessed mixture's SI-SDR on every test example."""
+    """The unprocessed mixture's SI-SDR on every test song."""
     return mixture_rows(cfg, tracks)
 
 
-__all__ = ["AUGMENTATIONS", "CHAPTER", "DOWNSTREAM", "MIXTURE", "MODES", "PAPER", "PAPER_MINUTES", "PRETRAINING",
+__all__ = ["AUGMENTATIONS", "BUDGETS", "CHAPTER", "SHARES", "DOWNSTREAM", "MIXTURE", "MODES", "PAPER", "PAPER_MINUTES", "PRETRAINING",
            "REQUIRES", "minutes",
            "SOURCES", "Splits", "VARIANTS", "build", "config", "data", "evaluate", "finetuned", "plan",
            "pretrained", "reference_rows", "runs", "scratch", "separate", "test_tracks", "train", "training_set"]

@@ -2,23 +2,28 @@
 three small downstream sets in the roles of Bach10, Dagstuhl ChoirSet and Remixpacks, grouped
 into sources as the paper's Table 1 does.
 
-Training examples come from :class:`sepbook.datasets.SongDataset`, whose switches are the
-paper's augmentations: ``pitch_shift``, ``time_stretch`` and ``coherent=False`` (incoherent
-mixing). Test examples are fixed excerpts of held-out songs.
+The band sets are generated songs, the quartet and choir sets Bach chorales
+(:mod:`sepbook.chorales`), all played by the profile's SoundFonts. Training examples come from
+:class:`sepbook.datasets.SongDataset`, whose switches are the paper's augmentations:
+``pitch_shift``, ``time_stretch`` and ``coherent=False`` (incoherent mixing); only pre-training
+uses them. Validation and test examples are whole held-out songs, one example per song, so a
+test counts songs, not overlapping excerpts of them.
 
 Chapter: transfer/transfer_learning
 """
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from sepbook import synth
+from sepbook import chorales, synth
 from sepbook.datasets import SongDataset
 
 #: Each set's sources, in the order the mask head gives them (Table 1 of the paper).
@@ -43,6 +48,8 @@ INCOHERENT_TRAINING = ("bach10", "remixpacks")
 INCOHERENT_TEST = ("remixpacks",)
 #: A reference quieter than this (mean power) is not scored: SI-SDR would have no scale to fit.
 SILENCE = 1e-6
+#: The order of a set's song counts in the profile's ``songs``.
+SUBSETS: tuple[str, ...] = ("train", "test", "valid")
 
 _BAND_STYLES = ("pop", "rock", "jazz", "folk", "electronic")
 _GROUPS = {
@@ -60,8 +67,8 @@ Tracks = list[dict[str, np.ndarray]]
 
 @dataclass
 class Example:
-    """One fixed test excerpt: ``mixture`` ``(1, time)`` and ``sources`` ``(K, 1, time)`` in the order of
-    ``SOURCES[domain]``, with ``mixture == sources.sum(0)``."""
+    """One whole test (or validation) song: ``mixture`` ``(1, time)`` and ``sources`` ``(K, 1, time)``
+    in the order of ``SOURCES[domain]``, with ``mixture == sources.sum(0)``."""
 
     name: str
     domain: str
@@ -71,24 +78,33 @@ class Example:
 
 @dataclass
 class Splits:
-    """``train``: each set's training songs as ``{source: (1, time)}`` dicts; ``test``: fixed
-    :class:`Example` excerpts of every downstream set, interleaved."""
+    """``train``: each set's training songs as ``{source: (1, time)}`` dicts; ``valid`` and
+    ``test``: the downstream sets' held-out songs as :class:`Example` s, interleaved."""
 
     train: dict[str, Tracks]
     test: list[Example]
+    valid: list[Example]
 
 
 def _band(n: int, seed: int, cfg: Mapping[str, Any], vocals: bool) -> list[synth.Song]:
     states = np.random.SeedSequence(seed).generate_state(n)
     lineup = ("vocals", "bass", "guitar", "piano", "drums") if vocals else ("bass", "guitar", "piano", "drums")
     return [synth.synthesize_song(int(s), seconds=cfg["song_seconds"], sr=cfg["sr"],
-                                  style=_BAND_STYLES[i % len(_BAND_STYLES)], instruments=lineup)
+                                  style=_BAND_STYLES[i % len(_BAND_STYLES)], instruments=lineup,
+                                  fonts=cfg["fonts"])
             for i, s in enumerate(states)]
 
 
-def _styled(n: int, seed: int, cfg: Mapping[str, Any], style: str) -> list[synth.Song]:
-    states = np.random.SeedSequence(seed).generate_state(n)
-    return [synth.synthesize_song(int(s), seconds=cfg["song_seconds"], sr=cfg["sr"], style=style) for s in states]
+def _chorales(cfg: Mapping[str, Any], corpus: str, subset: str) -> list[synth.Song]:
+    train, test, valid = cfg["songs"][corpus]
+    players = chorales.QUARTET if corpus == "bach10" else chorales.CHOIR
+    play = partial(chorales.chorale_songs, players, seconds=cfg["song_seconds"], sr=cfg["sr"],
+                   fonts=cfg["fonts"], seed=list(SOURCES).index(corpus))
+    if subset == "test":
+        return play("test", test)
+    # validation songs are training-pool chorales that no training song plays
+    songs = play("train", train + valid)
+    return songs[:train] if subset == "train" else songs[train:]
 
 
 def _grouped(songs: Sequence[synth.Song], corpus: str) -> Tracks:
@@ -106,13 +122,11 @@ def _grouped(songs: Sequence[synth.Song], corpus: str) -> Tracks:
 def _songs(cfg: Mapping[str, Any], corpus: str, subset: str) -> list[synth.Song]:
     if corpus == "musdb+slakh":
         return _songs(cfg, "musdb", subset) + _songs(cfg, "slakh", subset)
-    count = cfg["songs"][corpus][subset == "test"]
-    seed = 1000 * (list(SOURCES).index(corpus) + 1) + (subset == "test")
-    if corpus == "bach10":
-        return _styled(count, seed, cfg, "quartet")
-    if corpus == "dagstuhl":
-        return _styled(count, seed, cfg, "choir")
-    return _band(count, seed, cfg, vocals=corpus == "musdb")
+    if corpus in ("bach10", "dagstuhl"):
+        return _chorales(cfg, corpus, subset)
+    position = SUBSETS.index(subset)
+    seed = 1000 * (list(SOURCES).index(corpus) + 1) + position
+    return _band(cfg["songs"][corpus][position], seed, cfg, vocals=corpus == "musdb")
 
 
 def minutes(cfg: Mapping[str, Any], corpus: str) -> tuple[float, float]:
@@ -120,16 +134,16 @@ def minutes(cfg: Mapping[str, Any], corpus: str) -> tuple[float, float]:
     if corpus == "musdb+slakh":
         a, b = minutes(cfg, "musdb"), minutes(cfg, "slakh")
         return a[0] + b[0], a[1] + b[1]
-    train, test = cfg["songs"][corpus]
+    train, test, _ = cfg["songs"][corpus]
     return train * cfg["song_seconds"] / 60, test * cfg["song_seconds"] / 60
 
 
 def synthetic_tracks(cfg: Mapping[str, Any], corpus: str, subset: str) -> Tracks:
-    """The songs of ``corpus`` ('musdb', ..., 'remixpacks') and ``subset`` ('train' or 'test')."""
+    """The songs of ``corpus`` ('musdb', ..., 'remixpacks') and ``subset`` ('train', 'test' or 'valid')."""
     if corpus not in SOURCES:
         raise ValueError(f"corpus: expected one of {list(SOURCES)}, got {corpus!r}")
-    if subset not in ("train", "test"):
-        raise ValueError(f"subset: expected 'train' or 'test', got {subset!r}")
+    if subset not in SUBSETS:
+        raise ValueError(f"subset: expected one of {list(SUBSETS)}, got {subset!r}")
     songs = _songs(cfg, corpus, subset)
     if corpus == "remixpacks":
         return [{piece: audio[None] for piece, audio in synth.drum_pieces(song).items()} for song in songs]
@@ -175,16 +189,21 @@ def tracks(cfg: Mapping[str, Any], corpus: str, subset: str) -> Tracks:
 
 
 def training_set(cfg: Mapping[str, Any], songs: Tracks, corpus: str, seed: int,
-                 augmentation: str = "none") -> SongDataset:
+                 augmentation: str = "none", share: float = 1.0) -> SongDataset:
     """Training excerpts of ``corpus``: item ``i`` depends only on ``(seed, i)``.
 
     ``augmentation`` is 'none', 'pitch' (±3 semitones), 'stretch' (0.8-1.2 times the tempo) or
     'incoherent' (every stem from its own song and moment); Bach10 and Remixpacks always mix
-    incoherently, as in the paper.
+    incoherently, as in the paper. ``share`` keeps that fraction of every song, from its start
+    (the data-size sweep).
     """
     if augmentation not in AUGMENTATIONS:
         raise ValueError(f"augmentation: expected one of {list(AUGMENTATIONS)}, got {augmentation!r}")
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share: expected a fraction of each song in (0, 1], got {share!r}")
     check_sources(songs, corpus)
+    if share < 1.0:
+        songs = [{name: audio[..., :int(audio.shape[-1] * share)] for name, audio in song.items()} for song in songs]
     return SongDataset(
         songs, SOURCES[corpus], cfg["sr"], segment_seconds=cfg["excerpt_seconds"], length=100_000, seed=seed,
         coherent=augmentation != "incoherent" and corpus not in INCOHERENT_TRAINING,
@@ -193,27 +212,34 @@ def training_set(cfg: Mapping[str, Any], songs: Tracks, corpus: str, seed: int,
         time_stretch=tuple(cfg["time_stretch"]) if augmentation == "stretch" else None)
 
 
-def test_examples(cfg: Mapping[str, Any], songs: Tracks, corpus: str) -> list[Example]:
-    """``cfg['test_examples']`` fixed excerpts of ``corpus``'s test songs, named ``'<corpus> NNN'``."""
+def song_examples(songs: Tracks, corpus: str, subset: str = "test") -> list[Example]:
+    """One :class:`Example` per song, the whole song, named ``'<corpus> NNN'`` (``'<corpus> valid NNN'``
+    for validation). Remixpacks' test mixtures are incoherent, as its stems come from different
+    packs: example ``i`` takes its ``k``-th source from song ``i + k``."""
     check_sources(songs, corpus)
-    excerpts = SongDataset(songs, SOURCES[corpus], cfg["sr"], segment_seconds=cfg["test_seconds"],
-                           length=cfg["test_examples"], seed=20_200_000, coherent=corpus not in INCOHERENT_TEST)
-    items = [excerpts[i] for i in range(len(excerpts))]
-    return [Example(f"{corpus} {i:03d}", corpus, item["mixture"], item["sources"]) for i, item in enumerate(items)]
+    incoherent = corpus in INCOHERENT_TEST
+    prefix = corpus if subset == "test" else f"{corpus} {subset}"
+    examples = []
+    for i in range(len(songs)):
+        stems = [songs[(i + k) % len(songs) if incoherent else i][source] for k, source in enumerate(SOURCES[corpus])]
+        length = min(stem.shape[-1] for stem in stems)
+        sources = torch.as_tensor(np.stack([stem[..., :length] for stem in stems]), dtype=torch.float32)
+        examples.append(Example(f"{prefix} {i:03d}", corpus, sources.sum(0), sources))
+    return examples
 
 
 def splits(cfg: Mapping[str, Any]) -> Splits:
-    """Every set's training songs and the downstream sets' test examples."""
+    """Every set's training songs and the downstream sets' validation and test songs."""
     train = {corpus: tracks(cfg, corpus, "train") for corpus in (*cfg["pretraining"], *cfg["downstream"])}
-    return Splits(train, test_tracks(cfg))
+    return Splits(train, test_tracks(cfg), test_tracks(cfg, "valid"))
 
 
-def test_tracks_of(cfg: Mapping[str, Any], corpus: str) -> list[Example]:
-    """The test examples of one downstream set."""
-    return test_examples(cfg, tracks(cfg, corpus, "test"), corpus)
+def test_tracks_of(cfg: Mapping[str, Any], corpus: str, subset: str = "test") -> list[Example]:
+    """The test (or validation) songs of one downstream set."""
+    return song_examples(tracks(cfg, corpus, subset), corpus, subset)
 
 
-def test_tracks(cfg: Mapping[str, Any]) -> list[Example]:
-    """Every downstream set's test examples, interleaved so the first few cover every set."""
-    per_set = [test_tracks_of(cfg, corpus) for corpus in cfg["downstream"]]
-    return [example for group in zip(*per_set) for example in group]
+def test_tracks(cfg: Mapping[str, Any], subset: str = "test") -> list[Example]:
+    """Every downstream set's test (or validation) songs, interleaved so the first few cover every set."""
+    per_set = [test_tracks_of(cfg, corpus, subset) for corpus in cfg["downstream"]]
+    return [example for group in itertools.zip_longest(*per_set) for example in group if example is not None]

@@ -16,10 +16,13 @@ import torch
 from sepbook import report
 from sepbook.metrics import si_sdr
 from sepbook.models.blstm import MaskSeparator
+from sepbook.models.chimera import cluster_masks
 from sepbook.recipes.transfer.data import SILENCE, SOURCES, Example
 from sepbook.recipes.transfer.training import finetuned, plan, scratch
 
 MIXTURE = "mixture"
+#: The metric of the deep-clustering head's separations.
+DC_METRIC = "SI-SDR (DC)"
 #: The paper's significance threshold.
 P_THRESHOLD = 1e-3
 #: Table 2 of the paper: SI-SDR (dB) of the mask-model minus the whole-model,
@@ -52,7 +55,7 @@ def separate(model: MaskSeparator, mixture: torch.Tensor) -> torch.Tensor:
     return model.eval()(mixture)[0]
 
 
-def _rows(variant, seed, examples, estimates) -> list[dict]:
+def _rows(variant, seed, examples, estimates, metric: str = "SI-SDR") -> list[dict]:
     rows = []
     for example, estimate in zip(examples, estimates):
         for k, source in enumerate(SOURCES[example.domain]):
@@ -60,23 +63,54 @@ def _rows(variant, seed, examples, estimates) -> list[dict]:
             if float(reference.square().mean()) < SILENCE:
                 continue  # a silent reference has no scale for SI-SDR to fit
             rows.append({"variant": variant, "seed": seed, "song": example.name, "domain": example.domain,
-                         "source": source, "metric": "SI-SDR", "value": float(si_sdr(estimate[k], reference))})
+                         "source": source, "metric": metric, "value": float(si_sdr(estimate[k], reference))})
     return rows
+
+
+@torch.no_grad()
+def separate_by_clustering(model: MaskSeparator, example: Example) -> torch.Tensor:
+    """The deep-clustering head as a separator: k-means on its embeddings of ``example`` gives
+    binary masks (:func:`~sepbook.models.chimera.cluster_masks`), and each source takes the
+    cluster that fits it best (the best of the K! matchings, as a permutation-free metric
+    would); -> estimates ``(K, 1, time)`` in the order of ``SOURCES[example.domain]``."""
+    spec = model.stft(example.mixture[None])                            # (1, 1, freq, frames)
+    embeddings, _ = model.masker.embed_and_mask(spec.abs())
+    n_sources = len(SOURCES[example.domain])
+    masks = cluster_masks(embeddings[0], spec.abs()[0, 0], n_sources)    # (K, freq, frames)
+    clusters = model.stft.inverse(masks[:, None] * spec[0], length=example.mixture.shape[-1])
+    fits = torch.stack([si_sdr(clusters, example.sources[k].expand_as(clusters)).flatten()
+                        for k in range(n_sources)])                      # (source, cluster)
+    audible = example.sources.square().mean(-1).flatten() >= SILENCE
+    sources = torch.arange(n_sources)
+    best = max(itertools.permutations(range(n_sources)),
+               key=lambda order: float(fits[sources, list(order)][audible].mean()))
+    return clusters[list(best)]
+
+
+def clustering_scored(run) -> bool:
+    """Whether a run's deep-clustering head is scored: pre-trained (before fine-tuning), fine-tuned
+    whole-models and training from scratch, without augmentation, at the paper's budget."""
+    if run.share != 1.0 or run.budget != "paper":
+        return False
+    return run.augmentation in (None, "none") and run.mode in (None, "whole")
 
 
 @torch.no_grad()
 def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], MaskSeparator],
              tracks: Sequence[Example]) -> list[dict]:
-    """SI-SDR rows of every model on the test examples of its downstream set (pre-trained networks,
-    whose mask head never learned, give none)."""
+    """SI-SDR rows of every model on the test songs of its downstream set, and ``SI-SDR (DC)``
+    rows of its deep-clustering head (:func:`separate_by_clustering`) where
+    :func:`clustering_scored`; a pre-trained network, whose mask head never learned, is scored
+    by its deep-clustering head alone, on every downstream set."""
     rows = []
     for (variant, seed), model in models.items():
         run = plan(variant)
-        examples = [e for e in tracks if e.domain == run.downstream]
-        if run.kind == "pretrain" or not examples:
-            continue
-        estimates = model.eval()(torch.stack([e.mixture for e in examples]))
-        rows += _rows(variant, seed, examples, estimates)
+        model.eval()
+        examples = [e for e in tracks if run.kind == "pretrain" or e.domain == run.downstream]
+        if run.kind != "pretrain":
+            rows += _rows(variant, seed, examples, [model(e.mixture[None])[0] for e in examples])
+        if clustering_scored(run):
+            rows += _rows(variant, seed, examples, [separate_by_clustering(model, e) for e in examples], DC_METRIC)
     return rows
 
 
@@ -233,17 +267,17 @@ def in_words(rows, cfg: Mapping[str, Any], profile: str) -> dict[str, str]:
 
 
 def curve(histories: Mapping[tuple[str, int], Mapping[str, list]], variant: str):
-    """``(steps, mean, std)`` of the test SI-SDR curve of ``variant`` over its seeds."""
+    """``(steps, mean, std)`` of the validation SI-SDR curve of ``variant`` over its seeds."""
     runs = [h for (v, _), h in histories.items() if v == variant and h.get("valid")]
     if not runs:
         return np.array([]), np.array([]), np.array([])
     steps = np.array(runs[0]["valid_step"])
-    values = np.array([[v["test SI-SDR"] for v in h["valid"]] for h in runs])
+    values = np.array([[v["valid SI-SDR"] for v in h["valid"]] for h in runs])
     return steps, values.mean(0), values.std(0, ddof=1) if len(runs) > 1 else np.full(len(steps), math.nan)
 
 
 def first_reaching(histories, variant: str, level: float) -> float:
-    """The first step at which the seed-mean test SI-SDR curve of ``variant`` reaches ``level`` dB
+    """The first step at which the seed-mean validation SI-SDR curve of ``variant`` reaches ``level`` dB
     (NaN if it never does)."""
     steps, mean, _ = curve(histories, variant)
     reached = np.flatnonzero(mean >= level)

@@ -1,12 +1,18 @@
 """Pre-training, fine-tuning and training from scratch: every run of the chapter, named by what it is.
 
 - ``pre-<set>-<augmentation>``: ChimeraNet trained on a large set with the deep-clustering loss
-  alone (its mask head stays untrained);
+  alone (its mask head stays untrained); the only runs that see augmented data, as in the paper;
 - ``<downstream>-<set>-<augmentation>-<mode>``: that network with a new mask head, fine-tuned on a
   small set, ``whole`` (every weight, alpha L_DC + (1 - alpha) L_MI) or ``mask`` (the mask head
   alone, L_MI);
 - ``<downstream>-scratch``: a fresh ChimeraNet trained on the small set for as many steps as
-  pre-training and fine-tuning together.
+  pre-training and fine-tuning together (the paper's budget).
+
+Budgets beyond the paper's, to ask whether H1 measures the fine-tuning budget: ``-short`` runs
+(training from scratch for only the fine-tuning steps) and ``-long`` runs (``long_steps``, keeping
+the weights of the best validation score, so each system stops at its own plateau). The data-size
+sweep (``-x0.25``, ``-x0.5``) fine-tunes and trains from scratch on that share of each small-set
+song.
 
 Chapter: transfer/transfer_learning
 """
@@ -20,7 +26,7 @@ from typing import Any, Mapping
 
 import torch
 
-from sepbook.datasets import step_batches
+from sepbook.datasets import SongDataset, step_batches
 from sepbook.losses.clustering import (chimera_loss, deep_clustering_loss, ideal_assignments,
                                        magnitude_weights, mask_inference_loss)
 from sepbook.metrics import si_sdr
@@ -31,25 +37,33 @@ from sepbook.recipes.transfer.data import (AUGMENTATIONS, DOWNSTREAM, PRETRAININ
 from sepbook.train import fit, seed_everything
 
 MODES: tuple[str, ...] = ("whole", "mask")
+#: How long a downstream run trains: the paper's budget, the fine-tuning steps only, or to its plateau.
+BUDGETS: tuple[str, ...] = ("paper", "short", "long")
+#: The shares of each small set the data-size sweep trains on (the full set is the main runs).
+SHARES: tuple[float, ...] = (0.25, 0.5)
 
 
 @dataclass(frozen=True)
 class Run:
-    """What one variant is: ``kind`` 'pretrain', 'finetune' or 'scratch', and its sets and mode."""
+    """What one variant is: ``kind`` 'pretrain', 'finetune' or 'scratch', its sets and mode, its
+    ``budget`` (one of :data:`BUDGETS`) and the ``share`` of the small set it trains on."""
 
     kind: str
     pretraining: str | None = None
     augmentation: str | None = None
     downstream: str | None = None
     mode: str | None = None
+    budget: str = "paper"
+    share: float = 1.0
 
     @property
     def name(self) -> str:
         if self.kind == "pretrain":
             return f"pre-{self.pretraining}-{self.augmentation}"
-        if self.kind == "scratch":
-            return f"{self.downstream}-scratch"
-        return f"{self.downstream}-{self.pretraining}-{self.augmentation}-{self.mode}"
+        base = (f"{self.downstream}-scratch" if self.kind == "scratch"
+                else f"{self.downstream}-{self.pretraining}-{self.augmentation}-{self.mode}")
+        return base + ("" if self.budget == "paper" else f"-{self.budget}") + \
+            ("" if self.share == 1.0 else f"-x{self.share:g}")
 
     @property
     def target(self) -> str:
@@ -66,17 +80,22 @@ def pretrained(pretraining: str, augmentation: str = "none") -> str:
     return Run("pretrain", pretraining, augmentation).name
 
 
-def finetuned(downstream: str, pretraining: str, augmentation: str = "none", mode: str = "whole") -> str:
-    return Run("finetune", pretraining, augmentation, downstream, mode).name
+def finetuned(downstream: str, pretraining: str, augmentation: str = "none", mode: str = "whole",
+              budget: str = "paper", share: float = 1.0) -> str:
+    return Run("finetune", pretraining, augmentation, downstream, mode, budget, share).name
 
 
-def scratch(downstream: str) -> str:
-    return Run("scratch", downstream=downstream).name
+def scratch(downstream: str, budget: str = "paper", share: float = 1.0) -> str:
+    return Run("scratch", downstream=downstream, budget=budget, share=share).name
 
 
 _ALL = [Run("pretrain", p, a) for p, a in itertools.product(PRETRAINING, AUGMENTATIONS)]
 _ALL += [Run("finetune", p, a, d, m) for d, p, a, m in itertools.product(DOWNSTREAM, PRETRAINING, AUGMENTATIONS, MODES)]
-_ALL += [Run("scratch", downstream=d) for d in DOWNSTREAM]
+_ALL += [Run("scratch", downstream=d, budget=b) for d in DOWNSTREAM for b in BUDGETS]
+_ALL += [Run("finetune", p, "none", d, "whole", "long") for d in DOWNSTREAM for p in PRETRAINING]
+_ALL += [Run("finetune", p, "none", d, "whole", share=share)
+         for d, p, share in itertools.product(DOWNSTREAM, PRETRAINING, SHARES)]
+_ALL += [Run("scratch", downstream=d, share=share) for d, share in itertools.product(DOWNSTREAM, SHARES)]
 _RUNS = {run.name: run for run in _ALL}
 #: Each fine-tuning run starts from its pre-trained network (same seed).
 REQUIRES: dict[str, tuple[str, ...]] = {run.name: (run.starts_from,) for run in _ALL if run.starts_from}
@@ -94,11 +113,18 @@ def plan(variant: str) -> Run:
 
 
 def runs_of(cfg: Mapping[str, Any]) -> list[str]:
-    """Every variant the profile trains, pre-training first."""
+    """Every variant the profile trains, pre-training first; the extra budgets and the data-size
+    sweep fine-tune from ``cfg['sweep_from']`` without augmentation."""
     chosen = [pretrained(p, a) for p, a in itertools.product(cfg["pretraining"], cfg["augmentations"])]
     chosen += [finetuned(d, p, a, m) for d, p, a, m in
                itertools.product(cfg["downstream"], cfg["pretraining"], cfg["augmentations"], MODES)]
-    return chosen + [scratch(d) for d in cfg["downstream"]]
+    chosen += [scratch(d) for d in cfg["downstream"]]
+    source = cfg["sweep_from"]
+    for d in cfg["downstream"]:
+        chosen += [scratch(d, "short"), scratch(d, "long"), finetuned(d, source, budget="long")]
+        for share in cfg["shares"]:
+            chosen += [finetuned(d, source, share=share), scratch(d, share=share)]
+    return chosen
 
 
 def build(cfg: Mapping[str, Any], variant: str) -> MaskSeparator:
@@ -137,11 +163,32 @@ def mask_loss(model: MaskSeparator, batch) -> torch.Tensor:
 @torch.no_grad()
 def mean_si_sdr(model: MaskSeparator, examples: list[Example]) -> float:
     """SI-SDR (dB) averaged over the audible sources of ``examples`` (what the curves show)."""
-    mixtures = torch.stack([e.mixture for e in examples])
-    references = torch.stack([e.sources for e in examples])
-    scores = si_sdr(model(mixtures), references)                        # (examples, K, 1)
-    audible = references.square().mean(-1) >= SILENCE
-    return float(scores[audible].mean())
+    scores = []
+    for example in examples:
+        estimate = model(example.mixture[None])[0]                       # (K, 1, time)
+        audible = example.sources.square().mean(-1) >= SILENCE          # (K, 1)
+        scores.append(si_sdr(estimate, example.sources)[audible])
+    return float(torch.cat(scores).mean())
+
+
+def steps_of(cfg: Mapping[str, Any], run: Run) -> int:
+    """How many steps ``run`` trains: fine-tuning steps; pre-training and fine-tuning together from
+    scratch (the paper's equal budget); the fine-tuning steps alone (``short``); ``long_steps``."""
+    if run.kind == "pretrain":
+        return cfg["pretrain_steps"]
+    if run.budget == "long":
+        return cfg["long_steps"]
+    if run.kind == "finetune" or run.budget == "short":
+        return cfg["finetune_steps"]
+    return cfg["pretrain_steps"] + cfg["finetune_steps"]
+
+
+def training_data(cfg: Mapping[str, Any], data: Splits, run: Run, seed: int) -> SongDataset:
+    """The examples ``run`` trains on. Only pre-training is augmented: the paper fine-tunes, and
+    trains from scratch, on the small set as it is."""
+    if run.kind == "pretrain":
+        return training_set(cfg, data.train[run.pretraining], run.pretraining, seed, run.augmentation)
+    return training_set(cfg, data.train[run.downstream], run.downstream, seed, "none", run.share)
 
 
 def train(cfg: Mapping[str, Any], data: Splits, variant: str, seed: int = 0,
@@ -159,18 +206,17 @@ def train(cfg: Mapping[str, Any], data: Splits, variant: str, seed: int = 0,
         if run.mode == "mask":
             freeze_all_but_mask(model.masker)
         loss = mask_loss if run.mode == "mask" else partial(whole_loss, alpha=cfg["alpha"])
-        steps = cfg["finetune_steps"]
     else:
         model = build(cfg, variant)
         loss = pretraining_loss if run.kind == "pretrain" else partial(whole_loss, alpha=cfg["alpha"])
-        steps = cfg["pretrain_steps"] + (cfg["finetune_steps"] if run.kind == "scratch" else 0)
-    corpus = run.pretraining if run.kind == "pretrain" else run.downstream
-    dataset = training_set(cfg, data.train[corpus], corpus, seed, run.augmentation or "none")
     if run.kind != "pretrain":
-        curve = [e for e in data.test if e.domain == run.downstream][:cfg["curve_examples"]]
-        options.setdefault("valid_fn", lambda m: {"test SI-SDR": mean_si_sdr(m, curve)})
+        valid = [e for e in data.valid if e.domain == run.downstream]
+        options.setdefault("valid_fn", lambda m: {"valid SI-SDR": mean_si_sdr(m, valid)})
         options.setdefault("valid_every", cfg["valid_every"])
+        if run.budget == "long":
+            options.setdefault("keep_best", ("valid SI-SDR", "max"))
     options.setdefault("label", f"{variant} seed {seed}")
-    history = fit(model, loss, partial(step_batches, dataset, cfg["batch_size"], seed), steps=steps,
+    dataset = training_data(cfg, data, run, seed)
+    history = fit(model, loss, partial(step_batches, dataset, cfg["batch_size"], seed), steps=steps_of(cfg, run),
                   lr=cfg["lr"], seed=seed, **options)
     return model.cpu().eval(), history
