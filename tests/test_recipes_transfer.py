@@ -441,3 +441,36 @@ def test_the_deep_clustering_head_is_scored_with_its_best_matching(trained, spli
     spec = stft(example.mixture[None])[0]
     ideal = stft.inverse(owner[0].permute(2, 1, 0)[:, None] * spec, length=example.mixture.shape[-1])
     torch.testing.assert_close(estimate, ideal)
+
+
+def test_budget_sweep_and_clustering_tables_read_their_runs():
+    value = {"dagstuhl-scratch-short": 1.0, "dagstuhl-slakh-none-whole": 2.0, "dagstuhl-scratch": 3.0,
+             "dagstuhl-scratch-long": 4.0, "dagstuhl-slakh-none-whole-long": 5.0,
+             "dagstuhl-scratch-x0.5": 6.0, "dagstuhl-slakh-none-whole-x0.5": 7.0}
+    cfg, rows = _rows(lambda v: value.get(v, -9.0))
+    rows += [{**r, "variant": "pre-slakh-none", "metric": evaluation.DC_METRIC, "value": 8.0}
+             for r in rows if r["variant"] == "dagstuhl-scratch"]
+    rows += [{**r, "metric": evaluation.DC_METRIC, "value": r["value"] + 10} for r in rows
+             if r["variant"] in ("dagstuhl-slakh-none-whole", "dagstuhl-scratch") and r["metric"] == "SI-SDR"]
+
+    def number(text):
+        return float(text.split()[0])
+
+    budgets = evaluation.budget_table(rows, cfg).loc["dagstuhl"]
+    assert [round(number(v)) for v in budgets] == [1, 2, 3, 4, 5]
+    sweep = evaluation.sweep_table(rows, cfg).loc["dagstuhl"]
+    assert [round(number(v)) for v in sweep] == [1, -1]                     # 0.5 of the songs, then all
+    clustering = evaluation.clustering_table(rows, cfg).loc["dagstuhl"]
+    assert [round(number(v)) for v in clustering] == [8, 12, 13, 2, 3]
+    # the deep-clustering rows never leak into the mask head's tables
+    assert round(number(evaluation.pretraining_table(rows, cfg).loc["dagstuhl", "scratch"])) == 3
+
+
+def test_budget_gains_subtract_scratch_at_the_same_budget():
+    value = {"dagstuhl-scratch-short": 1.0, "dagstuhl-slakh-none-whole": 2.0, "dagstuhl-scratch": 3.0,
+             "dagstuhl-scratch-long": 4.0, "dagstuhl-slakh-none-whole-long": 5.0}
+    cfg, rows = _rows(lambda v: value.get(v, -9.0))
+    gains = evaluation.budget_gains(rows, cfg)["dagstuhl"]
+    assert {k: round(g["mean"]) for k, g in gains.items()} == {"fine-tuning steps": 1, "total steps": -1,
+                                                              "plateau": 1}
+    assert gains["plateau"]["wins"] == gains["plateau"]["seeds"] == 2 and gains["total steps"]["wins"] == 0

@@ -1,7 +1,9 @@
 """Transfer learning for music source separation (Bugler, Pardo and Seetharaman 2020): ChimeraNet
 pre-trained with deep clustering on large sets in the roles of MUSDB, Slakh and both, fine-tuned on
 small sets in the roles of Bach10, Dagstuhl ChoirSet and Remixpacks (the whole network or its mask
-head alone), against the same network trained from scratch for as many steps.
+head alone), against the same network trained from scratch for as many steps; and, beyond the
+paper, at equal steps on the small set, each at its validation plateau, on shares of the small
+sets, with the deep-clustering head scored as a separator.
 
 The recipe contract, the same in every chapter: :func:`config`, :func:`data`, :func:`build`,
 :func:`train`, :func:`evaluate`, :func:`separate`, :func:`runs` and :data:`PAPER`; fine-tuning

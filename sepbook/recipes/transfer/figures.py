@@ -59,7 +59,7 @@ def draw_scheme(ax=None):
 
 def _seed_means(rows, domain: str, variant: str) -> np.ndarray:
     table = report.frame(rows)
-    chosen = table[(table["domain"] == domain) & (table["variant"] == variant)]
+    chosen = table[(table["domain"] == domain) & (table["variant"] == variant) & (table["metric"] == "SI-SDR")]
     return chosen.groupby("seed")["value"].mean().to_numpy()
 
 
@@ -119,8 +119,8 @@ def augmentation_bars(rows, cfg: Mapping[str, Any], axes=None):
 
 
 def curves(histories, cfg: Mapping[str, Any], downstream: str = "dagstuhl", ax=None):
-    """Fig. 3: test SI-SDR over the steps of training on ``downstream``, from scratch and from each
-    pre-training set; lines are means over seeds, bands their spread."""
+    """Fig. 3: validation SI-SDR over the steps of training on ``downstream``, from scratch and from
+    each pre-training set; lines are means over seeds, bands their spread."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -134,9 +134,34 @@ def curves(histories, cfg: Mapping[str, Any], downstream: str = "dagstuhl", ax=N
         if np.isfinite(std).all():
             ax.fill_between(steps, mean - std, mean + std, color=COLORS[system], alpha=0.25, lw=0)
     ax.axvline(cfg["finetune_steps"], color="0.5", ls=":", lw=1)
-    ax.set(xlabel="training steps on the downstream set", ylabel="test SI-SDR (dB)", title=downstream)
+    ax.set(xlabel="training steps on the downstream set", ylabel="validation SI-SDR (dB)", title=downstream)
     ax.legend(fontsize=8)
     return ax
+
+
+def plateau_curves(histories, cfg: Mapping[str, Any], axes=None):
+    """The ``long`` runs: validation SI-SDR over the steps of a whole-model fine-tuned from
+    ``cfg['sweep_from']`` and of training from scratch, one panel per small set; each run keeps
+    the weights of its best point, marked."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, len(cfg["downstream"]), figsize=(10, 3.2), sharey=True)
+    systems = {"scratch": lambda d: scratch(d, "long"),
+               cfg["sweep_from"]: lambda d: finetuned(d, cfg["sweep_from"], budget="long")}
+    for ax, down in zip(np.atleast_1d(axes), cfg["downstream"]):
+        for system, name in systems.items():
+            steps, mean, std = curve(histories, name(down))
+            if not len(steps):
+                continue
+            ax.plot(steps, mean, color=COLORS[system], label="scratch" if system == "scratch" else "fine-tuned")
+            if np.isfinite(std).all():
+                ax.fill_between(steps, mean - std, mean + std, color=COLORS[system], alpha=0.25, lw=0)
+            ax.plot(steps[np.argmax(mean)], mean.max(), "o", color=COLORS[system], ms=4)
+        ax.set(title=down, xlabel="training steps on the small set")
+    np.atleast_1d(axes)[0].set_ylabel("validation SI-SDR (dB)")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    return axes
 
 
 @torch.no_grad()
@@ -166,8 +191,12 @@ def embedding_contrast(model, example: Example, keep: float = 0.3) -> float:
     """Mean cosine similarity of the loudest bins' embeddings within a source minus across sources:
     1 for sources on orthogonal axes, 0 when the embeddings ignore the sources."""
     v, k = _loud_embeddings(model, example, keep)
-    cos, same = v @ v.T, k[:, None] == k[None, :]
-    return float(cos[same].mean() - cos[~same].mean())
+    # sums of cosines over all pairs from per-source sums, never the (n, n) matrix of a whole song
+    sums = torch.zeros(int(k.max()) + 1, v.shape[-1], dtype=torch.float64).index_add_(0, k, v.double())
+    counts = torch.bincount(k, minlength=len(sums)).double()
+    pairs, pair_counts = sums @ sums.T, counts[:, None] * counts[None, :]
+    same = torch.eye(len(sums), dtype=torch.bool)
+    return float(pairs[same].sum() / pair_counts[same].sum() - pairs[~same].sum() / pair_counts[~same].sum())
 
 
 def embedding_projection(models: Mapping[str, Any], example: Example, axes=None):
