@@ -9,7 +9,10 @@ thread (:func:`sepbook.book.setup`), heaviest first, and the build then finds th
 
 The cache knows a notebook only by its code, not by the package it imports, the profile it runs
 in or the committed results it reads and re-checks, so a change to any of them (:func:`digest`)
-clears the whole cache: a cached page never shows results it did not check. CI empties the cache
+clears the whole cache: a cached page never shows results it did not check. Sphinx re-reads a page
+only when its notebook file changed, so the pages executed here are listed in the cache folder
+(:data:`EXECUTED`) and :mod:`sepbook.sphinxext` hands them to the build as outdated: a page whose
+code is unchanged but whose results moved is rendered again. CI empties the cache
 (``make clean-cache``) before it builds, so every notebook executes here. ``SEPBOOK_EXECUTE=force``
 (:mod:`sepbook.sphinxext`) executes every notebook inside the build instead, one after the other,
 and this module does nothing.
@@ -83,6 +86,10 @@ def _cached(cache, notebook) -> bool:
     return True
 
 
+#: The file in the cache folder that names the notebooks the last prebuild executed, one per line.
+EXECUTED = "sepbook.executed"
+
+
 def prebuild(workers: int | None = None, root: Path = ROOT, show=print) -> dict[str, tuple[float, float]]:
     """Execute every uncached notebook of the book; -> (seconds, peak MB) per executed notebook."""
     import nbformat
@@ -104,6 +111,8 @@ def prebuild(workers: int | None = None, root: Path = ROOT, show=print) -> dict[
         show("prebuild: the package or the profile changed since the cache was filled: cleared it")
     notebooks = classroom.book_notebooks(root)
     todo = [p for p in notebooks if not _cached(cache, nbformat.read(p, as_version=4))]
+    listed = cache_path / EXECUTED
+    listed.write_text("".join(f"{p.relative_to(root).with_suffix('').as_posix()}\n" for p in todo))
     if not todo:
         show(f"prebuild: all {len(notebooks)} notebooks are cached")
         return {}

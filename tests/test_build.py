@@ -31,7 +31,8 @@ def test_the_extension_makes_players_static_and_lets_ci_force_execution(monkeypa
     hooks = []
     sphinxext.setup(SimpleNamespace(connect=lambda event, fn: hooks.append((event, fn))))
     assert book.static_build()
-    (event, hook), = hooks
+    hook = dict(hooks)["config-inited"]
+    assert dict(hooks)["env-get-outdated"] is sphinxext._freshly_executed
     config = SimpleNamespace(nb_execution_mode="cache", nb_execution_cache_path=".jupyter_cache")
     monkeypatch.delenv(sphinxext.EXECUTE_ENV, raising=False)
     app = SimpleNamespace(srcdir="/books/sepbook")
@@ -68,8 +69,13 @@ def test_prebuild_executes_only_what_changed(tmp_path, monkeypatch):
     lines = []
     _book(tmp_path, "print(6 * 7)")
     assert list(prebuild.prebuild(1, tmp_path, lines.append)) == ["chapters/a/page.ipynb"]
+    cache = tmp_path / prebuild.settings(tmp_path)["cache"]
+    app = SimpleNamespace(config=SimpleNamespace(nb_execution_cache_path=str(cache)))
+    env = SimpleNamespace(found_docs={"chapters/a/page", "intro"})
+    assert sphinxext._freshly_executed(app, env, set(), set(), set()) == ["chapters/a/page"]  # render it again
     assert prebuild.prebuild(1, tmp_path, lines.append) == {}
     assert "all 1 notebooks are cached" in lines[-1]
+    assert sphinxext._freshly_executed(app, env, set(), set(), set()) == []
     _book(tmp_path, "print(6 * 7)\n# a comment is code too")
     assert list(prebuild.prebuild(1, tmp_path, lines.append)) == ["chapters/a/page.ipynb"]
     (tmp_path / "sepbook" / "x.py").write_text("X = 2\n")  # the package changed: everything again
