@@ -75,6 +75,24 @@ def test_remixpacks_pieces_are_the_drum_part_split_by_kit_piece():
         synth.drum_pieces(synth.synthesize_song(5, seconds=2.0, sr=8000, style="choir"))
 
 
+def test_remixpacks_pieces_of_a_sampled_song_play_through_its_soundfont_kit():
+    from sepbook.soundfonts import TRAINING_FONTS
+
+    song = synth.synthesize_song(5, seconds=4.0, sr=8000, style="rock", instruments=("bass", "drums"),
+                                 fonts=TRAINING_FONTS[:1])
+    pieces = synth.drum_pieces(song)
+    additive = synth.drum_pieces(synth.synthesize_song(5, seconds=4.0, sr=8000, style="rock",
+                                                       instruments=("bass", "drums")))
+    assert set(pieces) == {"kick", "snare", "cymbals"}
+    for piece, audio in pieces.items():
+        assert audio.shape == song.mixture.shape
+        assert np.sqrt(np.mean(audio.astype(np.float64) ** 2)) == pytest.approx(0.05, rel=1e-3)
+        assert not np.allclose(audio, additive[piece])              # sampled, not the additive kit
+    spectra = {k: np.abs(np.fft.rfft(v)) for k, v in pieces.items()}
+    low = {k: s[: len(s) // 40].sum() / s.sum() for k, s in spectra.items()}   # below 100 Hz
+    assert low["kick"] > low["cymbals"]
+
+
 def test_test_examples_are_whole_songs_interleaved_and_mixed_as_the_paper_says(cfg, splits):
     domains = [e.domain for e in splits.test]
     assert domains[:3] == list(cfg["downstream"])
@@ -424,6 +442,8 @@ def test_clustering_perfect_embeddings_gives_the_ideal_binary_masks():
     assert masks.shape == (3, 30, 40) and torch.equal(masks.sum(0), torch.ones(30, 40))
     ideal = torch.nn.functional.one_hot(owner.T, 3).permute(2, 0, 1).float()
     assert sorted(tuple(m.flatten().tolist()) for m in masks) == sorted(tuple(m.flatten().tolist()) for m in ideal)
+    with pytest.raises(ValueError, match="embeddings"):
+        cluster_masks(embeddings, mag.T, 3)
 
 
 @pytest.mark.slow

@@ -80,6 +80,11 @@ def cluster_masks(embeddings: torch.Tensor, mixture_mag: torch.Tensor, n_sources
     remains to be matched). The centres are fitted on the bins within ``-floor_db`` dB of the
     loudest, which carry the sources; every bin then joins its nearest centre.
     """
+    if embeddings.dim() != 3 or embeddings.shape[:2] != mixture_mag.shape[::-1]:
+        raise ValueError(f"embeddings: expected (frames, freq, D) matching mixture_mag (freq, frames) "
+                         f"{tuple(mixture_mag.shape)}, got {tuple(embeddings.shape)}")
+    if n_sources < 1:
+        raise ValueError(f"n_sources: expected at least one cluster, got {n_sources}")
     points = embeddings.permute(1, 0, 2).reshape(-1, embeddings.shape[-1])      # (freq * frames, D)
     level = 20 * torch.log10(mixture_mag.reshape(-1) + 1e-8)
     loud = points[level >= level.max() + floor_db]

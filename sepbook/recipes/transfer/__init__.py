@@ -61,7 +61,7 @@ def reference_rows(cfg: Mapping[str, Any], tracks) -> list[dict]:
     return mixture_rows(cfg, tracks)
 
 
-__all__ = ["AUGMENTATIONS", "BUDGETS", "CHAPTER", "SHARES", "DOWNSTREAM", "MIXTURE", "MODES", "PAPER", "PAPER_MINUTES", "PRETRAINING",
-           "REQUIRES", "minutes",
-           "SOURCES", "Splits", "VARIANTS", "build", "config", "data", "evaluate", "finetuned", "plan",
-           "pretrained", "reference_rows", "runs", "scratch", "separate", "test_tracks", "train", "training_set"]
+__all__ = ["AUGMENTATIONS", "BUDGETS", "CHAPTER", "DOWNSTREAM", "MIXTURE", "MODES", "PAPER", "PAPER_MINUTES",
+           "PRETRAINING", "REQUIRES", "SHARES", "SOURCES", "Splits", "VARIANTS", "build", "config", "data",
+           "evaluate", "finetuned", "minutes", "plan", "pretrained", "reference_rows", "runs", "scratch", "separate",
+           "test_tracks", "train", "training_set"]

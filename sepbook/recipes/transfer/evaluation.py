@@ -137,12 +137,28 @@ def _cell(rows, domain: str, variant: str, metric: str = "SI-SDR") -> str:
     return report.cell(row["mean"], row["std"], int(row["seeds"]))
 
 
-def _gain_cell(rows, domain: str, variant: str, baseline: str) -> str:
+def _gain(rows, domain: str, variant: str, baseline: str) -> dict | None:
+    """``variant - baseline`` SI-SDR on ``domain``: ``mean``, ``std``, ``wins`` and ``seeds`` over
+    seeds, or ``None`` without rows of both."""
     gain = report.gains(_of(rows, domain, [variant, baseline]), variant, baseline)
     if len(gain) == 0:
-        return "–"
+        return None
     g = gain.iloc[0]
-    return report.cell(g["mean"], g["std"], int(g["seeds"]), signed=True)
+    return {"mean": float(g["mean"]), "std": float(g["std"]), "wins": int(g["wins"]), "seeds": int(g["seeds"])}
+
+
+def _gain_cell(rows, domain: str, variant: str, baseline: str) -> str:
+    g = _gain(rows, domain, variant, baseline)
+    return "–" if g is None else report.cell(g["mean"], g["std"], g["seeds"], signed=True)
+
+
+def _budgets(cfg: Mapping[str, Any]) -> dict:
+    """Each budget's (fine-tuned, scratch) pair of variants on a small set ``d``: equal steps on the
+    small set, the paper's equal total, and each system to its validation plateau."""
+    pre = cfg["sweep_from"]
+    return {"fine-tuning steps": lambda d: (finetuned(d, pre), scratch(d, "short")),
+            "total steps": lambda d: (finetuned(d, pre), scratch(d)),
+            "plateau": lambda d: (finetuned(d, pre, budget="long"), scratch(d, "long"))}
 
 
 def budget_table(rows, cfg: Mapping[str, Any]):
@@ -151,13 +167,13 @@ def budget_table(rows, cfg: Mapping[str, Any]):
     fine-tuning steps), at the paper's equal total steps, and each at its validation plateau."""
     import pandas as pd
 
-    pre = cfg["sweep_from"]
+    budgets = _budgets(cfg)
     columns = {
-        "scratch, fine-tuning steps": lambda d: scratch(d, "short"),
-        "fine-tuned": lambda d: finetuned(d, pre),
-        "scratch, total steps (paper)": lambda d: scratch(d),
-        "scratch, plateau": lambda d: scratch(d, "long"),
-        "fine-tuned, plateau": lambda d: finetuned(d, pre, budget="long"),
+        "scratch, fine-tuning steps": lambda d: budgets["fine-tuning steps"](d)[1],
+        "fine-tuned": lambda d: budgets["fine-tuning steps"](d)[0],
+        "scratch, total steps (paper)": lambda d: budgets["total steps"](d)[1],
+        "scratch, plateau": lambda d: budgets["plateau"](d)[1],
+        "fine-tuned, plateau": lambda d: budgets["plateau"](d)[0],
     }
     return pd.DataFrame({down: [_cell(rows, down, name(down)) for name in columns.values()]
                          for down in cfg["downstream"]}, index=list(columns)).T
@@ -167,19 +183,12 @@ def budget_gains(rows, cfg: Mapping[str, Any]) -> dict[str, dict[str, dict]]:
     """Fine-tuned (from ``cfg['sweep_from']``) minus scratch per small set, at each budget of
     :func:`budget_table`: ``{set: {'fine-tuning steps' | 'total steps' | 'plateau': gain}}``, each
     gain a dict of ``mean``, ``std``, ``wins`` and ``seeds`` over seeds (absent without rows)."""
-    pre = cfg["sweep_from"]
-    pairs = {"fine-tuning steps": lambda d: (finetuned(d, pre), scratch(d, "short")),
-             "total steps": lambda d: (finetuned(d, pre), scratch(d)),
-             "plateau": lambda d: (finetuned(d, pre, budget="long"), scratch(d, "long"))}
     out: dict[str, dict[str, dict]] = {}
     for down in cfg["downstream"]:
-        for budget, pair in pairs.items():
-            variant, baseline = pair(down)
-            gain = report.gains(_of(rows, down, [variant, baseline]), variant, baseline)
-            if len(gain):
-                g = gain.iloc[0]
-                out.setdefault(down, {})[budget] = {"mean": float(g["mean"]), "std": float(g["std"]),
-                                                    "wins": int(g["wins"]), "seeds": int(g["seeds"])}
+        for budget, pair in _budgets(cfg).items():
+            gain = _gain(rows, down, *pair(down))
+            if gain is not None:
+                out.setdefault(down, {})[budget] = gain
     return out
 
 
@@ -254,14 +263,12 @@ def gain_rows(rows, cfg: Mapping[str, Any], versus: str = "scratch") -> list[dic
         variant = finetuned(down, pre, aug, mode)
         baseline = {"scratch": scratch(down), "none": finetuned(down, pre, "none", mode),
                     "whole": finetuned(down, pre, aug, "whole")}[versus]
-        pair = _of(rows, down, [variant, baseline])
-        gain = report.gains(pair, variant, baseline) if variant != baseline else ()
-        if len(gain) == 0:
+        g = _gain(rows, down, variant, baseline) if variant != baseline else None
+        if g is None:
             continue
-        g = gain.iloc[0]
         out.append({"downstream": down, "pretraining": pre, "augmentation": aug, "mode": mode,
-                    "gain": g["mean"], "std": g["std"], "wins": int(g["wins"]), "seeds": int(g["seeds"]),
-                    "p": report.paired_test(pair, variant, baseline),
+                    "gain": g["mean"], "std": g["std"], "wins": g["wins"], "seeds": g["seeds"],
+                    "p": report.paired_test(_of(rows, down, [variant, baseline]), variant, baseline),
                     "paper": PAPER.get((aug, pre, down)) if versus == "whole" else None})
     return out
 
