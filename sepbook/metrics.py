@@ -60,6 +60,19 @@ def _checked_pair(estimate: Any, reference: Any) -> list[torch.Tensor]:
     return [estimate, reference]
 
 
+def projection_gain(estimate: Any, reference: Any, eps: float = 1e-8) -> torch.Tensor:
+    """How loud, and which way up, an estimate carries its reference: the scale ``alpha`` that
+    SI-SDR fits, ``<estimate, reference> / <reference, reference>``, one value per signal.
+
+    ``(..., time) -> (...)``. 1 is the right level, 0.5 half of it (-6 dB), -1 the reference
+    upside down. SI-SDR ignores this number; BSS Eval's SDR counts any departure from 1 as
+    distortion.
+    Chapter: metatasnet/meta_tasnet
+    """
+    estimate, reference = _checked_pair(estimate, reference)
+    return (estimate * reference).sum(-1) / ((reference ** 2).sum(-1) + eps)
+
+
 def si_sdr_improvement(estimate: Any, reference: Any, mixture: Any, eps: float = 1e-8) -> torch.Tensor:
     """SI-SDR gained over doing nothing: ``si_sdr(estimate, reference) - si_sdr(mixture, reference)``.
 

@@ -115,24 +115,26 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
         ),
     },
     # Meta-TasNet (Samuel et al. 2020): Conv-TasNet with independent, multi-task or generated
-    # masking networks on four MUSDB stems. tiny shows two stages; book trains one stage at the
-    # paper's base rate (a second stage would double every step on a CPU); paper has all three.
+    # masking networks on four MUSDB stems, played by the TRAINING_FONTS. tiny and book have two
+    # stages (book the paper's first two, 8 and 16 kHz); paper has all three.
     "metatasnet": {
         "tiny": dict(
             dataset="synthetic", sources=("vocals", "drums", "bass", "other"), n_train=8, n_valid=2,
-            n_test=2, song_seconds=8.0, stages=(4000, 8000), n_basis=32, kernel=16, bottleneck=32,
-            hidden=64, blocks=4, stacks=1, embedding_dim=8, rank=3, batch_size=4, excerpt_seconds=1.0,
+            n_test=2, song_seconds=8.0, fonts=TRAINING_FONTS, stages=(4000, 8000), n_basis=32,
+            kernel=16, bottleneck=32, hidden=64, blocks=4, stacks=1, embedding_dim=8, rank=3,
+            batch_size=4, excerpt_seconds=1.0,
             steps=80, lr=2e-3, valid_every=40, seeds=(0, 1),
         ),
         "book": dict(
             dataset="synthetic", sources=("vocals", "drums", "bass", "other"), n_train=40, n_valid=4,
-            n_test=8, song_seconds=12.0, stages=(8000,), n_basis=64, kernel=32, bottleneck=64,
-            hidden=128, blocks=5, stacks=2, embedding_dim=8, rank=3, batch_size=4, excerpt_seconds=1.0,
-            steps=1250, lr=1e-3, valid_every=125, seeds=(0, 1, 2),
+            n_test=24, song_seconds=12.0, fonts=TRAINING_FONTS, stages=(8000, 16000), n_basis=64,
+            kernel=32, bottleneck=64, hidden=96, blocks=5, stacks=2, embedding_dim=8, rank=3,
+            batch_size=4, excerpt_seconds=0.5, steps=1600, lr=1e-3, valid_every=160, seeds=(0, 1, 2),
         ),
         "paper": dict(
             dataset="musdb18hq", sources=("vocals", "drums", "bass", "other"), n_train=None,
-            n_valid=None, n_test=None, song_seconds=None, stages=(8000, 16000, 32000), n_basis=440,
+            n_valid=None, n_test=None, song_seconds=None, fonts=None, stages=(8000, 16000, 32000),
+            n_basis=440,
             kernel=20, bottleneck=160, hidden=160, blocks=6, stacks=3, embedding_dim=8, rank=5,
             batch_size=12, excerpt_seconds=8.0, steps=200_000, lr=1e-3, valid_every=2000, seeds=(0,),
         ),

@@ -40,12 +40,13 @@ def banks(cfg, splits):
 
 
 def test_runs_list_every_variant_and_seed(cfg):
-    assert metatasnet.runs(cfg) == [(v, s) for v in ("independent", "multi-task", "meta") for s in (0, 1)]
+    variants = ("independent", "multi-task", "meta", "independent-meta-start")
+    assert metatasnet.runs(cfg) == [(v, s) for v in variants for s in (0, 1)]
 
 
-def test_tiny_shows_two_stages_and_book_trains_the_paper_base_rate():
+def test_tiny_and_book_have_two_stages_and_book_the_paper_rates():
     assert metatasnet.config("tiny")["stages"] == (4000, 8000)
-    assert metatasnet.config("book")["stages"] == (8000,)
+    assert metatasnet.config("book")["stages"] == (8000, 16000)
     assert metatasnet.config("paper")["stages"] == (8000, 16000, 32000)
 
 
@@ -95,12 +96,59 @@ def test_meta_learns_to_separate(cfg, splits, learning):
 
 
 @pytest.mark.slow
-def test_evaluate_gives_sdr_and_si_sdr_per_source(cfg, splits, learning):
-    rows = metatasnet.evaluate(cfg, {("meta", 0): learning[1]}, splits.test[:1])
-    assert {(r["source"], r["metric"]) for r in rows} == {
-        (s, m) for s in ("vocals", "drums", "bass", "other") for m in ("SDR", "SI-SDR")}
-    assert all(r["variant"] == "meta" and r["seed"] == 0 and r["domain"] == "musdb" for r in rows)
-    assert all(math.isfinite(r["value"]) for r in rows if r["metric"] == "SI-SDR")
+def test_evaluate_scores_the_last_stage_and_the_first(cfg, splits, learning):
+    """The last stage gets SDR, SI-SDR and gain; the first stage, brought up to the last stage's
+    rate, SI-SDR and gain, under its own name; both from one pass through the model."""
+    model = learning[1]
+    song = splits.test[0]
+    rows = metatasnet.evaluate(cfg, {("meta", 0): model}, [song])
+    stems = ("vocals", "drums", "bass", "other")
+    last = {(r["source"], r["metric"]) for r in rows if r["variant"] == "meta"}
+    first = {(r["source"], r["metric"]) for r in rows if r["variant"] == "meta (stage 1)"}
+    assert last == {(s, m) for s in stems for m in ("SDR", "SI-SDR", "gain")}
+    assert first == {(s, m) for s in stems for m in ("SI-SDR", "gain")}
+    assert len(rows) == len(last) + len(first)
+    assert all(r["seed"] == 0 and r["domain"] == "musdb" for r in rows)
+    assert all(math.isfinite(r["value"]) for r in rows)
+    low = metatasnet.separate(model, song.mixture[:, ::2], sr=4000)
+    up = torch.as_tensor(evaluation.at_rates(low, 4000, [8000])[0])
+    scores = evaluation.stage_values(up[..., : song.mixture.shape[-1]], song)
+    value = {(r["source"], r["metric"]): r["value"] for r in rows if r["variant"] == "meta (stage 1)"}
+    assert value[("bass", "SI-SDR")] == pytest.approx(scores["bass"]["SI-SDR"], abs=0.5)
+
+
+def test_the_level_diagnostic_reads_a_hand_made_gain_and_sign(cfg, splits):
+    """A stem at half its level reads 0.5, one upside down -1, and the tables count the
+    inverted ones and name both stages."""
+    song = splits.test[0]
+    estimates = song.sources.clone()
+    estimates[0] *= 0.5
+    estimates[1] *= -1
+    values = evaluation.stage_values(estimates, song)
+    assert values["vocals"]["gain"] == pytest.approx(0.5, abs=1e-4)
+    assert values["drums"]["gain"] == pytest.approx(-1.0, abs=1e-4)
+    assert values["bass"]["gain"] == pytest.approx(1.0, abs=1e-4)
+    assert values["vocals"]["SI-SDR"] > 40 and values["drums"]["SI-SDR"] > 40  # SI-SDR cannot tell
+    rows = report.rows_for(values, variant="meta", seed=0, song=song.name, domain="musdb")
+    rows += report.rows_for({k: {"SI-SDR": v["SI-SDR"] - 3} for k, v in values.items()},
+                            variant="meta (stage 1)", seed=0, song=song.name, domain="musdb")
+    levels = evaluation.level_table(rows)
+    assert levels.loc["meta", "vocals"] == "0.50 (0 of 1 inverted)"
+    assert levels.loc["meta", "drums"] == "-1.00 (1 of 1 inverted)"
+    stages = evaluation.stage_table(rows)
+    assert stages.loc["meta", "last − first"] == pytest.approx(3.0, abs=0.01)
+
+
+def test_the_control_starts_as_the_meta_model_of_its_seed(cfg):
+    torch.manual_seed(3)
+    meta = metatasnet.build(cfg, "meta")
+    torch.manual_seed(3)
+    control = metatasnet.build(cfg, "independent-meta-start")
+    mixtures = [torch.randn(1, 1, 4000), torch.randn(1, 1, 8000)]
+    for ours, theirs in zip(control(mixtures), meta(mixtures)):
+        assert torch.allclose(ours, theirs, atol=1e-5)
+    independent = metatasnet.build(cfg, "independent")
+    assert set(control.state_dict()) == set(independent.state_dict())
 
 
 @pytest.mark.slow
@@ -157,7 +205,7 @@ def test_bad_settings_are_refused(overrides, message):
 
 
 def test_a_bad_variant_lists_the_variants(cfg, splits):
-    with pytest.raises(ValueError, match=r"variant: expected one of \['independent', 'multi-task', 'meta'\]"):
+    with pytest.raises(ValueError, match=r"variant: expected one of \['independent', 'multi-task', 'meta', "):
         metatasnet.build(cfg, "shared")
     with pytest.raises(ValueError, match="variant: expected one of"):
         metatasnet.train(cfg, splits, "shared")

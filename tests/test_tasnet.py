@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from sepbook.losses.waveform import si_sdr_loss
 from sepbook.metrics import si_sdr
 from sepbook.models.tasnet import (Decoder, Encoder, GeneratedConv, GeneratedNorm, Layers, MaskTCN,
-                                   StaticConv, StaticNorm, build_tasnet, stream_conv)
+                                   StaticConv, StaticNorm, build_tasnet, mixture_consistency,
+                                   start_as_generated, stream_conv)
 
 class PassThrough(torch.nn.Module):
     def forward(self, x, embeddings=None):
@@ -141,15 +142,48 @@ def test_stream_conv_names_no_stream_out_of_its_group():
 
 
 @pytest.mark.parametrize("masking", VARIANTS)
-def test_estimates_add_up_to_the_decoded_mixture(masking):
-    """Masks are a softmax over instruments: the estimates' latents sum to the mixture's."""
+def test_estimates_add_up_to_the_mixture(masking):
+    """Masks are a softmax over instruments (the masked latents add up to the mixture's), and the
+    consistency step makes the estimates add up to the mixture itself, not its decoded copy."""
     model = small(masking).eval()
     mixture = torch.randn(2, 1, 400)
-    estimates = model([mixture])[0]
-    assert estimates.shape == (2, 4, 1, 400)
     stage = model.stages[0]
+    estimates, masked = stage(mixture)
+    assert estimates.shape == (2, 4, 1, 400)
+    assert torch.allclose(masked.sum(1), stage.encoder(mixture), atol=1e-5)
+    assert torch.allclose(estimates.sum(1), mixture, atol=1e-5)
     decoded = stage.decoder(stage.encoder(mixture), 400)
-    assert torch.allclose(estimates.sum(1), decoded, atol=1e-4)
+    assert not torch.allclose(decoded, mixture, atol=1e-2)  # an untrained decoder alone would not
+
+
+def test_mixture_consistency_shares_what_is_missing_equally():
+    estimates = torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]]]])              # (1, 2, 1, 2)
+    mixture = torch.tensor([[[3.0, 3.0]]])
+    out = mixture_consistency(estimates, mixture)
+    assert torch.allclose(out, torch.tensor([[[[2.0, 1.0]], [[1.0, 2.0]]]]))
+
+
+def _gain_gradient(gain: float, consistent: bool) -> float:
+    """d loss / d gain when the first stem's estimate is ``gain`` times the true stem, each
+    estimate with some error."""
+    torch.manual_seed(0)
+    stems, error = torch.randn(8, 4, 1, 2000), 0.3 * torch.randn(8, 4, 1, 2000)
+    g = torch.tensor(float(gain), requires_grad=True)
+    gains = torch.cat([g[None], torch.ones(3)])[:, None, None]
+    estimates = gains * (stems + error)
+    if consistent:
+        estimates = mixture_consistency(estimates, stems.sum(1))
+    si_sdr_loss(estimates, stems).backward()
+    return float(g.grad)
+
+
+@pytest.mark.parametrize("gain", [0.5, -1.0, 1.5])
+def test_consistency_makes_si_sdr_push_the_gain_to_one(gain):
+    """Alone, SI-SDR gives a stem at the wrong gain or sign no gradient at all; through the
+    consistency step, a descent step on the loss moves that stem's gain towards 1."""
+    assert abs(_gain_gradient(gain, consistent=False)) < 1e-4
+    step = -_gain_gradient(gain, consistent=True)
+    assert step * (1.0 - gain) > 0 and abs(step) > 1e-2
 
 
 @pytest.mark.parametrize("masking", VARIANTS)
@@ -296,3 +330,25 @@ def test_all_silent_targets_give_zero_and_no_gradient():
     loss = si_sdr_loss(estimates, torch.zeros(2, 4, 100))
     loss.backward()
     assert float(loss) == 0 and estimates.grad.abs().sum() == 0
+
+
+# ----------------------------------------------------------------------------- the initialisation control
+
+
+def test_independent_streams_can_start_as_the_generated_ones():
+    """The control starts as the very function the meta model starts as, with static weights."""
+    meta = small("meta", rates=(8000, 16000))
+    independent = start_as_generated(small("independent", rates=(8000, 16000)), meta)
+    mixtures = [torch.randn(2, 1, 400), torch.randn(2, 1, 800)]
+    for ours, theirs in zip(independent(mixtures), meta(mixtures)):
+        assert torch.allclose(ours, theirs, atol=1e-5)
+    assert not any("generator" in name or "embeddings" in name for name, _ in independent.named_parameters())
+    stream = independent.stages[0].masker.conv_in.weight.reshape(4, -1)
+    spread = (stream - stream.mean(0)).norm() / stream.mean(0).norm()
+    assert 0.01 < spread < 1.0   # the streams start near one shared kernel, not equal and not apart
+
+
+def test_starting_as_generated_needs_the_same_sizes():
+    with pytest.raises(ValueError, match="meta"):
+        start_as_generated(small("independent"), small("meta", hidden=8))
+

@@ -231,14 +231,27 @@ class MaskTCN(nn.Module):
         return self.conv_out(self.act_out(skips), e)
 
 
+def mixture_consistency(estimates: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+    """Estimates ``(batch, K, 1, time)`` moved, each by an equal share of what they miss, so that
+    they add up to ``mixture`` ``(batch, 1, time)`` exactly (Wisdom et al., ICASSP 2019).
+
+    SI-SDR is blind to an estimate's gain and sign. Once the estimates must add up to the
+    mixture, a stem at half its level, or upside down, leaves the rest of itself in the other
+    stems, and that leakage the loss does see.
+    """
+    missing = mixture - estimates.sum(dim=1)                             # (B, 1, T)
+    return estimates + missing[:, None] / estimates.shape[1]
+
+
 class Stage(nn.Module):
     """One sample rate: encoder, masking network, decoder.
 
     ``forward(mixture, previous=None)``: ``mixture`` ``(batch, 1, time)`` and, from a previous
     stage, its masked latents ``(batch, K, n_prev, frames)`` -> estimates ``(batch, K, 1, time)``
     and this stage's masked latents ``(batch, K, n_basis, frames)``. The masks are a softmax over
-    the K instruments, so the estimates' latents add up to the mixture's. ``streams`` is K, or 1
-    for a multi-task masker that serves every instrument from one stream.
+    the K instruments, so the estimates' latents add up to the mixture's, and
+    :func:`mixture_consistency` makes the estimates add up to the mixture itself. ``streams`` is
+    K, or 1 for a multi-task masker that serves every instrument from one stream.
     """
 
     def __init__(self, n_sources: int, streams: int, n_basis: int, kernel: int, masker: MaskTCN,
@@ -269,7 +282,8 @@ class Stage(nn.Module):
         logits = self.masker(inputs, self.instruments())
         masks = logits.reshape(batch, self.n_sources, self.n_basis, frames).softmax(dim=1)
         masked = latent[:, None] * masks                                 # (B, K, N, T')
-        return self.decoder(masked, mixture.shape[-1]), masked
+        estimates = self.decoder(masked, mixture.shape[-1])
+        return mixture_consistency(estimates, mixture), masked
 
 
 class MultiStage(nn.Module):
@@ -327,3 +341,35 @@ def build_tasnet(masking: str, n_sources: int, sample_rates: tuple[int, ...], n_
         embeddings = nn.Embedding(n_sources, embedding_dim) if generated else None
         stages.append(Stage(n_sources, n_sources, m * n_basis, m * kernel, masker, embeddings))
     return MultiStage(stages, sample_rates)
+
+
+@torch.no_grad()
+def start_as_generated(independent: MultiStage, meta: MultiStage) -> MultiStage:
+    """``independent``'s weights set to those ``meta`` generates, layer by layer: the control that
+    starts both systems as one function, so that training alone tells them apart.
+
+    At the start, a meta model's K streams are one shared kernel plus a small per-instrument
+    spread, where independent streams would be K unrelated random draws. Both models must have
+    the same stages and sizes; ``independent`` is changed in place and returned.
+    """
+    for ours, theirs in zip(independent.stages, meta.stages):
+        e = theirs.instruments()
+        static = [m for m in ours.modules() if isinstance(m, (StaticConv, StaticNorm))]
+        made = [m for m in theirs.modules() if isinstance(m, (GeneratedConv, GeneratedNorm))]
+        if e is None or len(static) != len(made):
+            raise ValueError("meta: expected a meta model with independent's stages and layers")
+        for layer, generated in zip(static, made):
+            if isinstance(generated, GeneratedConv):
+                weights = [generated.weights(e).flatten(0, 1)]
+                targets = [layer.weight]
+            else:
+                weights = [w.flatten() for w in generated.generator(generated.code(e)).chunk(2, -1)]
+                targets = [layer.scale, layer.shift]
+            for target, weight in zip(targets, weights):
+                if target.shape != weight.shape:
+                    raise ValueError(f"meta: a layer of {tuple(weight.shape)} weights where independent "
+                                     f"has {tuple(target.shape)}; build both at the same sizes")
+                target.copy_(weight)
+        rest = {k: v for k, v in theirs.state_dict().items() if k in ours.state_dict()}
+        ours.load_state_dict(rest, strict=False)  # encoder, decoder and PReLU slopes
+    return independent

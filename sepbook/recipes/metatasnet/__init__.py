@@ -1,7 +1,7 @@
 """Meta-TasNet (Samuel, Ganeshan and Naradowsky, ICASSP 2020) on four MUSDB-layout stems: one
-Conv-TasNet encoder and decoder, and a masking network whose weights are independent per
+Conv-TasNet encoder and decoder per stage, and a masking network whose weights are independent per
 instrument, shared by all (multi-task), or generated from instrument embeddings (meta), compared
-on the same songs, batches, steps and loss.
+on the same songs, batches, steps and loss, with a control for how the generated weights start.
 
 The recipe contract, the same in every chapter: :func:`config`, :func:`data`, :func:`build`,
 :func:`train`, :func:`evaluate`, :func:`separate`, :func:`runs` and :data:`PAPER`. The pieces:
@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from sepbook import profiles
 from sepbook.recipes.metatasnet.data import Splits, splits, test_tracks, training_banks
 from sepbook.recipes.metatasnet.evaluation import MIXTURE, PAPER, cost_rows, evaluate, mixture_rows, separate
-from sepbook.recipes.metatasnet.training import VARIANTS, build, parameters, train, train_on
+from sepbook.recipes.metatasnet.training import CONTROL, SYSTEMS, VARIANTS, build, parameters, train, train_on
 
 CHAPTER = "metatasnet"
 
@@ -40,15 +40,15 @@ def data(cfg: Mapping[str, Any]) -> Splits:
 
 
 def runs(cfg: Mapping[str, Any]) -> list[tuple[str, int]]:
-    """Every (variant, seed) the experiment trains: each system on each seed."""
+    """Every (variant, seed) the experiment trains: each system and the control on each seed."""
     return [(variant, seed) for variant in VARIANTS for seed in cfg["seeds"]]
 
 
 def reference_rows(cfg: Mapping[str, Any], tracks) -> list[dict]:
     """The unprocessed mixture's scores, and each system's cost measured on this machine."""
-    return mixture_rows(cfg, tracks) + cost_rows(cfg, VARIANTS)
+    return mixture_rows(cfg, tracks) + cost_rows(cfg, SYSTEMS)  # the control costs what independent does
 
 
-__all__ = ["CHAPTER", "MIXTURE", "PAPER", "VARIANTS", "Splits", "build", "config", "data", "evaluate",
+__all__ = ["CHAPTER", "CONTROL", "MIXTURE", "PAPER", "SYSTEMS", "VARIANTS", "Splits", "build", "config", "data", "evaluate",
            "parameters", "reference_rows", "runs", "separate", "test_tracks", "train", "train_on",
            "training_banks"]

@@ -15,7 +15,7 @@ import torch
 
 from sepbook import metrics, report
 from sepbook.recipes.metatasnet.data import at_rates
-from sepbook.recipes.metatasnet.training import VARIANTS, build, parameters, stage_loss
+from sepbook.recipes.metatasnet.training import SYSTEMS, VARIANTS, build, parameters, stage_loss
 from sepbook.tracks import Track
 
 #: The reference repository's MUSDB18 test results (BSS Eval v4 SDR in dB, median of frames,
@@ -30,13 +30,13 @@ MIXTURE = "mixture"
 
 
 @torch.no_grad()
-def separate(model: torch.nn.Module, mixture: torch.Tensor, sr: int | None = None,
-             max_seconds: float = 30.0) -> torch.Tensor:
-    """Separate a mixture ``(channels, time)`` into ``(K, channels, time)`` at its rate ``sr``,
-    one of the stages' rates (default: the last stage's, which gives the final estimate).
+def separate_stages(model: torch.nn.Module, mixture: torch.Tensor, sr: int | None = None,
+                    max_seconds: float = 30.0) -> list[torch.Tensor]:
+    """Every stage's estimate of a mixture ``(channels, time)`` at rate ``sr`` (one of the stages'
+    rates, default the last): a list of ``(K, channels, time_i)``, stage ``i`` at its own rate.
 
-    Each channel goes through every stage at that stage's rate; the estimate of the stage at
-    ``sr`` is the answer. Songs longer than ``max_seconds`` go through in pieces of that length.
+    Each channel goes through every stage at that stage's rate. Songs longer than
+    ``max_seconds`` go through in pieces of that length.
     """
     mixture = torch.as_tensor(mixture, dtype=torch.float32)
     if mixture.dim() != 2:
@@ -49,22 +49,33 @@ def separate(model: torch.nn.Module, mixture: torch.Tensor, sr: int | None = Non
     ratio = rates[-1] // rates[0]
     piece = int(max_seconds * rates[0]) * ratio
     wave_at_last = torch.as_tensor(at_rates(mixture, sr, [rates[-1]])[0])
+    length = wave_at_last.shape[-1]
     channels = []
     for wave in wave_at_last:
-        length = wave.shape[-1]
         wave = torch.nn.functional.pad(wave, (0, -length % ratio))  # every rate's length exact
         parts = []
         for start in range(0, wave.shape[-1], piece):
             mixes = [m[None, None] for m in at_rates(wave[start:start + piece], rates[-1], rates)]
-            parts.append(model(mixes)[rates.index(sr)][0, :, 0])
-        channels.append(torch.cat(parts, dim=-1))
-    out = torch.stack(channels, dim=1)
+            parts.append([estimate[0, :, 0] for estimate in model(mixes)])
+        channels.append([torch.cat(stage, dim=-1) for stage in zip(*parts)])
+    return [torch.stack(stage, dim=1)[..., : -(-length * rate // rates[-1])]
+            for stage, rate in zip(zip(*channels), rates)]
+
+
+def separate(model: torch.nn.Module, mixture: torch.Tensor, sr: int | None = None,
+             max_seconds: float = 30.0) -> torch.Tensor:
+    """Separate a mixture ``(channels, time)`` into ``(K, channels, time)`` at its rate ``sr``,
+    one of the stages' rates (default: the last stage's, which gives the final estimate)."""
+    estimates = separate_stages(model, mixture, sr, max_seconds)
+    rates = list(model.settings["stages"])
+    out = estimates[rates.index(rates[-1] if sr is None else sr)]
     return out[..., : mixture.shape[-1]]
 
 
 def song_rows(estimates: torch.Tensor, track: Track, sr: int, variant: str, seed: int | None,
               silence: float = 1e-6) -> list[dict]:
-    """SDR (BSS Eval v4, median over 1 s frames) and SI-SDR (whole song) per source of one song.
+    """SDR (BSS Eval v4, median over 1 s frames), SI-SDR and the projection gain (whole song) per
+    source of one song.
 
     museval skips a frame in which a target is exactly zero; a frame in which it is nearly zero
     (mean power below ``silence``, as in the loss) would score some -300 dB and is skipped too.
@@ -72,22 +83,43 @@ def song_rows(estimates: torch.Tensor, track: Track, sr: int, variant: str, seed
     sdr = metrics.bss_eval(track.sources, estimates, sr)["SDR"]
     frames = track.sources[:, 0, : sdr.shape[1] * sr].reshape(len(sdr), -1, sr)
     sdr[(frames ** 2).mean(-1).numpy() < silence] = np.nan
-    si = metrics.si_sdr(estimates[:, 0], track.sources[:, 0])
-    values = {}
+    values = stage_values(estimates, track)
     for k, name in enumerate(track.source_names):
         frames = sdr[k][np.isfinite(sdr[k])]
-        values[name] = {"SDR": float(np.median(frames)) if frames.size else float("nan"),
-                        "SI-SDR": float(si[k])}
+        values[name]["SDR"] = float(np.median(frames)) if frames.size else float("nan")
     return report.rows_for(values, variant=variant, seed=seed, song=track.name, domain=track.domain)
+
+
+def stage_values(estimates: torch.Tensor, track: Track) -> dict[str, dict[str, float]]:
+    """SI-SDR and projection gain per source of ``estimates`` ``(K, 1, time)`` against the song's
+    stems, over the whole song."""
+    si = metrics.si_sdr(estimates[:, 0], track.sources[:, 0])
+    gain = metrics.projection_gain(estimates[:, 0], track.sources[:, 0])
+    return {name: {"SI-SDR": float(si[k]), "gain": float(gain[k])}
+            for k, name in enumerate(track.source_names)}
+
+
+def stage_name(variant: str, stage: int) -> str:
+    """The row name of an earlier stage's estimate, e.g. ``'meta (stage 1)'``."""
+    return f"{variant} (stage {stage})"
 
 
 def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.Module],
              tracks: Sequence[Track]) -> list[dict]:
-    """Rows (variant, seed, song, domain, source, metric, value) for every model and test song."""
+    """Rows (variant, seed, song, domain, source, metric, value) for every model and test song:
+    the last stage's SDR, SI-SDR and gain, and each earlier stage's SI-SDR and gain, its estimate
+    brought up to the last stage's rate (as ``'<variant> (stage i)'``)."""
+    rates = cfg["stages"]
     rows = []
     for (variant, seed), model in models.items():
         for track in tracks:
-            rows += song_rows(separate(model, track.mixture), track, cfg["stages"][-1], variant, seed)
+            *earlier, last = separate_stages(model, track.mixture)
+            rows += song_rows(last[..., : track.mixture.shape[-1]], track, rates[-1], variant, seed)
+            for i, (estimate, rate) in enumerate(zip(earlier, rates)):
+                estimate = at_rates(estimate, rate, [rates[-1]])[0][..., : track.mixture.shape[-1]]
+                estimate = torch.nn.functional.pad(estimate, (0, track.mixture.shape[-1] - estimate.shape[-1]))
+                rows += report.rows_for(stage_values(estimate, track), variant=stage_name(variant, i + 1),
+                                        seed=seed, song=track.name, domain=track.domain)
     return rows
 
 
@@ -182,7 +214,7 @@ def cost_table(rows):
 
     table = report.frame(rows)
     cost = table[table.domain == "cost"].pivot(index="variant", columns="metric", values="value")
-    cost = cost.reindex(list(VARIANTS))
+    cost = cost.reindex([v for v in VARIANTS if v in cost.index])
     return pd.DataFrame({"parameters": cost["parameters"].map(lambda v: f"{int(v):,}"),
                          "s / step (1 thread)": cost["step seconds"].map(lambda v: f"{v:.2f}"),
                          "peak MiB": cost["peak MiB"].map(lambda v: f"{v:.0f}")})
@@ -208,17 +240,32 @@ def versus_baselines(rows, profile: str, metric: str = "SI-SDR") -> dict[str, st
             for baseline, gain in claim_gains(rows, metric).items()}
 
 
-@torch.no_grad()
-def polarity_table(models: Mapping[str, torch.nn.Module], tracks: Sequence[Track]):
-    """For each system and stem, on how many of ``tracks`` the estimate comes out upside down
-    (negatively correlated with the true stem): SI-SDR cannot see this, BSS Eval v4 SDR can."""
+def level_table(rows):
+    """Each system's projection gain per stem (:func:`sepbook.metrics.projection_gain`): the median
+    over test songs and seeds, and on how many songs x seeds the estimate came out upside down."""
     import pandas as pd
 
-    counts = {}
-    for variant, model in models.items():
-        inverted = np.zeros(len(SOURCES), int)
-        for track in tracks:
-            estimates = separate(model, track.mixture)
-            inverted += ((estimates * track.sources).sum(dim=(1, 2)) < 0).numpy()
-        counts[variant] = {name: f"{n} of {len(tracks)}" for name, n in zip(track.source_names, inverted)}
-    return pd.DataFrame(counts).T
+    table = report.frame(rows)
+    table = table[(table.metric == "gain") & table.variant.isin(VARIANTS)]
+    cells = {}
+    for (variant, source), gains in table.groupby(["variant", "source"])["value"]:
+        inverted = int((gains < 0).sum())
+        cells.setdefault(variant, {})[source] = f"{gains.median():.2f} ({inverted} of {len(gains)} inverted)"
+    return pd.DataFrame(cells).T.reindex(index=[v for v in VARIANTS if v in cells], columns=list(SOURCES))
+
+
+def stage_table(rows, metric: str = "SI-SDR"):
+    """Each system's first and last stage in ``metric``, mean over stems, songs and seeds (the
+    first stage's estimate brought up to the last stage's rate), and the last minus the first."""
+    import pandas as pd
+
+    table = report.frame(rows)
+    table = table[table.metric == metric]
+    means = table.groupby("variant")["value"].mean()
+    out = {}
+    for variant in VARIANTS:
+        first = stage_name(variant, 1)
+        if variant in means and first in means:
+            out[variant] = {"stage 1": means[first], "last stage": means[variant],
+                            "last − first": means[variant] - means[first]}
+    return pd.DataFrame(out).T.round(2)

@@ -16,7 +16,8 @@ from sepbook.audio import STFT
 from sepbook.recipes.metatasnet.evaluation import SOURCES, over_songs, separate
 from sepbook.tracks import Track
 
-COLORS = {"mixture": "#e0e0e0", "independent": "#90a4ae", "multi-task": "#ffcc80", "meta": "#ff8a65"}
+COLORS = {"mixture": "#e0e0e0", "independent": "#90a4ae", "multi-task": "#ffcc80", "meta": "#ff8a65",
+          "independent-meta-start": "#b0bec5"}
 
 
 def draw_network(ax=None):
@@ -178,13 +179,13 @@ def stages_figure(model, track: Track, name: str = "drums", seconds: float = 4.0
 
 
 def score_bars(rows, metric: str, profile: str, ax=None):
-    """``metric`` per stem for the mixture and the three systems: bars at the mean over seeds,
-    one dot per seed."""
+    """``metric`` per stem for the mixture and every system the rows hold: bars at the mean over
+    seeds, one dot per seed."""
     import matplotlib.pyplot as plt
 
     table = over_songs(rows)
     table = table[table.metric == metric]
-    systems = ["mixture", "independent", "multi-task", "meta"]
+    systems = [s for s in COLORS if s in set(table.variant)]
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 3.6))
     width = 0.8 / len(systems)
@@ -198,5 +199,5 @@ def score_bars(rows, metric: str, profile: str, ax=None):
     ax.set_xticks(range(len(SOURCES)), SOURCES)
     ax.axhline(0, color="0.5", lw=0.6)
     ax.set(ylabel=f"{metric} (dB)", title=f"{metric} per stem ({profile} profile; dots are seeds)")
-    ax.legend(fontsize=8, ncol=4)
+    ax.legend(fontsize=8, ncol=len(systems))
     return ax

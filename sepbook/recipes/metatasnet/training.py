@@ -1,5 +1,6 @@
-"""Training the chapter's three systems with the same batches, steps and loss: independent,
-multi-task and meta (generated) masking networks on one Conv-TasNet encoder and decoder.
+"""Training the chapter's systems with the same batches, steps and loss: independent,
+multi-task and meta (generated) masking networks on one Conv-TasNet encoder and decoder, and the
+control, independent streams that start as the meta model's generated ones.
 
 Chapter: metatasnet/meta_tasnet
 """
@@ -12,21 +13,31 @@ import torch
 from torch import nn
 
 from sepbook.losses.waveform import si_sdr_loss
-from sepbook.models.tasnet import MultiStage, build_tasnet
+from sepbook.models.tasnet import MultiStage, build_tasnet, start_as_generated
 from sepbook.recipes.metatasnet.data import Banks, Splits, batches, training_banks
 from sepbook.train import fit, seed_everything, to_device
 
-#: The three systems, in the paper's order: what differs is where the masking weights come from.
-VARIANTS: tuple[str, ...] = ("independent", "multi-task", "meta")
+#: The paper's three systems, in its order: what differs is where the masking weights come from.
+SYSTEMS: tuple[str, ...] = ("independent", "multi-task", "meta")
+#: Independent streams started from the weights the meta model of the same seed generates at its
+#: start (one shared kernel plus a small spread), so that only training tells the two apart.
+CONTROL = "independent-meta-start"
+#: Every system the experiment trains.
+VARIANTS: tuple[str, ...] = (*SYSTEMS, CONTROL)
 
 
 def build(cfg: Mapping[str, Any], variant: str) -> MultiStage:
     """The network of ``variant``, at the profile's sizes and stages."""
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
-    network = build_tasnet(variant, len(cfg["sources"]), tuple(cfg["stages"]), cfg["n_basis"],
-                           cfg["kernel"], cfg["bottleneck"], cfg["hidden"], cfg["blocks"],
-                           cfg["stacks"], cfg["embedding_dim"], cfg["rank"])
+    sizes = (len(cfg["sources"]), tuple(cfg["stages"]), cfg["n_basis"], cfg["kernel"],
+             cfg["bottleneck"], cfg["hidden"], cfg["blocks"], cfg["stacks"],
+             cfg["embedding_dim"], cfg["rank"])
+    if variant == CONTROL:  # the meta model comes first, so it is the one a seed gives "meta"
+        meta = build_tasnet("meta", *sizes)
+        network = start_as_generated(build_tasnet("independent", *sizes), meta)
+    else:
+        network = build_tasnet(variant, *sizes)
     network.settings = {"stages": tuple(cfg["stages"]), "sources": tuple(cfg["sources"])}
     return network
 
