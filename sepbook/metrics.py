@@ -61,8 +61,9 @@ def _checked_pair(estimate: Any, reference: Any) -> list[torch.Tensor]:
 
 
 def projection_gain(estimate: Any, reference: Any, eps: float = 1e-8) -> torch.Tensor:
-    """How loud, and which way up, an estimate carries its reference: the scale ``alpha`` that
-    SI-SDR fits, ``<estimate, reference> / <reference, reference>``, one value per signal.
+    """How loud, and which way up, an estimate carries its reference: the scale that SI-SDR fits,
+    ``<estimate, reference> / <reference, reference>``, one value per signal (without removing
+    the means first, which for audio are near zero anyway).
 
     ``(..., time) -> (...)``. 1 is the right level, 0.5 half of it (-6 dB), -1 the reference
     upside down. SI-SDR ignores this number; BSS Eval's SDR counts any departure from 1 as

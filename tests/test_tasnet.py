@@ -163,27 +163,61 @@ def test_mixture_consistency_shares_what_is_missing_equally():
     assert torch.allclose(out, torch.tensor([[[[2.0, 1.0]], [[1.0, 2.0]]]]))
 
 
-def _gain_gradient(gain: float, consistent: bool) -> float:
-    """d loss / d gain when the first stem's estimate is ``gain`` times the true stem, each
-    estimate with some error."""
+def _loss_and_gradient(gain: float, consistent: bool, stems_at_gain: int = 1) -> tuple[float, float]:
+    """The loss, and d loss / d gain, when the first ``stems_at_gain`` estimates are ``gain`` times
+    their true stems and the others right, every estimate with some error."""
     torch.manual_seed(0)
     stems, error = torch.randn(8, 4, 1, 2000), 0.3 * torch.randn(8, 4, 1, 2000)
     g = torch.tensor(float(gain), requires_grad=True)
-    gains = torch.cat([g[None], torch.ones(3)])[:, None, None]
+    gains = torch.cat([g.expand(stems_at_gain), torch.ones(4 - stems_at_gain)])[:, None, None]
     estimates = gains * (stems + error)
     if consistent:
         estimates = mixture_consistency(estimates, stems.sum(1))
-    si_sdr_loss(estimates, stems).backward()
-    return float(g.grad)
+    loss = si_sdr_loss(estimates, stems)
+    loss.backward()
+    return float(loss), float(g.grad)
 
 
-@pytest.mark.parametrize("gain", [0.5, -1.0, 1.5])
-def test_consistency_makes_si_sdr_push_the_gain_to_one(gain):
-    """Alone, SI-SDR gives a stem at the wrong gain or sign no gradient at all; through the
-    consistency step, a descent step on the loss moves that stem's gain towards 1."""
-    assert abs(_gain_gradient(gain, consistent=False)) < 1e-4
-    step = -_gain_gradient(gain, consistent=True)
+@pytest.mark.parametrize("stems_at_gain", [1, 4])
+@pytest.mark.parametrize("gain", [0.25, 0.5, 1.5, 3.0])
+def test_consistency_makes_si_sdr_push_a_wrong_level_to_one(gain, stems_at_gain):
+    """Alone, SI-SDR gives a stem at the wrong level no gradient at all; through the consistency
+    step a descent step moves the level towards 1, for one stem or for all of them at once."""
+    assert abs(_loss_and_gradient(gain, False, stems_at_gain)[1]) < 1e-4
+    step = -_loss_and_gradient(gain, True, stems_at_gain)[1]
     assert step * (1.0 - gain) > 0 and abs(step) > 1e-2
+
+
+def test_consistency_makes_an_inverted_stem_cost_what_si_sdr_alone_ignores():
+    """Upside down costs nothing in SI-SDR alone, and clearly more than the right way up through
+    the consistency step (a cost, not a path back: descent from -1 does not cross to +1)."""
+    assert _loss_and_gradient(-1.0, False)[0] == pytest.approx(_loss_and_gradient(1.0, False)[0], abs=1e-4)
+    assert _loss_and_gradient(-1.0, True)[0] > _loss_and_gradient(1.0, True)[0] + 3.0
+
+
+def test_through_a_stage_the_decoder_level_is_free_without_consistency_and_pinned_with_it(monkeypatch):
+    """The masks tie the estimates to the decoded mixture only: scaling the decoder changes no
+    SI-SDR until the estimates must add up to the mixture itself."""
+    import sepbook.models.tasnet as tasnet
+
+    def gradient(consistent: bool) -> float:
+        model = small("independent")
+        stage = model.stages[0]
+        if not consistent:
+            monkeypatch.setattr(tasnet, "mixture_consistency", lambda estimates, mixture: estimates)
+        else:
+            monkeypatch.undo()
+        level = torch.tensor(0.5, requires_grad=True)
+        weight = stage.decoder.conv.weight.detach().clone()
+        del stage.decoder.conv.weight
+        stage.decoder.conv.weight = weight * level
+        torch.manual_seed(1)
+        stems = torch.randn(2, 4, 1, 400)
+        si_sdr_loss(stage(stems.sum(1))[0], stems).backward()
+        return float(level.grad)
+
+    free, pinned = abs(gradient(consistent=False)), abs(gradient(consistent=True))
+    assert pinned > 0.01 and free < 0.01 * pinned, (free, pinned)
 
 
 @pytest.mark.parametrize("masking", VARIANTS)

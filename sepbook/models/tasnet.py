@@ -235,9 +235,11 @@ def mixture_consistency(estimates: torch.Tensor, mixture: torch.Tensor) -> torch
     """Estimates ``(batch, K, 1, time)`` moved, each by an equal share of what they miss, so that
     they add up to ``mixture`` ``(batch, 1, time)`` exactly (Wisdom et al., ICASSP 2019).
 
-    SI-SDR is blind to an estimate's gain and sign. Once the estimates must add up to the
-    mixture, a stem at half its level, or upside down, leaves the rest of itself in the other
-    stems, and that leakage the loss does see.
+    SI-SDR is blind to an estimate's gain and sign, and the masks alone tie the estimates to
+    the *decoded* mixture, whose level the decoder may set at will. Once the estimates must add
+    up to the mixture itself, a stem at the wrong level, or upside down, leaves the rest of
+    itself in the other stems, and that leakage the loss does see. It makes an inversion costly,
+    not impossible to reach: the estimates start as shares of the mixture, the right way up.
     """
     missing = mixture - estimates.sum(dim=1)                             # (B, 1, T)
     return estimates + missing[:, None] / estimates.shape[1]
@@ -352,6 +354,9 @@ def start_as_generated(independent: MultiStage, meta: MultiStage) -> MultiStage:
     spread, where independent streams would be K unrelated random draws. Both models must have
     the same stages and sizes; ``independent`` is changed in place and returned.
     """
+    if len(independent.stages) != len(meta.stages):
+        raise ValueError(f"meta: expected {len(independent.stages)} stages, as independent has, "
+                         f"got {len(meta.stages)}")
     for ours, theirs in zip(independent.stages, meta.stages):
         e = theirs.instruments()
         static = [m for m in ours.modules() if isinstance(m, (StaticConv, StaticNorm))]
@@ -359,6 +364,8 @@ def start_as_generated(independent: MultiStage, meta: MultiStage) -> MultiStage:
         if e is None or len(static) != len(made):
             raise ValueError("meta: expected a meta model with independent's stages and layers")
         for layer, generated in zip(static, made):
+            if isinstance(layer, StaticConv) != isinstance(generated, GeneratedConv):
+                raise ValueError("meta: its layers do not pair with independent's, conv with conv")
             if isinstance(generated, GeneratedConv):
                 weights = [generated.weights(e).flatten(0, 1)]
                 targets = [layer.weight]

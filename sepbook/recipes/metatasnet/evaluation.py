@@ -15,7 +15,7 @@ import torch
 
 from sepbook import metrics, report
 from sepbook.recipes.metatasnet.data import at_rates
-from sepbook.recipes.metatasnet.training import SYSTEMS, VARIANTS, build, parameters, stage_loss
+from sepbook.recipes.metatasnet.training import CONTROL, VARIANTS, build, parameters, stage_loss
 from sepbook.tracks import Track
 
 #: The reference repository's MUSDB18 test results (BSS Eval v4 SDR in dB, median of frames,
@@ -197,7 +197,7 @@ def score_table(rows, metric: str, profile: str):
     the paper's Meta-TasNet and Open-Unmix numbers beside ours."""
     table = over_songs(rows)
     table = table[table.metric == metric]
-    order = [MIXTURE, *VARIANTS]
+    order = [v for v in (MIXTURE, *VARIANTS) if v in set(table.variant)]
     if metric != "SDR":
         return report.table(table, "variant", ["source"], index_order=order, column_order=[SOURCES])
     paper = {(v, s): PAPER["SDR"][v][s] for v in ("meta",) for s in SOURCES}
@@ -220,8 +220,8 @@ def cost_table(rows):
                          "peak MiB": cost["peak MiB"].map(lambda v: f"{v:.0f}")})
 
 
-#: The systems the paper says generated extractors beat.
-BASELINES: tuple[str, ...] = ("independent", "multi-task")
+#: The systems the paper says generated extractors beat, and the control.
+BASELINES: tuple[str, ...] = ("independent", "multi-task", CONTROL)
 
 
 def claim_gains(rows, metric: str = "SI-SDR") -> dict:
@@ -233,8 +233,8 @@ def claim_gains(rows, metric: str = "SI-SDR") -> dict:
 
 
 def versus_baselines(rows, profile: str, metric: str = "SI-SDR") -> dict[str, str]:
-    """Meta against independent and against multi-task, averaged over
-    stems, seed by seed on the same songs (the numbers of :func:`claim_gains`)."""
+    """Meta against each of :data:`BASELINES`, averaged over stems, seed by seed on the same songs
+    (the numbers of :func:`claim_gains`)."""
     return {baseline: report.describe(gain, "meta", f"{baseline} model", metric, "averaged over the four stems",
                                      profile)
             for baseline, gain in claim_gains(rows, metric).items()}
@@ -269,3 +269,73 @@ def stage_table(rows, metric: str = "SI-SDR"):
             out[variant] = {"stage 1": means[first], "last stage": means[variant],
                             "last − first": means[variant] - means[first]}
     return pd.DataFrame(out).T.round(2)
+
+
+def level_summary(rows) -> str:
+    """One sentence: each system's median projection gain over stems, songs and seeds, and how
+    many of its stem estimates came out upside down."""
+    table = report.frame(rows)
+    table = table[(table.metric == "gain") & table.variant.isin(VARIANTS)]
+    parts = []
+    for variant in VARIANTS:
+        gains = table[table.variant == variant]["value"]
+        if len(gains):
+            parts.append(f"{variant} {gains.median():.2f} ({int((gains < 0).sum())} of {len(gains)} inverted)")
+    return "median gain " + "; ".join(parts)
+
+
+def ranking(rows, metric: str) -> list[str]:
+    """The systems from best to worst in ``metric``, mean over stems, songs and seeds (SDR as the
+    paper counts it, :func:`over_songs`)."""
+    table = over_songs(rows)
+    table = table[(table.metric == metric) & table.variant.isin(VARIANTS)]
+    return list(table.groupby("variant")["value"].mean().sort_values(ascending=False).index)
+
+
+def rankings_agree(rows) -> str:
+    """Whether SDR and SI-SDR order the systems alike, in words."""
+    by_sdr, by_si = ranking(rows, "SDR"), ranking(rows, "SI-SDR")
+    if by_sdr == by_si:
+        return "rank the systems in the same order (" + " > ".join(by_si) + ")"
+    return ("rank the systems differently: SDR " + " > ".join(by_sdr) + ", SI-SDR " + " > ".join(by_si))
+
+
+@torch.no_grad()
+def in_band_table(models: Mapping[str, torch.nn.Module], tracks: Sequence[Track]):
+    """Within the first stage's band: SI-SDR (dB, mean over stems and ``tracks``) of the first
+    stage's estimate and of the last stage's brought down to the first stage's rate, both against
+    the stems at that rate, per system; what the last stage adds where both can reach."""
+    import pandas as pd
+
+    out = {}
+    for variant, model in models.items():
+        rates = model.settings["stages"]
+        first, last = [], []
+        for track in tracks:
+            estimates = separate_stages(model, track.mixture)
+            stems = at_rates(track.sources[:, 0], rates[-1], [rates[0]])[0]
+            low = at_rates(estimates[-1][:, 0], rates[-1], [rates[0]])[0]
+            n = min(stems.shape[-1], low.shape[-1], estimates[0].shape[-1])
+            first.append(metrics.si_sdr(estimates[0][:, 0, :n], stems[..., :n]).mean())
+            last.append(metrics.si_sdr(low[..., :n], stems[..., :n]).mean())
+        out[variant] = {"stage 1": float(np.mean(first)), "last stage": float(np.mean(last)),
+                        "last − first": float(np.mean(last) - np.mean(first))}
+    return pd.DataFrame(out).T.round(2)
+
+
+def end_slopes(histories, share: float = 0.25):
+    """How fast validation SI-SDR was still rising at the end: per system, the slope (dB per
+    1000 steps) of a straight line through the last ``share`` of its validation points, mean and
+    range over seeds."""
+    import pandas as pd
+
+    slopes = {}
+    for (variant, seed), history in histories.items():
+        steps = np.asarray(history["valid_step"], float)
+        scores = np.asarray([v["valid SI-SDR"] for v in history["valid"]], float)
+        last = steps >= steps[-1] - share * steps[-1]
+        if last.sum() >= 2:
+            slopes.setdefault(variant, []).append(1000 * np.polyfit(steps[last], scores[last], 1)[0])
+    return pd.DataFrame({v: {"dB per 1000 steps (mean)": np.mean(s), "lowest": np.min(s), "highest": np.max(s)}
+                         for v, s in slopes.items()}).T.reindex([v for v in VARIANTS if v in slopes]).round(2)
+
