@@ -236,6 +236,12 @@ def _blstm_pair(n_sources: int):
 
 # Meta-TasNet ------------------------------------------------------------------------------
 
+def _tasnet_cfg() -> dict:
+    """The book sizes at the first stage only: asteroid's Conv-TasNet has no multi-stage form."""
+    cfg = _cfg("metatasnet")
+    return dict(cfg, stages=tuple(cfg["stages"][:1]))
+
+
 def _tasnet_pair(variant: str):
     def build():
         import torch
@@ -247,7 +253,7 @@ def _tasnet_pair(variant: str):
         from asteroid.models import ConvTasNet
         from asteroid_filterbanks import make_enc_dec
 
-        cfg = _cfg("metatasnet")
+        cfg = _tasnet_cfg()
         n_src, sr = len(cfg["sources"]), cfg["stages"][0]
         samples = int(cfg["excerpt_seconds"] * sr)
         sources = _waves(cfg["batch_size"], n_src, 1, samples)
@@ -271,7 +277,7 @@ def _tasnet_pair(variant: str):
         loss = lambda: multisrc_neg_sisdr(ref(wave), target).mean()
         return mine, Contender(name, ref, _adam_step(ref, loss, cfg["lr"], clip=5.0))
 
-    cfg = _cfg("metatasnet")
+    cfg = _tasnet_cfg()
     reference = "asteroid 0.7.0 ConvTasNet" if variant == "multi-task" else "asteroid 0.7.0 TDConvNet per instrument"
     width = f"{len(cfg['sources'])} x {cfg['hidden']}" if variant != "multi-task" else f"{len(cfg['sources']) * cfg['hidden']}"
     note = {"multi-task": "Conv-TasNet proper: one TCN with K softmax masks",
@@ -281,7 +287,7 @@ def _tasnet_pair(variant: str):
     return Pair(f"tasnet-{variant}", f"Meta-TasNet chapter Conv-TasNet, {variant}", reference,
                 f"{cfg['n_basis']} basis, kernel {cfg['kernel']}, bottleneck {cfg['bottleneck']}, hidden {width}, "
                 f"{cfg['blocks']} blocks x {cfg['stacks']} stacks, batch {cfg['batch_size']} x "
-                f"{cfg['excerpt_seconds']:g} s at {cfg['stages'][0]} Hz", build, note)
+                f"{cfg['excerpt_seconds']:g} s at {cfg['stages'][0]} Hz (the first stage)", build, note)
 
 
 def _IndependentTasNet(make_enc_dec, TDConvNet, n_src, cfg, tcn):

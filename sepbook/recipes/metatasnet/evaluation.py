@@ -284,6 +284,16 @@ def level_summary(rows) -> str:
     return "median gain " + "; ".join(parts)
 
 
+def gain_and_quality(rows) -> float:
+    """The rank correlation (Spearman) between the projection gain and the SI-SDR of the same
+    stem estimates, over every system, seed, song and stem: whether a gain below 1 goes with an
+    estimate the system is less sure of, as a Wiener-like estimate would be."""
+    table = report.frame(rows)
+    table = table[table.variant.isin(VARIANTS) & table.metric.isin(["gain", "SI-SDR"])]
+    paired = table.pivot_table(index=["variant", "seed", "song", "source"], columns="metric", values="value")
+    return float(paired["gain"].corr(paired["SI-SDR"], method="spearman"))
+
+
 def ranking(rows, metric: str) -> list[str]:
     """The systems from best to worst in ``metric``, mean over stems, songs and seeds (SDR as the
     paper counts it, :func:`over_songs`)."""
