@@ -277,3 +277,34 @@ def test_si_sdr_loss_mistakes_fail_with_hints():
         check_si_sdr_loss(counts_silence)
     with pytest.raises(AssertionError, match="your function raised"):
         check_si_sdr_loss(lambda e, t: 1 / 0)
+
+
+def _rows(variant, seed, song, values):
+    return report.rows_for(values, variant=variant, seed=seed, song=song, domain="musdb")
+
+
+def test_the_summaries_read_hand_made_rows():
+    """Level summary, gain against SI-SDR, and the systems' order in SDR and in SI-SDR."""
+    rows = []
+    for song, quality in enumerate((1.0, 5.0, 9.0)):
+        for variant, shift, sdr_shift in (("meta", 1.0, 0.0), ("independent", 0.0, 1.0)):
+            gain = 0.5 + quality / 20 + (-2.0 if variant == "independent" and song == 0 else 0.0)
+            rows += _rows(variant, 0, f"s{song}", {"vocals": {"SI-SDR": quality + shift, "gain": gain,
+                                                               "SDR": quality + sdr_shift}})
+    summary = evaluation.level_summary(rows)
+    assert "meta 0.75 (0 of 3 inverted)" in summary and "independent 0.75 (1 of 3 inverted)" in summary
+    assert evaluation.ranking(rows, "SI-SDR") == ["meta", "independent"]
+    assert evaluation.ranking(rows, "SDR") == ["independent", "meta"]
+    assert evaluation.rankings_agree(rows).startswith("rank the systems differently")
+    assert evaluation.gain_and_quality(rows) > 0.5  # gain rises with SI-SDR in every system
+
+
+def test_end_slopes_measure_the_last_quarter():
+    flat_then_rising = {"valid_step": [100, 200, 300, 400, 500, 600, 700, 800],
+                        "valid": [{"valid SI-SDR": v} for v in (0, 1, 2, 3, 4, 4, 5, 6)]}
+    flat = {"valid_step": [100, 200, 300, 400], "valid": [{"valid SI-SDR": 2.0}] * 4}
+    slopes = evaluation.end_slopes({("meta", 0): flat_then_rising, ("meta", 1): flat,
+                                    ("independent", 0): flat})
+    assert slopes.loc["independent", "dB per 1000 steps (mean)"] == 0
+    assert slopes.loc["meta", "highest"] == pytest.approx(10.0)  # 1 dB per 100 steps at the end
+    assert slopes.loc["meta", "lowest"] == 0

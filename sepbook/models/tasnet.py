@@ -149,8 +149,13 @@ class GeneratedNorm(nn.Module):
         with torch.no_grad():
             self.generator.bias.copy_(torch.cat([torch.ones(channels), torch.zeros(channels)]))
 
-    def forward(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+    def affine(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every instrument's scale and shift, each ``(K, channels)``."""
         scale, shift = self.generator(self.code(embeddings)).chunk(2, dim=-1)
+        return scale, shift
+
+    def forward(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.affine(embeddings)
         return stream_norm(x, scale.flatten(), shift.flatten())
 
 
@@ -367,11 +372,9 @@ def start_as_generated(independent: MultiStage, meta: MultiStage) -> MultiStage:
             if isinstance(layer, StaticConv) != isinstance(generated, GeneratedConv):
                 raise ValueError("meta: its layers do not pair with independent's, conv with conv")
             if isinstance(generated, GeneratedConv):
-                weights = [generated.weights(e).flatten(0, 1)]
-                targets = [layer.weight]
+                weights, targets = [generated.weights(e).flatten(0, 1)], [layer.weight]
             else:
-                weights = [w.flatten() for w in generated.generator(generated.code(e)).chunk(2, -1)]
-                targets = [layer.scale, layer.shift]
+                weights, targets = [w.flatten() for w in generated.affine(e)], [layer.scale, layer.shift]
             for target, weight in zip(targets, weights):
                 if target.shape != weight.shape:
                     raise ValueError(f"meta: a layer of {tuple(weight.shape)} weights where independent "
