@@ -267,7 +267,7 @@ def check_generated_weights():
 @pytest.mark.parametrize("cls, name, old, new, message", [
     (GeneratedConv, "weights", "self.code(embeddings)",
      "self.code(embeddings.mean(0, keepdim=True).expand_as(embeddings))", "own kernel"),
-    (GeneratedNorm, "forward", "self.code(embeddings)",
+    (GeneratedNorm, "affine", "self.code(embeddings)",
      "self.code(embeddings.mean(0, keepdim=True).expand_as(embeddings))", "own stream only"),
     (Stage, "forward", "self.masker(inputs, self.instruments())",
      "self.masker(inputs, None if self.embeddings is None else "

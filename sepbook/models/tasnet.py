@@ -236,7 +236,8 @@ class MaskTCN(nn.Module):
         return self.conv_out(self.act_out(skips), e)
 
 
-def mixture_consistency(estimates: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+def mixture_consistency(estimates: torch.Tensor,
+                        mixture: torch.Tensor) -> torch.Tensor:
     """Estimates ``(batch, K, 1, time)`` moved, each by an equal share of what they miss, so that
     they add up to ``mixture`` ``(batch, 1, time)`` exactly (Wisdom et al., ICASSP 2019).
 
@@ -246,7 +247,7 @@ def mixture_consistency(estimates: torch.Tensor, mixture: torch.Tensor) -> torch
     itself in the other stems, and that leakage the loss does see. It makes an inversion costly,
     not impossible to reach: the estimates start as shares of the mixture, the right way up.
     """
-    missing = mixture - estimates.sum(dim=1)                             # (B, 1, T)
+    missing = mixture - estimates.sum(dim=1)  # (B, 1, T)
     return estimates + missing[:, None] / estimates.shape[1]
 
 
