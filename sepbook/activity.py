@@ -54,6 +54,28 @@ def weight_masks(masks: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return masks * weights.unsqueeze(-2)
 
 
+def leakage_db(estimate: torch.Tensor, reference: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Energy an estimate puts where its instrument is silent, in dB relative to the instrument's own.
+
+    ``estimate``, ``reference``: magnitudes ``(K, freq, frames)``; ``labels``: activity ``(K, frames)``.
+    Per instrument, ``10 log10(sum of |estimate|^2 over the silent frames / sum of |reference|^2)``
+    -> ``(K,)``; lower is better. NaN for an instrument with no silent frame (nothing can leak) or no
+    energy of its own; an estimate that leaks nothing scores -120 dB.
+    """
+    _check_magnitudes(estimate)
+    _check_magnitudes(reference)
+    if estimate.shape != reference.shape or labels.shape != estimate.shape[:-2] + estimate.shape[-1:]:
+        raise ValueError(f"labels: expected (K, frames) = {tuple(estimate.shape[:-2] + estimate.shape[-1:])} for "
+                         f"estimate and reference {tuple(estimate.shape)}, got estimate {tuple(estimate.shape)}, "
+                         f"reference {tuple(reference.shape)} and labels {tuple(labels.shape)}")
+    silent = ~labels.bool()
+    leaked = (estimate.double().pow(2).sum(-2) * silent).sum(-1)
+    own = reference.double().pow(2).sum((-2, -1))
+    ratio = 10 * torch.log10(leaked / own.clamp(min=1e-30) + 1e-12)
+    undefined = ~silent.any(-1) | (own == 0)
+    return torch.where(undefined, torch.full_like(ratio, float("nan")), ratio).float()
+
+
 def _check_magnitudes(magnitudes) -> None:
     if not torch.is_tensor(magnitudes) or magnitudes.dim() < 2:
         raise ValueError(f"magnitudes: expected a tensor shaped (..., freq, frames), got "

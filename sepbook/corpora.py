@@ -85,8 +85,9 @@ def slakh_synth(cfg: dict, name: str = "slakh-synth") -> Path:
 
     Songs of ``cfg['instruments']`` with their MIDI scores, cycling through the band styles;
     ``train/`` holds ``n_train + n_valid`` tracks and ``test/`` ``n_test``. ``cfg`` holds ``profile``,
-    ``n_train``, ``n_valid``, ``n_test``, ``song_seconds``, ``sr`` and ``instruments``; ``name`` as
-    in :func:`musdb_synth`.
+    ``n_train``, ``n_valid``, ``n_test``, ``song_seconds``, ``sr`` and ``instruments``, and
+    optionally ``fonts`` (sampled instruments, as in :func:`musdb_synth`); ``name`` as in
+    :func:`musdb_synth`.
     """
     from sepbook.layouts import write_slakh
     from sepbook.synth import synthesize_song
@@ -94,12 +95,15 @@ def slakh_synth(cfg: dict, name: str = "slakh-synth") -> Path:
     keys = ("n_train", "n_valid", "n_test", "song_seconds", "sr", "instruments")
     spec = {k: list(cfg[k]) if isinstance(cfg[k], tuple) else cfg[k] for k in keys}
     spec |= {"version": 1, "synth": _synth_digest()}
+    if cfg.get("fonts"):                                  # sampled instruments (sepbook.soundfonts)
+        spec["fonts"] = list(cfg["fonts"])
 
     def build(folder: Path) -> None:
         for split, count, first in (("train", cfg["n_train"] + cfg["n_valid"], SLAKH_TRAIN_SEED),
                                     ("test", cfg["n_test"], SLAKH_TEST_SEED)):
             songs = [synthesize_song(first + i, seconds=cfg["song_seconds"], sr=cfg["sr"],
-                                     style=STYLE_CYCLE[i % len(STYLE_CYCLE)], instruments=cfg["instruments"])
+                                     style=STYLE_CYCLE[i % len(STYLE_CYCLE)], instruments=cfg["instruments"],
+                                     fonts=cfg.get("fonts"))
                      for i in range(count)]
             write_slakh(folder, songs, split)
 

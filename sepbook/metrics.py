@@ -47,6 +47,21 @@ def si_sdr(
     )
 
 
+def sdr(estimate: Any, reference: Any) -> torch.Tensor:
+    """Signal-to-distortion ratio in dB of whole signals, one value per signal: ``(..., time) -> (...)``.
+
+    ``10 log10(|s|^2 / |s - s_hat|^2)``, with no rescaling and no framing (as in the Music Demixing
+    challenge). A silent estimate of a sounding reference scores 0 dB, so an estimate that drops an
+    instrument is penalised rather than left unscored; a silent reference gives NaN.
+    Chapter: activity/activity_aware
+    """
+    estimate, reference = (x.double() for x in _checked_pair(estimate, reference))
+    signal = (reference**2).sum(-1)
+    distortion = ((reference - estimate) ** 2).sum(-1)
+    ratio = 10 * torch.log10(signal / distortion.clamp(min=1e-20))
+    return torch.where(signal > 0, ratio, torch.full_like(ratio, float("nan"))).float()
+
+
 def _checked_pair(estimate: Any, reference: Any) -> list[torch.Tensor]:
     """Both as float tensors of one shape, each checked as audio."""
     estimate, reference = _as_float_tensors(estimate, reference)

@@ -380,9 +380,9 @@ def check_activity_in_the_training_loss(loss_fn):
     ("activity_loss(logits, ", "activity_loss(logits.detach(), "),
 ], ids=["activity-term-dropped", "logits-detached"])
 def test_iass_activity_head_is_trained_by_the_loss(old, new):
-    check_activity_in_the_training_loss(activity_training.iass_loss)
+    check_activity_in_the_training_loss(activity_training.multitask_loss)
     with pytest.raises(AssertionError, match="activity term"):
-        check_activity_in_the_training_loss(edited(activity_training.iass_loss, old, new))
+        check_activity_in_the_training_loss(edited(activity_training.multitask_loss, old, new))
 
 
 def check_activity_weighting(weight_masks_fn, activity_weights_fn):

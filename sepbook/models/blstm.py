@@ -77,12 +77,15 @@ class BLSTMMasker(BLSTMTrunk):
         )
 
     def forward(self, mixture_mag: torch.Tensor) -> torch.Tensor:
-        y = self.decode(self.features(mixture_mag))
-        batch, channels, freq, frames = mixture_mag.shape
-        masks = torch.sigmoid(y).reshape(
+        return self.masks_of(self.features(mixture_mag), mixture_mag.shape)
+
+    def masks_of(self, features: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """Masks ``(batch, K, channels, freq, frames)`` from the :meth:`features` of a mixture of ``shape``."""
+        batch, channels, freq, frames = shape
+        masks = torch.sigmoid(self.decode(features)).reshape(
             batch, frames, self.n_sources, channels, freq
         )
-        return masks.permute(0, 2, 3, 4, 1)  # (batch, K, channels, freq, frames)
+        return masks.permute(0, 2, 3, 4, 1)
 
 
 def _check_hidden(hidden: int) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sepbook.models.blstm import BLSTMMasker
 from sepbook.models.unet import ResidualBlock, UNet
 
 
@@ -58,3 +59,20 @@ class IASS(nn.Module):
                              f"got {tuple(log_mixture.shape)}")
         masks, bottleneck = self.unet.forward_with_bottleneck(log_mixture)
         return masks, self.activity(bottleneck)
+
+
+class ActivityBLSTM(BLSTMMasker):
+    """The Foundations BLSTM with an activity head: the multi-task idea on the other network.
+
+    ``forward(mixture_mag)``: ``(batch, 1, freq, frames)`` linear magnitudes -> masks
+    ``(batch, K, 1, freq, frames)`` and activity logits ``(batch, K, frames)``, the logits read
+    by one linear layer from the same per-frame features the masks are decoded from.
+    """
+
+    def __init__(self, n_freq: int, n_sources: int, hidden: int = 256, layers: int = 3) -> None:
+        super().__init__(n_freq, n_sources, 1, hidden, layers)
+        self.activity = nn.Linear(self.width, n_sources)
+
+    def forward(self, mixture_mag: torch.Tensor):
+        features = self.features(mixture_mag)                          # (batch, frames, width)
+        return self.masks_of(features, mixture_mag.shape), self.activity(features).transpose(1, 2)

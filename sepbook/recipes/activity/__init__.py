@@ -3,8 +3,9 @@ MedleyDB-like set whose instruments enter and leave.
 
 A residual U-Net estimates one mask per instrument and, from its bottleneck, whether each
 instrument plays in each frame; at inference the activity is binarised, median-filtered and
-multiplied onto the masks. Compared on the same songs and budget with the Foundations BLSTM, the
-ideal binary mask and the unprocessed mixture.
+multiplied onto the masks. A 2 x 2 design ({residual U-Net, BLSTM} x {with, without an activity
+head}), each system scored unweighted, weighted by its own detector and by the true activity, on
+the same songs and steps, beside the ideal binary mask and the unprocessed mixture.
 
 The recipe contract, the same in every chapter: :func:`config`, :func:`data`, :func:`build`,
 :func:`train`, :func:`evaluate`, :func:`separate`, :func:`runs` and :data:`PAPER`. The pieces:
@@ -19,7 +20,7 @@ from typing import Any, Mapping
 from sepbook import profiles
 from sepbook.recipes.activity.data import DATASETS, TITLES, Splits, splits, test_tracks, training_sets
 from sepbook.recipes.activity.evaluation import PAPER, UNWEIGHTED, evaluate, reference_rows, separate
-from sepbook.recipes.activity.training import VARIANTS, build, train
+from sepbook.recipes.activity.training import DETECTORS, MODELS, VARIANTS, build, train
 
 CHAPTER = "activity"
 
@@ -34,6 +35,10 @@ def config(profile: str | None = None, **overrides: Any) -> dict:
         raise ValueError(f"threshold: expected a probability in [0, 1], got {cfg['threshold']}")
     if cfg["median_frames"] % 2 == 0:
         raise ValueError(f"median_frames: expected an odd number of frames, got {cfg['median_frames']}")
+    if not cfg["thresholds"] or not all(0 <= t <= 1 for t in cfg["thresholds"]):
+        raise ValueError(f"thresholds: expected probabilities in [0, 1] to choose from, got {cfg['thresholds']}")
+    if not cfg["medians"] or any(m < 1 or m % 2 == 0 for m in cfg["medians"]):
+        raise ValueError(f"medians: expected odd numbers of frames to choose from, got {cfg['medians']}")
     return cfg
 
 
@@ -43,9 +48,10 @@ def data(cfg: Mapping[str, Any]) -> Splits:
 
 
 def runs(cfg: Mapping[str, Any]) -> list[tuple[str, int]]:
-    """Every (variant, seed) the experiment trains: IASS and the BLSTM on each set, each seed."""
+    """Every (variant, seed) the experiment trains: the four systems of the 2 x 2 design on each set,
+    each seed."""
     return [(variant, seed) for variant in VARIANTS for seed in cfg["seeds"]]
 
 
-__all__ = ["CHAPTER", "DATASETS", "PAPER", "TITLES", "UNWEIGHTED", "VARIANTS", "Splits", "build", "config",
+__all__ = ["CHAPTER", "DATASETS", "DETECTORS", "MODELS", "PAPER", "TITLES", "UNWEIGHTED", "VARIANTS", "Splits", "build", "config",
            "data", "evaluate", "reference_rows", "runs", "separate", "test_tracks", "train", "training_sets"]

@@ -148,15 +148,25 @@ def load_tracks(cfg: Mapping[str, Any], dataset: str, subset: str) -> list[Track
     return tracks
 
 
+def held_out(cfg: Mapping[str, Any], songs: Sequence[Track]) -> int:
+    """How many of the training ``songs`` (the last ones) are held out for validation."""
+    n_valid = cfg["n_valid"] or max(1, len(songs) // 10)
+    if n_valid >= len(songs):
+        raise ValueError(f"n_valid: {n_valid} validation songs leave none of the {len(songs)} for training")
+    return n_valid
+
+
+def validation_songs(cfg: Mapping[str, Any], songs: Sequence[Track]) -> list[Track]:
+    """The validation songs among all training ``songs``: the last :func:`held_out` ones."""
+    return list(songs[-held_out(cfg, songs):])
+
+
 def splits(cfg: Mapping[str, Any]) -> Splits:
     """Both sets; the last ``n_valid`` training songs of each are held out for validation."""
     train, valid = {}, {}
     for dataset in DATASETS:
         songs = load_tracks(cfg, dataset, "train")
-        n_valid = cfg["n_valid"] or max(1, len(songs) // 10)
-        if n_valid >= len(songs):
-            raise ValueError(f"n_valid: {n_valid} validation songs leave none of the {len(songs)} for training")
-        train[dataset], valid[dataset] = songs[:-n_valid], songs[-n_valid:]
+        train[dataset], valid[dataset] = songs[:-held_out(cfg, songs)], validation_songs(cfg, songs)
     return Splits(train, valid, test_tracks(cfg))
 
 
@@ -218,4 +228,4 @@ def batches(cfg: Mapping[str, Any], sets: Sets, seed: int, start: int = 0):
 
 
 __all__ = ["DATASETS", "TITLES", "Sets", "Splits", "as_batch", "batches", "load_tracks", "n_bins", "n_frames",
-           "sources", "splits", "test_tracks", "training_sets"]
+           "sources", "splits", "test_tracks", "training_sets", "validation_songs"]

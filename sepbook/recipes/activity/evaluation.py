@@ -1,24 +1,34 @@
-"""Separating whole songs with and without the activity weighting, and scoring them like the paper:
-BSS Eval v4 SDR per instrument (museval) for IASS, the BLSTM, the ideal binary mask and the
-unprocessed mixture, plus activity-detection accuracy and F1.
+"""Separating whole songs three ways -- unweighted, weighted by the network's own detector, weighted
+by the true activity (the oracle) -- and scoring them so that what the weighting does shows.
 
-Each song is scored as one BSS Eval window. The usual framing (median over 1 s frames) skips every
-frame in which any source is silent, and those are exactly the frames the activity weighting changes.
+Every system of the 2 x 2 design ({residual U-Net, BLSTM} x {with, without an activity head}) is
+scored unweighted and with the oracle weighting; the two with a head also with their detector,
+at the weighting setting (hard threshold and median length, or soft) their *validation* songs
+chose. Four scores per song and instrument:
+
+- ``SDR``: the whole song's signal-to-distortion ratio, ``10 log10(|s|^2 / |s - s_hat|^2)``. An
+  estimate that silences an active instrument scores 0 dB there: penalised, never dropped.
+- ``framewise SDR`` and ``SIR``: BSS Eval v4 (museval) over 1 s frames, the median over the frames
+  it can score (the paper's metric). It skips every frame in which any instrument is silent.
+- ``leakage``: the energy an estimate puts into the frames where its instrument is silent, in dB
+  relative to the instrument's own energy (:func:`sepbook.activity.leakage_db`): what the
+  weighting is meant to remove.
 
 Chapter: activity/activity_aware
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from sepbook import metrics, report
-from sepbook.activity import activity_weights, weight_masks
+from sepbook import metrics, profiles, report
+from sepbook.activity import activity_weights, leakage_db, median_filter, weight_masks
 from sepbook.masks import oracle_separation
-from sepbook.recipes.activity.data import n_bins
-from sepbook.recipes.activity.training import VARIANTS, masks_and_logits
+from sepbook.recipes.activity.data import load_tracks, n_bins, validation_songs
+from sepbook.recipes.activity.training import DETECTORS, MODELS, VARIANTS, masks_and_logits
 from sepbook.recipes.adversarial.spectrograms import front_end
 from sepbook.tracks import Track
 
@@ -32,15 +42,40 @@ PAPER: dict[str, Any] = {
     "medley_easier": ("drums", "bass", "vocals"),
     "medley_harder": ("electric_guitar", "piano", "acoustic_guitar"),
 }
-UNWEIGHTED = "IASS without weighting"
+WEIGHTINGS: tuple[str, ...] = ("unweighted", "detector", "oracle")
+SCORES: tuple[str, ...] = ("SDR", "framewise SDR", "SIR", "leakage")
+#: BSS Eval's frames, as in SiSEC and the paper.
+FRAME_SECONDS = 1.0
+
+
+def row_name(model: str, weighting: str) -> str:
+    """The rows' name of ``model`` scored with ``weighting``: a system with a detector is named
+    for its weighted output ('IASS'), a system without one for its only output ('BLSTM')."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting: expected one of {list(WEIGHTINGS)}, got {weighting!r}")
+    if weighting == "oracle":
+        return f"{model} oracle"
+    if weighting == "unweighted" and model in DETECTORS:
+        return f"{model} unweighted"
+    return model
+
+
+UNWEIGHTED = row_name("IASS", "unweighted")
+#: Every row name, in the order of the tables: the two networks, each without then with a head.
+SYSTEMS: tuple[str, ...] = tuple(dict.fromkeys(
+    row_name(m, w) for m in ("BLSTM", "BLSTM + head", "U-Net", "IASS") for w in WEIGHTINGS
+    if w != "detector" or m in DETECTORS))
+
+
+# ----------------------------------------------------------------------------- separating
 
 
 @torch.no_grad()
 def song_masks(model: torch.nn.Module, magnitude: torch.Tensor, max_frames: int = 4096
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Masks ``(K, F, T)`` of a whole song's magnitude ``(F, T)`` and, for IASS, activity
-    probabilities ``(K, T)``. Songs longer than ``max_frames`` go through in pieces of that many
-    frames, so that a full-length song at the ``paper`` size fits in memory."""
+    """Masks ``(K, F, T)`` of a whole song's magnitude ``(F, T)`` and, for a network with a head,
+    activity probabilities ``(K, T)``. Songs longer than ``max_frames`` go through in pieces of that
+    many frames, so that a full-length song at the ``paper`` size fits in memory."""
     model.eval()
     device = next(model.parameters()).device
     masks, probabilities = [], []
@@ -53,49 +88,106 @@ def song_masks(model: torch.nn.Module, magnitude: torch.Tensor, max_frames: int 
     return torch.cat(masks, dim=-1), torch.cat(probabilities, dim=-1)
 
 
-def separations(model: torch.nn.Module, mixture: torch.Tensor, threshold: float, median_frames: int):
-    """Everything one pass of the network gives for a mixture ``(channels, time)``: the unweighted
-    and (IASS only, else ``None``) the weighted estimates ``(K, channels, time)``, and the frame
-    weights ``(K, T)`` of each channel (an empty list for the BLSTM)."""
-    stft = front_end(model.settings)
-    unweighted, weighted, weights = [], [], []
-    for wave in mixture:
-        spec = stft(wave)                                                    # (n_fft / 2 + 1, frames)
-        masks, probabilities = song_masks(model, spec[: n_bins(model.settings)].abs())
-        unweighted.append(_with_mixture_phase(stft, masks, spec, len(wave)))
-        if probabilities is not None:
-            weights.append(activity_weights(probabilities, threshold, median_frames))
-            weighted.append(_with_mixture_phase(stft, weight_masks(masks, weights[-1]), spec, len(wave)))
-    return torch.stack(unweighted, dim=1), torch.stack(weighted, dim=1) if weighted else None, weights
+def weights_for(probabilities: torch.Tensor, setting: Mapping[str, Any]) -> torch.Tensor:
+    """Frame weights ``(K, T)`` from activity ``probabilities`` at one weighting ``setting``: hard
+    (``threshold``, then the median filter) or, with ``soft``, the median-filtered probability."""
+    if setting["soft"]:
+        return median_filter(probabilities, setting["median_frames"])
+    return activity_weights(probabilities, setting["threshold"], setting["median_frames"])
 
 
-def _with_mixture_phase(stft, masks: torch.Tensor, spec: torch.Tensor, length: int) -> torch.Tensor:
-    full = torch.nn.functional.pad(masks, (0, 0, 0, 1))                     # the Nyquist bin gets mask 0
-    return stft.inverse(full * spec, length)
+def settings_grid(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every weighting setting validation chooses from: each threshold with each median length, and
+    the soft weighting with each median length."""
+    hard = [{"threshold": t, "median_frames": m, "soft": False} for t in cfg["thresholds"] for m in cfg["medians"]]
+    return hard + [{"threshold": math.nan, "median_frames": m, "soft": True} for m in cfg["medians"]]
+
+
+class Separation:
+    """One song through one network: its STFT, masks and (with a head) activity probabilities;
+    :meth:`estimates` inverts the masks with the mixture's phase, weighted by frame weights or not."""
+
+    def __init__(self, model: torch.nn.Module, wave: torch.Tensor) -> None:
+        self.stft = front_end(model.settings)
+        self.length = wave.shape[-1]
+        self.spec = self.stft(wave)                                            # (n_fft / 2 + 1, frames)
+        self.masks, self.probabilities = song_masks(model, self.spec[: n_bins(model.settings)].abs())
+
+    def estimates(self, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """``(K, time)``; ``weights`` ``(K, frames)`` multiply each instrument's mask frame by frame."""
+        masks = self.masks if weights is None else weight_masks(self.masks, weights)
+        full = torch.nn.functional.pad(masks, (0, 0, 0, 1))                    # the Nyquist bin gets mask 0
+        return self.stft.inverse(full * self.spec, self.length)
 
 
 def separate(model: torch.nn.Module, mixture: torch.Tensor, weighted: bool = True,
              threshold: float | None = None, median_frames: int | None = None) -> torch.Tensor:
     """Separate a mixture ``(channels, time)`` into ``(K, channels, time)`` with the mixture's phase.
 
-    For IASS with ``weighted=True`` every mask frame is multiplied by the binarised, median-filtered
-    activity (``threshold`` and ``median_frames`` default to the profile's).
+    A network with a head and ``weighted=True`` multiplies every mask frame by its binarised,
+    median-filtered activity (``threshold`` and ``median_frames`` default to the profile's).
     """
     mixture = torch.as_tensor(mixture, dtype=torch.float32)
     if mixture.dim() != 2:
         raise ValueError(f"mixture: expected (channels, time), got shape {tuple(mixture.shape)}")
-    settings = model.settings
-    threshold = settings["threshold"] if threshold is None else threshold
-    median_frames = settings["median_frames"] if median_frames is None else median_frames
-    unweighted, weighted_estimates, _ = separations(model, mixture, threshold, median_frames)
-    return weighted_estimates if weighted and weighted_estimates is not None else unweighted
+    setting = {"threshold": model.settings["threshold"] if threshold is None else threshold,
+               "median_frames": model.settings["median_frames"] if median_frames is None else median_frames,
+               "soft": False}
+    out = []
+    for wave in mixture:
+        song = Separation(model, wave)
+        use = weighted and song.probabilities is not None
+        out.append(song.estimates(weights_for(song.probabilities, setting) if use else None))
+    return torch.stack(out, dim=1)
 
 
-def sdr_rows(estimates: torch.Tensor, track: Track, cfg: Mapping[str, Any], variant: str,
-             seed: int | None) -> list[dict]:
-    """BSS Eval v4 SDR of ``estimates`` ``(K, channels, time)``, the whole song as one window."""
-    sdr = metrics.bss_eval(track.sources, estimates, cfg["sr"], window_seconds=None)["SDR"][:, 0]
-    values = {name: {"SDR": float(sdr[k])} for k, name in enumerate(track.source_names)}
+# ----------------------------------------------------------------------------- choosing on validation
+
+
+def choose_weighting(cfg: Mapping[str, Any], model: torch.nn.Module, songs: Sequence[Track]) -> dict[str, Any]:
+    """The weighting setting of :func:`settings_grid` with the best mean SDR over the instruments of
+    ``songs`` (validation songs: the test songs never choose); ties go to the earlier setting."""
+    separations = [Separation(model, song.mixture[0]) for song in songs]
+    if separations[0].probabilities is None:
+        raise ValueError("model: expected a network with an activity head; it has no detector to weight with")
+    best, best_score = None, -math.inf
+    for setting in settings_grid(cfg):
+        scores = [metrics.sdr(s.estimates(weights_for(s.probabilities, setting)), song.sources[:, 0])
+                  for s, song in zip(separations, songs)]
+        score = float(np.nanmean(torch.stack(scores).numpy()))
+        if score > best_score:
+            best, best_score = setting, score
+    return best
+
+
+_VALIDATION: dict[tuple[str, str], list[Track]] = {}
+
+
+def validation_tracks(cfg: Mapping[str, Any], dataset: str) -> list[Track]:
+    """The validation songs of ``dataset`` (those training held out), read once per setting."""
+    key = (profiles.digest(cfg), dataset)
+    if key not in _VALIDATION:
+        _VALIDATION[key] = validation_songs(cfg, load_tracks(cfg, dataset, "train"))
+    return _VALIDATION[key]
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def score_rows(estimates: torch.Tensor, track: Track, cfg: Mapping[str, Any], variant: str,
+               seed: int | None) -> list[dict]:
+    """The four :data:`SCORES` of ``estimates`` ``(K, time)`` of a mono ``track``, per instrument."""
+    references = track.sources[:, 0]
+    sdr = metrics.sdr(estimates, references)
+    framed = metrics.bss_eval(references, estimates, cfg["sr"], window_seconds=FRAME_SECONDS)
+    stft = front_end(cfg)
+    leak = leakage_db(stft(estimates).abs(), stft(references).abs(), track.activity)
+    values = {}
+    for k, name in enumerate(track.source_names):
+        scored = np.isfinite(framed["SDR"][k])
+        values[name] = {"SDR": float(sdr[k]), "leakage": float(leak[k]),
+                        "framewise SDR": float(np.median(framed["SDR"][k][scored])) if scored.any() else math.nan,
+                        "SIR": float(np.median(framed["SIR"][k][scored])) if scored.any() else math.nan}
     return report.rows_for(values, variant=variant, seed=seed, song=track.name, domain=track.domain)
 
 
@@ -114,132 +206,179 @@ def detection_scores(predicted: torch.Tensor, labels: torch.Tensor) -> dict[str,
     return {"accuracy": (predicted == labels).double().mean(-1).numpy(), "F1": f1.numpy()}
 
 
-def activity_rows(weights: torch.Tensor, track: Track, seed: int | None) -> list[dict]:
-    """Activity-detection accuracy and F1 on ``track`` of IASS's frame ``weights`` ``(K, T)`` (the
-    activity after the weighting's threshold and filter)."""
-    scores = detection_scores(weights, track.activity)
+def activity_rows(weights: torch.Tensor, track: Track, variant: str, seed: int | None) -> list[dict]:
+    """Activity-detection accuracy and F1 on ``track`` of frame ``weights`` ``(K, T)`` (read as
+    active where the weight is at least one half)."""
+    scores = detection_scores(weights >= 0.5, track.activity)
     values = {name: {f"activity {m}": float(scores[m][k]) for m in scores} for k, name in enumerate(track.source_names)}
-    return report.rows_for(values, variant="IASS", seed=seed, song=track.name, domain=track.domain)
+    return report.rows_for(values, variant=variant, seed=seed, song=track.name, domain=track.domain)
+
+
+def setting_rows(setting: Mapping[str, Any], variant: str, seed: int | None, dataset: str) -> list[dict]:
+    """The chosen weighting setting as rows (song 'validation', source 'all')."""
+    values = {"all": {"weighting threshold": setting["threshold"], "weighting median frames": setting["median_frames"],
+                      "weighting soft": float(setting["soft"])}}
+    return report.rows_for(values, variant=variant, seed=seed, song="validation", domain=dataset)
 
 
 def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.Module],
              tracks: Sequence[Track]) -> list[dict]:
-    """SDR rows of every ``(variant, seed) -> model`` on the test songs of its set (IASS with and
-    without the weighting), and IASS's activity-detection rows."""
+    """Rows of every ``(variant, seed) -> model`` on the test songs of its set: each system
+    unweighted and oracle-weighted, a system with a head also weighted by its detector at the
+    setting its validation songs chose, plus that detector's accuracy."""
     rows = []
     for (variant, seed), model in models.items():
         name, dataset = VARIANTS[variant]
+        setting = None
+        if name in DETECTORS:
+            setting = choose_weighting(cfg, model, validation_tracks(cfg, dataset))
+            rows += setting_rows(setting, name, seed, dataset)
         for track in (t for t in tracks if t.domain == dataset):
-            unweighted, weighted, weights = separations(model, track.mixture, cfg["threshold"],
-                                                        cfg["median_frames"])
-            if name == "IASS":
-                rows += sdr_rows(weighted, track, cfg, name, seed)
-                rows += sdr_rows(unweighted, track, cfg, UNWEIGHTED, seed)
-                rows += activity_rows(weights[0], track, seed)
-            else:
-                rows += sdr_rows(unweighted, track, cfg, name, seed)
+            song = Separation(model, track.mixture[0])
+            rows += score_rows(song.estimates(), track, cfg, row_name(name, "unweighted"), seed)
+            oracle = track.activity.float()
+            rows += score_rows(song.estimates(oracle), track, cfg, row_name(name, "oracle"), seed)
+            if setting is not None:
+                weights = weights_for(song.probabilities, setting)
+                rows += score_rows(song.estimates(weights), track, cfg, row_name(name, "detector"), seed)
+                rows += activity_rows(weights, track, name, seed)
     return rows
 
 
 def reference_rows(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> list[dict]:
-    """Rows that need no training: SDR of the ideal binary mask and of the mixture itself (the input
-    SDR), and the fraction of silent frames of every instrument (variant 'labels')."""
+    """Rows that need no training: the ideal binary mask and the mixture itself (the input), scored
+    like the systems, and the fraction of silent frames of every instrument (variant 'labels')."""
     rows = []
     for track in tracks:
         ibm = oracle_separation(track.mixture, track.sources, kind="ibm", n_fft=cfg["n_fft"], hop=cfg["hop"])
-        rows += sdr_rows(ibm, track, cfg, "IBM", None)
-        rows += sdr_rows(track.mixture.expand_as(track.sources), track, cfg, "mixture", None)
+        rows += score_rows(ibm[:, 0], track, cfg, "IBM", None)
+        rows += score_rows(track.mixture.expand_as(track.sources)[:, 0], track, cfg, "mixture", None)
         silent = 1 - track.activity.float().mean(-1)
         values = {name: {"silent fraction": float(silent[k])} for k, name in enumerate(track.source_names)}
         rows += report.rows_for(values, variant="labels", seed=None, song=track.name, domain=track.domain)
     return rows
 
 
-# ----------------------------------------------------------------------------- tables and claims
-
-SYSTEMS: tuple[str, ...] = ("BLSTM", "IASS", UNWEIGHTED, "IBM", "mixture")
+# ----------------------------------------------------------------------------- tables
 
 
-def scored_alike(rows):
-    """The SDR rows of the (song, instrument) pairs that every system could be scored on, in every
-    seed. BSS Eval cannot score an all-zero estimate (NaN), and a mean that skipped it for one
-    system only would compare different songs; the tables and gains compare the same ones."""
+def _scores(rows, metric: str = "SDR", dataset: str | None = None):
     rows = report.frame(rows)
-    sdr = rows[rows["metric"] == "SDR"]
-    failed = sdr[sdr["value"].isna()].set_index(["domain", "song", "source"]).index.unique()
-    keys = sdr.set_index(["domain", "song", "source"]).index
-    return sdr[~keys.isin(failed)]
+    rows = rows[(rows["metric"] == metric) & (rows["song"] != "validation")]
+    return rows if dataset is None else rows[rows["domain"] == dataset]
 
 
-def unscored(rows) -> list[tuple[str, str, str, int]]:
-    """``(set, song, instrument, seeds)`` of every pair :func:`scored_alike` leaves out, with in how
-    many seeds the weighted IASS estimate was silent there."""
-    rows = report.frame(rows)
-    sdr = rows[rows["metric"] == "SDR"]
-    failed = sdr[sdr["value"].isna()]
-    out = []
-    for (domain, song, source), group in failed.groupby(["domain", "song", "source"]):
-        out.append((domain, song, source, int((group["variant"] == "IASS").sum())))
-    return out
-
-
-def sdr_table(rows, dataset: str, profile: str):
-    """The paper's Figure 3 / 4 as a table: SDR (dB) per instrument (rows) for every system
+def instrument_table(rows, dataset: str, profile: str, metric: str = "SDR",
+                     systems: Sequence[str] = ("BLSTM", "U-Net", UNWEIGHTED, "IASS", "IASS oracle",
+                                               "IBM", "mixture")):
+    """The paper's Figure 3 / 4 as a table: ``metric`` per instrument (rows) for ``systems``
     (columns), mean ± std over seeds, and what the paper found for IASS against its baseline."""
     import pandas as pd
 
-    rows = scored_alike(rows)
-    rows = rows[rows["domain"] == dataset]
-    names = [n for n in PAPER[dataset] if n in set(rows["source"])]
-    ours = report.table(rows, "source", ["variant"], index_order=names, column_order=[list(SYSTEMS)])
+    scores = _scores(rows, metric, dataset)
+    names = [n for n in PAPER[dataset] if n in set(scores["source"])]
+    ours = report.table(scores, "source", ["variant"], index_order=names, column_order=[list(systems)])
     ours.columns = [f"{c[0]} ({profile})" for c in ours.columns]
     ours["paper: IASS vs Open-Unmix"] = [PAPER[dataset][n] for n in names]
     return pd.DataFrame(ours)
 
 
+def design_table(rows, profile: str, metric: str = "SDR"):
+    """The 2 x 2 design: ``metric`` averaged over instruments and songs, per set (column groups),
+    network and head (rows) and weighting (columns); mean ± std over seeds."""
+    import pandas as pd
+
+    scores = _scores(rows, metric)
+    cells = {}
+    for network, pair in (("BLSTM", ("BLSTM", "BLSTM + head")), ("residual U-Net", ("U-Net", "IASS"))):
+        for head, model in zip(("without head", "with head"), pair):
+            for dataset in dict.fromkeys(scores["domain"]):
+                for weighting in WEIGHTINGS:
+                    if weighting == "detector" and model not in DETECTORS:
+                        cells[(network, head, model)] = cells.get((network, head, model), {}) | {
+                            (dataset, weighting): "–"}
+                        continue
+                    chosen = scores[(scores["variant"] == row_name(model, weighting)) & (scores["domain"] == dataset)]
+                    s = report.summary(chosen, ("domain",)).iloc[0] if len(chosen) else None
+                    text = "–" if s is None else report.cell(s["mean"], s["std"], int(s["seeds"]))
+                    cells.setdefault((network, head, model), {})[(dataset, weighting)] = text
+    table = pd.DataFrame(cells).T
+    table.index.names = ["network", "activity head", "system"]
+    table.columns.names = ["set", f"{metric} ({profile})"]
+    return table
+
+
+def metric_table(rows, profile: str, systems: Sequence[str] = ("BLSTM", "U-Net", UNWEIGHTED, "IASS", "IASS oracle",
+                                                                 "BLSTM + head unweighted", "BLSTM + head",
+                                                                 "mixture", "IBM")):
+    """Every score of every system, averaged over instruments and songs of both sets (means over
+    seeds): whole-song SDR, framewise SDR and SIR (higher is better), leakage (lower is better),
+    and how many (song, instrument) pairs the framewise scores could score."""
+    import pandas as pd
+
+    table = {}
+    for system in systems:
+        row = {}
+        for metric in SCORES:
+            scores = _scores(rows, metric)
+            chosen = scores[scores["variant"] == system]
+            row[f"{metric} (dB)"] = f"{chosen['value'].mean():.2f}" if chosen["value"].notna().any() else "–"
+            if metric == "framewise SDR":
+                row["pairs framewise-scored"] = (f"{chosen['value'].notna().mean():.0%}" if len(chosen) else "–")
+        table[system] = row
+    frame = pd.DataFrame(table).T
+    frame.columns.name = f"{profile} profile"
+    return frame
+
+
+def weighting_choices(rows):
+    """The weighting setting each detector's validation songs chose, per set and seed."""
+    import pandas as pd
+
+    rows = report.frame(rows)
+    chosen = rows[rows["song"] == "validation"]
+    out = {}
+    for (variant, domain, seed), group in chosen.groupby(["variant", "domain", "seed"]):
+        v = dict(zip(group["metric"], group["value"]))
+        kind = ("soft" if v["weighting soft"] else f"threshold {v['weighting threshold']:.1f}")
+        out[(variant, domain, int(seed))] = f"{kind}, median {int(v['weighting median frames'])} frames"
+    table = pd.Series(out).unstack(-1)
+    table.index.names = ["system", "set"]
+    table.columns = [f"seed {s}" for s in table.columns]
+    return table
+
+
 def detection_table(rows, profile: str):
-    """Activity-detection accuracy and F1 of IASS per set and instrument, mean ± std over seeds, with
-    the fraction of silent frames in the test songs."""
+    """Activity-detection accuracy and F1 of both detectors per set and instrument, mean ± std over
+    seeds, with the fraction of silent frames in the test songs."""
     rows = report.frame(rows)
     detection = rows[rows["metric"].str.startswith("activity")]
-    table = report.table(detection, "source", ["domain", "metric"])
+    table = report.table(detection, "source", ["domain", "variant", "metric"])
     silent = rows[rows["metric"] == "silent fraction"].groupby(["domain", "source"])["value"].mean()
     for dataset in table.columns.get_level_values(0).unique():
-        table[(dataset, "silent fraction")] = [f"{silent[(dataset, n)]:.2f}" if (dataset, n) in silent else "–"
-                                               for n in table.index]
-    table.columns.names = ["set", f"{profile} profile"]
+        table[(dataset, "labels", "silent fraction")] = [
+            f"{silent[(dataset, n)]:.2f}" if (dataset, n) in silent else "–" for n in table.index]
+    table.columns.names = ["set", "system", f"{profile} profile"]
     return table.sort_index(axis=1)
 
 
-def gain_rows(rows, variant: str = "IASS", baseline: str = "BLSTM"):
-    """``variant - baseline`` SDR per set and instrument (mean, std, wins, seeds) beside the
+def gain_rows(rows, variant: str = "IASS", baseline: str = "BLSTM", metric: str = "SDR"):
+    """``variant - baseline`` per set and instrument (mean, std, wins, seeds) beside the
     instrument's fraction of silent test frames: a DataFrame indexed ``(domain, source)``."""
     rows = report.frame(rows)
-    gain = report.gains(scored_alike(rows), variant, baseline, by=("domain", "source"))
+    scores = _scores(rows, metric)
+    gain = report.gains(scores[scores["value"].notna()], variant, baseline, by=("domain", "source"))
     silent = rows[rows["metric"] == "silent fraction"].groupby(["domain", "source"])["value"].mean()
     return gain.assign(silent=silent.reindex(gain.index).to_numpy())
 
 
-def side_by_side(rows, dataset: str, profile: str) -> dict[str, str]:
-    """For every instrument of ``dataset``: the paper's finding, then whether ours agrees (IASS
-    against the BLSTM), in one sentence."""
-    gain = gain_rows(rows, "IASS", "BLSTM")
-    nothing = {"mean": np.nan, "std": np.nan, "wins": 0, "seeds": 0}
-    sentences = {}
-    for name, finding in PAPER[dataset].items():
-        g = gain.loc[(dataset, name)] if (dataset, name) in gain.index else nothing
-        ours = report.describe(g, "IASS", "BLSTM", "SDR", f"on {name.replace('_', ' ')}", profile)
-        sentences[name] = f"Paper: {finding}. Ours: {ours}"
-    return sentences
-
-
-def gain_table(rows, baseline: str, profile: str):
-    """IASS minus ``baseline`` in SDR (dB) per instrument of each set: mean ± std over seeds, and in
-    how many seeds IASS is ahead."""
+def gain_table(rows, variant: str, baseline: str, profile: str, metric: str = "SDR"):
+    """``variant`` minus ``baseline`` in ``metric`` per instrument of each set: mean ± std over
+    seeds, in how many seeds ``variant`` is ahead, and the silent fraction."""
     import pandas as pd
 
-    gain = gain_rows(rows, "IASS", baseline)
-    cells = {(dataset, name): {f"IASS − {baseline} ({profile})": report.cell(g["mean"], g["std"], int(g["seeds"])),
+    gain = gain_rows(rows, variant, baseline, metric)
+    cells = {(dataset, name): {f"{variant} − {baseline} ({profile})": report.cell(g["mean"], g["std"], int(g["seeds"])),
                                "seeds ahead": f"{int(g['wins'])} of {int(g['seeds'])}",
                                "silent fraction": f"{g['silent']:.2f}"}
              for (dataset, name), g in gain.iterrows()}
@@ -248,18 +387,43 @@ def gain_table(rows, baseline: str, profile: str):
     return table
 
 
-def silence_correlation(rows, variant: str = "IASS", baseline: str = "BLSTM") -> float:
+def silence_correlation(rows, variant: str = "IASS", baseline: str = UNWEIGHTED) -> float:
     """Pearson correlation, over every (set, instrument), of the mean SDR gain with the silent fraction."""
     gain = gain_rows(rows, variant, baseline)
     return float(np.corrcoef(gain["mean"], gain["silent"])[0, 1])
+
+
+#: Two-sided 5 % critical value of Pearson's r for n points (n - 2 degrees of freedom), from the t
+#: distribution: r = t / sqrt(n - 2 + t^2).
+def critical_r(n: int, alpha: float = 0.05) -> float:
+    from scipy import stats
+
+    t = stats.t.ppf(1 - alpha / 2, n - 2)
+    return float(t / math.sqrt(n - 2 + t * t))
+
+
+def silence_verdict(rows, profile: str) -> str:
+    """The paper's explanation of its bass result (an instrument that rarely rests gains least from
+    the weighting) as a test: the weighting's gain should rise with the silent fraction."""
+    gain = gain_rows(rows, "IASS", UNWEIGHTED)
+    r, n = silence_correlation(rows), len(gain)
+    limit = critical_r(n)
+    if r >= limit:
+        verdict = "supported: the gain rises with the silent fraction, beyond what chance gives"
+    elif r <= -limit:
+        verdict = "contradicted: the gain falls as the silent fraction rises"
+    else:
+        verdict = "not supported: the correlation is within what chance gives"
+    return (f"In the {profile} profile the weighting's gain (IASS − IASS unweighted) correlates with the "
+            f"silent fraction at r = {r:+.2f} over {n} instruments (|r| ≥ {limit:.2f} is needed at the 5 % "
+            f"level); the paper's explanation is {verdict}.")
 
 
 def difficulty_check(rows) -> dict[str, dict[str, Any]]:
     """The numbers behind :func:`difficulty`, per system (IASS, BLSTM) on the MedleyDB-like set:
     the ``lowest`` mean SDR of drums, bass and vocals, the ``highest`` of the guitars and piano,
     and whether the first is above the second (``holds``)."""
-    sdr = scored_alike(rows)
-    sdr = sdr[sdr["domain"] == "medley"]
+    sdr = _scores(rows, "SDR", "medley")
     easier, harder = list(PAPER["medley_easier"]), list(PAPER["medley_harder"])
     found = {}
     for system in ("IASS", "BLSTM"):
@@ -283,15 +447,21 @@ def difficulty(rows, profile: str) -> str:
             f"guitar' {verdict} ({'; '.join(parts)}).")
 
 
-def conclusion(rows, profile: str) -> str:
-    """Where IASS's lead over the BLSTM comes from: the network, or the weighting the paper adds."""
-    overall = gain_rows(rows, "IASS", "BLSTM")
-    weighting = gain_rows(rows, "IASS", UNWEIGHTED)
-    ahead, helped, n = int((overall["mean"] > 0).sum()), int((weighting["mean"] > 0).sum()), len(overall)
-    network = gain_rows(rows, UNWEIGHTED, "BLSTM")["mean"].mean()
-    source = ("mostly from the network (a residual U-Net trained on both tasks), not from the weighting"
-              if weighting["mean"].mean() < network else "mostly from the weighting")
-    return (f"In the {profile} profile IASS is ahead of the BLSTM on {ahead} of {n} instruments, and its "
-            f"weighting helps on {helped} of {n}; averaged over instruments, the network without weighting "
-            f"gains {network:+.2f} dB over the BLSTM and the weighting adds {weighting['mean'].mean():+.2f} dB. "
-            f"At this size the lead comes {source}.")
+def weighting_extremes(rows, dataset: str = "medley", variant: str = "IASS", baseline: str = UNWEIGHTED,
+                       seed: int = 0) -> dict[str, tuple[str, str, float]]:
+    """The (song, instrument) of ``dataset`` where the weighting helps most and where it hurts most
+    for one seed's model: ``{'best': (song, instrument, gain), 'worst': ...}``."""
+    scores = _scores(rows, "SDR", dataset)
+    scores = scores[scores["seed"] == seed]
+    ours = scores[scores["variant"] == variant].set_index(["song", "source"])["value"]
+    theirs = scores[scores["variant"] == baseline].set_index(["song", "source"])["value"]
+    gain = (ours - theirs).dropna()
+    return {"best": (*gain.idxmax(), float(gain.max())), "worst": (*gain.idxmin(), float(gain.min()))}
+
+
+__all__ = ["FRAME_SECONDS", "PAPER", "SCORES", "SYSTEMS", "UNWEIGHTED", "WEIGHTINGS", "MODELS", "Separation",
+           "activity_rows", "choose_weighting", "critical_r", "design_table", "detection_scores",
+           "detection_table", "difficulty", "difficulty_check", "evaluate", "gain_rows", "gain_table",
+           "instrument_table", "metric_table", "reference_rows", "row_name", "score_rows", "separate",
+           "setting_rows", "settings_grid", "silence_correlation", "silence_verdict", "validation_tracks",
+           "weighting_choices", "weighting_extremes", "weights_for"]

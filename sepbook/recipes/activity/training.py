@@ -1,5 +1,6 @@
-"""Training the chapter's two systems on either set: IASS (masks and activity, one network) and the
-Foundations BLSTM (masks only), with the same batches, steps and separation loss.
+"""Training the chapter's four systems on either set, with the same batches, steps and separation
+loss: the residual U-Net and the Foundations BLSTM, each with and without an activity head (IASS is
+the U-Net with its head).
 
 Chapter: activity/activity_aware
 """
@@ -14,11 +15,15 @@ from torch import nn
 from sepbook.losses.activity import activity_loss, masked_magnitude_loss
 from sepbook.losses.adversarial import log_magnitude
 from sepbook.models.blstm import BLSTMMasker
-from sepbook.models.iass import IASS
+from sepbook.models.iass import IASS, ActivityBLSTM
 from sepbook.recipes.activity.data import DATASETS, Sets, Splits, batches, n_bins, sources, training_sets
 from sepbook.train import fit, seed_everything, to_device
 
-MODELS: tuple[str, ...] = ("IASS", "BLSTM")
+#: The 2 x 2 design: {residual U-Net, BLSTM} x {with, without an activity head}. IASS is the
+#: U-Net with its head; "U-Net" is the same network trained with the head's loss weight at 0.
+MODELS: tuple[str, ...] = ("IASS", "U-Net", "BLSTM", "BLSTM + head")
+#: The models whose activity head is trained, and so can weight their masks at inference.
+DETECTORS: tuple[str, ...] = ("IASS", "BLSTM + head")
 #: Every trained system: (model, dataset) under its name.
 VARIANTS: dict[str, tuple[str, str]] = {f"{model} {dataset}": (model, dataset)
                                         for dataset in DATASETS for model in MODELS}
@@ -30,9 +35,11 @@ def build(cfg: Mapping[str, Any], variant: str) -> nn.Module:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
     model, dataset = VARIANTS[variant]
     k = len(sources(cfg, dataset))
-    if model == "IASS":
+    if model in ("IASS", "U-Net"):
         network = IASS(k, n_bins(cfg), cfg["unet_base"], cfg["unet_depth"], cfg["unet_max_channels"],
                        cfg["head_hidden"])
+    elif model == "BLSTM + head":
+        network = ActivityBLSTM(n_bins(cfg), k, cfg["blstm_hidden"], cfg["blstm_layers"])
     else:
         network = BLSTMMasker(n_bins(cfg), k, 1, cfg["blstm_hidden"], cfg["blstm_layers"])
     network.settings = {key: cfg[key] for key in ("n_fft", "hop", "sr", "threshold", "median_frames")}
@@ -40,26 +47,28 @@ def build(cfg: Mapping[str, Any], variant: str) -> nn.Module:
 
 
 def masks_and_logits(model: nn.Module, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Masks ``(B, K, F, T)`` of mixture magnitudes ``(B, 1, F, T)``, and IASS's activity logits
-    ``(B, K, T)`` (``None`` for the BLSTM, which predicts no activity)."""
+    """Masks ``(B, K, F, T)`` of mixture magnitudes ``(B, 1, F, T)``, and the activity logits
+    ``(B, K, T)`` of a network with a head (``None`` for the plain BLSTM)."""
     if isinstance(model, IASS):
         return model(log_magnitude(mixture))
+    if isinstance(model, ActivityBLSTM):
+        masks, logits = model(mixture)
+        return masks[:, :, 0], logits
     return model(mixture)[:, :, 0], None
 
 
-def iass_loss(model: IASS, batch, positive_weight: torch.Tensor,
-              activity_weight: float):
-    """IASS's loss: separation MSE plus ``activity_weight`` times the weighted activity BCE;
+def multitask_loss(model: nn.Module, batch, positive_weight: torch.Tensor, activity_weight: float):
+    """Separation MSE plus ``activity_weight`` times the weighted activity BCE;
     -> ``(loss, {'separation': ..., 'activity': ...})``, both terms logged by the step."""
-    masks, logits = model(log_magnitude(batch["mixture"]))
+    masks, logits = masks_and_logits(model, batch["mixture"])
     separation = masked_magnitude_loss(masks, batch["mixture"], batch["sources"])
     activity = activity_loss(logits, batch["activity"], positive_weight)
     loss = separation + activity_weight * activity
     return loss, {"separation": separation, "activity": activity}
 
 
-def blstm_loss(model: BLSTMMasker, batch) -> torch.Tensor:
-    """The baseline's loss: the same separation MSE, nothing else."""
+def separation_loss(model: nn.Module, batch) -> torch.Tensor:
+    """The separation MSE alone: the U-Net without its head's loss, and the plain BLSTM."""
     masks, _ = masks_and_logits(model, batch["mixture"])
     return masked_magnitude_loss(masks, batch["mixture"], batch["sources"])
 
@@ -83,8 +92,8 @@ def train_on(cfg: Mapping[str, Any], sets: Sets, variant: str, seed: int = 0, **
     """Train ``variant`` on prepared :class:`Sets` for ``cfg['steps']`` steps; -> ``(model, history)``."""
     seed_everything(seed)
     model = build(cfg, variant)
-    loss = (partial(iass_loss, positive_weight=sets.positive_weight, activity_weight=cfg["activity_weight"])
-            if isinstance(model, IASS) else blstm_loss)
+    loss = (partial(multitask_loss, positive_weight=sets.positive_weight, activity_weight=cfg["activity_weight"])
+            if VARIANTS[variant][0] in DETECTORS else separation_loss)
     options.setdefault("label", f"{variant} seed {seed}")
     history = fit(model, loss, partial(batches, cfg, sets, seed), steps=cfg["steps"], lr=cfg["lr"], seed=seed,
                   valid_fn=partial(validation_loss, sets=sets), valid_every=cfg["valid_every"],
