@@ -468,35 +468,121 @@ def test_detection_f1_is_undefined_for_an_instrument_that_never_plays_and_is_nev
     assert missed["F1"][0] == 0.0 and missed["F1"][1] == 0.0
 
 
-def test_scores_compare_only_the_songs_every_system_could_be_scored_on():
-    from sepbook.recipes.activity.evaluation import UNWEIGHTED, gain_rows, scored_alike, unscored
+def test_sdr_penalises_an_estimate_that_silences_an_active_instrument():
+    """Whole-song SDR scores a silent estimate 0 dB (finite, below any estimate that is closer to the
+    instrument than silence is), and leaves only a silent *reference* unscored."""
+    from sepbook.metrics import sdr
 
-    nan = float("nan")
+    reference = uniform(2, 800, seed=3, low=-1, high=1)
+    reference[1] = 0
+    good = reference + 0.1 * uniform(2, 800, seed=4, low=-1, high=1)
+    silent = torch.zeros_like(reference)
+    assert sdr(silent, reference)[0] == pytest.approx(0.0, abs=1e-6)
+    assert sdr(good, reference)[0] > 15
+    assert torch.isnan(sdr(good, reference)[1])
+    assert sdr(0.5 * reference, reference)[0] == pytest.approx(10 * np.log10(4), abs=1e-4)
+
+
+def rows_of(values, metric="SDR", source="piano", domain="medley"):
+    """Rows from ``{(variant, seed, song): value}``."""
+    return [{"variant": v, "seed": seed, "song": song, "domain": domain, "source": source, "metric": metric,
+             "value": value} for (v, seed, song), value in values.items()]
+
+
+def test_a_silenced_instrument_stays_in_the_comparison():
+    """Song c, where IASS's detector silenced the piano (0 dB), counts against IASS: the claims' paired
+    differences and the tables keep it instead of dropping it."""
+    from sepbook import claims
+    from sepbook.recipes.activity.evaluation import UNWEIGHTED, gain_rows, score_rows
+    from sepbook.tracks import Track
+
+    song = uniform(1, 1, 4096, seed=5, low=-1, high=1)
+    track = Track("c", song[0], song, ("piano",), "medley", activity=torch.ones(1, 4096 // 256 + 1, dtype=torch.bool))
+    cfg = {"sr": 8192, "n_fft": 512, "hop": 256}
+    silenced = {r["metric"]: r["value"] for r in score_rows(torch.zeros(1, 4096), track, cfg, "IASS", 0)}
+    assert silenced["SDR"] == pytest.approx(0.0, abs=1e-6)
+    values = {}
+    for seed in (0, 1):
+        for s, (weighted, unweighted) in {"a": (5.0, 4.0), "b": (6.0, 5.0), "c": (silenced["SDR"], 4.0)}.items():
+            values[("IASS", seed, s)], values[(UNWEIGHTED, seed, s)] = weighted, unweighted
+    rows = rows_of(values)
+    claim = claims.Claim("w", "", "", claims.compare("IASS", UNWEIGHTED), "SDR", claims.HIGHER, "")
+    paired = claims.differences(claim, rows)
+    assert set(paired.index) == {"a", "b", "c"}
+    assert paired.loc["c"].tolist() == pytest.approx([-4.0, -4.0])
+    assert gain_rows(rows, "IASS", UNWEIGHTED).loc[("medley", "piano"), "mean"] == pytest.approx(-2 / 3)
+
+
+def test_leakage_is_the_energy_in_the_rests_against_the_instruments_own():
+    from sepbook.activity import leakage_db
+
+    reference = torch.zeros(2, 2, 4)
+    reference[0, :, :2] = 1.0                     # instrument 0 plays frames 0-1: energy 4
+    reference[1] = 2.0                            # instrument 1 plays throughout: energy 32
+    estimate = reference.clone()
+    estimate[0, 0, 3] = 0.5                       # 0.25 leaked into a rest of instrument 0
+    labels = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    leak = leakage_db(estimate, reference, labels)
+    assert leak[0] == pytest.approx(10 * np.log10(0.25 / 4 + 1e-12), abs=1e-5)
+    assert torch.isnan(leak[1]), "an instrument with no rest cannot leak into one"
+    assert leakage_db(reference, reference, labels)[0] < -100
+    with pytest.raises(ValueError, match="labels"):
+        leakage_db(estimate, reference, labels[:, :3])
+
+
+def test_contributions_split_the_design():
+    from sepbook.recipes.activity.evaluation import UNWEIGHTED, conclusion, contributions
+
+    values = {}
+    for seed in (0, 1):
+        for song in ("a", "b"):
+            for variant, value in (("BLSTM", 1.0), ("BLSTM + head unweighted", 1.5), ("BLSTM + head", 1.25),
+                                   ("U-Net", 3.0), (UNWEIGHTED, 3.5), ("IASS", 4.25), ("IASS oracle", 6.0)):
+                values[(variant, seed, song)] = value
+    found = contributions(rows_of(values))
+    assert found == pytest.approx({"architecture": 2.0, "head": 0.5, "weighting": 0.25, "oracle": 2.5})
+    assert "+2.00 dB" in conclusion(rows_of(values), "tiny")
+
+
+def test_silence_verdict_needs_a_correlation_beyond_chance():
+    from sepbook.recipes.activity.evaluation import UNWEIGHTED, critical_r, silence_verdict
+
+    assert critical_r(10) == pytest.approx(0.632, abs=1e-3)
     rows = []
-    for song, iass, blstm in (("a", 3.0, 2.0), ("b", 4.0, 1.0), ("c", nan, -20.0)):
+    for k, silent in enumerate(np.linspace(0.1, 0.9, 8)):
+        source = f"i{k}"
         for seed in (0, 1):
-            for variant, value in (("IASS", iass), (UNWEIGHTED, iass - 1), ("BLSTM", blstm)):
-                rows.append({"variant": variant, "seed": seed, "song": song, "domain": "medley",
-                             "source": "piano", "metric": "SDR", "value": value})
-    assert set(scored_alike(rows)["song"]) == {"a", "b"}
-    assert unscored(rows) == [("medley", "c", "piano", 2)]
-    # on songs a and b IASS leads by 2 dB; counting the BLSTM's song c alone would inflate the gain
-    assert gain_rows(rows).loc[("medley", "piano"), "mean"] == pytest.approx(2.0)
+            rows += rows_of({("IASS", seed, "a"): 2 * silent, (UNWEIGHTED, seed, "a"): 0.0}, source=source)
+        rows += rows_of({("labels", None, "a"): silent}, metric="silent fraction", source=source)
+    assert "supported: the gain rises" in silence_verdict(rows, "tiny")
+    flipped = [r | {"value": -r["value"]} if r["variant"] == "IASS" else r for r in rows]
+    assert "contradicted" in silence_verdict(flipped, "tiny")
 
 
-def test_conclusion_says_where_the_lead_comes_from():
-    from sepbook.recipes.activity.evaluation import UNWEIGHTED, conclusion
+def test_the_u_net_without_a_head_never_trains_its_head(monkeypatch):
+    """'U-Net' is IASS's network trained on the separation loss alone: its head gets no gradient,
+    and IASS's does."""
+    from sepbook.recipes.activity import training
 
-    def rows(weighted, unweighted, blstm):
-        out = []
-        for seed in (0, 1):
-            for variant, value in (("IASS", weighted), (UNWEIGHTED, unweighted), ("BLSTM", blstm)):
-                out.append({"variant": variant, "seed": seed, "song": "a", "domain": "medley", "source": "piano",
-                            "metric": "SDR", "value": value + 0.1 * seed})
-        return out
+    seen = {}
 
-    assert "from the network" in conclusion(rows(3.0, 3.5, 1.0), "tiny")
-    assert "mostly from the weighting" in conclusion(rows(3.0, 1.2, 1.0), "tiny")
+    def fake_fit(model, loss, batches, **options):
+        batch = {"mixture": uniform(2, 1, 32, 8, seed=6) * 3, "sources": uniform(2, 3, 32, 8, seed=7),
+                 "activity": (uniform(2, 3, 8, seed=8) > 0.5).float()}
+        out = loss(model, batch)
+        (out[0] if isinstance(out, tuple) else out).backward()
+        seen[type(model).__name__ + str(isinstance(out, tuple))] = sum(
+            float(p.grad.abs().sum()) if p.grad is not None else 0.0 for p in model.activity.parameters())
+        return {}
+
+    monkeypatch.setattr(training, "fit", fake_fit)
+    cfg = {"n_fft": 64, "hop": 16, "sr": 8000, "threshold": 0.5, "median_frames": 3, "unet_base": 4,
+           "unet_depth": 2, "unet_max_channels": 8, "head_hidden": 8, "steps": 1, "lr": 1e-3,
+           "activity_weight": 0.5, "valid_every": 1, "medley_sources": ("a", "b", "c")}
+    sets = training.Sets(None, None, [], torch.ones(3))
+    training.train_on(cfg, sets, "U-Net medley")
+    training.train_on(cfg, sets, "IASS medley")
+    assert seen == {"IASSFalse": 0.0, "IASSTrue": pytest.approx(seen["IASSTrue"])} and seen["IASSTrue"] > 0
 
 
 def test_detection_scores_values():
@@ -553,3 +639,22 @@ def test_adding_the_guitars_leaves_the_band_parts_alone():
         # the same stem up to the one mixture-wide scale
         ratio = np.dot(more.stems[name], band.stems[name]) / np.dot(band.stems[name], band.stems[name])
         assert np.allclose(more.stems[name], ratio * band.stems[name], atol=1e-6)
+
+
+def test_the_blstm_head_reads_the_shared_features_and_leaves_the_mask_decoder_alone():
+    """ActivityBLSTM: the activity loss trains the head and the shared trunk, never the mask decoder;
+    the separation loss never reaches the head."""
+    from sepbook.models.iass import ActivityBLSTM
+
+    torch.manual_seed(0)
+    model = ActivityBLSTM(F, K, hidden=8, layers=1)
+    mixture = uniform(B, 1, F, T, seed=9) * 3
+    masks, logits = model(mixture)
+    assert masks.shape == (B, K, 1, F, T) and logits.shape == (B, K, T)
+    activity_loss(logits, (uniform(B, K, T, seed=10) > 0.5).float(), torch.ones(K)).backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.decode.parameters())
+    assert model.activity.weight.grad.abs().sum() > 0 and model.encode[0].weight.grad.abs().sum() > 0
+    model.zero_grad(set_to_none=True)
+    masks, _ = model(mixture)
+    masked_magnitude_loss(masks[:, :, 0], mixture, uniform(B, K, F, T, seed=11)).backward()
+    assert model.activity.weight.grad is None and model.decode[0].weight.grad.abs().sum() > 0

@@ -56,8 +56,26 @@ def sets(cfg, splits):
 def test_runs_list_every_variant_and_seed(cfg):
     runs = activity.runs(cfg)
     assert sorted(runs) == sorted((v, s) for v in activity.VARIANTS for s in (0, 1))
-    assert len(runs) == len(set(runs)) == 8
-    assert set(activity.VARIANTS) == {"IASS musdb", "BLSTM musdb", "IASS medley", "BLSTM medley"}
+    assert len(runs) == len(set(runs)) == 16
+    assert set(activity.VARIANTS) == {f"{model} {dataset}" for model in ("IASS", "U-Net", "BLSTM", "BLSTM + head")
+                                      for dataset in ("musdb", "medley")}
+
+
+def test_the_two_by_two_design_builds_a_head_where_it_is_trained(cfg):
+    """IASS and U-Net are the same network (U-Net trains it without the head's loss); the BLSTM with a
+    head gives activity logits, the plain one none; only the two with a trained head detect."""
+    from sepbook.models.iass import ActivityBLSTM
+
+    mixture = torch.rand(2, 1, training.n_bins(cfg), 16)
+    logits = {}
+    for model in activity.MODELS:
+        network = training.build(cfg, f"{model} medley")
+        masks, logits[model] = training.masks_and_logits(network, mixture)
+        assert masks.shape == (2, len(MEDLEY), training.n_bins(cfg), 16)
+    assert type(training.build(cfg, "U-Net medley")) is type(training.build(cfg, "IASS medley")) is IASS
+    assert isinstance(training.build(cfg, "BLSTM + head medley"), ActivityBLSTM)
+    assert logits["BLSTM"] is None and logits["BLSTM + head"].shape == (2, len(MEDLEY), 16)
+    assert set(activity.DETECTORS) == {"IASS", "BLSTM + head"}
 
 
 @pytest.mark.parametrize("variant", ["IASS musdb", "BLSTM musdb", "IASS medley", "BLSTM medley"])
@@ -204,21 +222,56 @@ def test_blstm_learns_on_the_same_batches(cfg, sets):
 
 
 @pytest.mark.slow
-def test_evaluate_gives_weighted_unweighted_and_activity_rows(cfg, splits, learning):
+def test_evaluate_scores_every_weighting_of_a_detector(cfg, splits, learning):
     model = learning[1]
     medley_song = next(t for t in splits.test if t.domain == "medley")
     musdb_song = next(t for t in splits.test if t.domain == "musdb")
     rows = activity.evaluate(cfg, {("IASS medley", 0): model}, [musdb_song, medley_song])
     assert rows and all(tuple(r) == report.COLUMNS for r in rows)
-    assert {r["song"] for r in rows} == {medley_song.name}, "a model is scored on its own set's songs only"
-    assert {r["variant"] for r in rows} == {"IASS", activity.UNWEIGHTED}
-    assert {(r["variant"], r["metric"]) for r in rows} == {
-        ("IASS", "SDR"), ("IASS", "activity accuracy"), ("IASS", "activity F1"), (activity.UNWEIGHTED, "SDR")}
-    assert all(math.isfinite(r["value"]) for r in rows)
+    assert {r["song"] for r in rows} == {medley_song.name, "medley validation songs"}, "a model is scored on its own set only"
+    assert {r["variant"] for r in rows} == {"IASS", activity.UNWEIGHTED, "IASS oracle"}
+    scored = {(r["variant"], r["metric"]) for r in rows if not r["metric"].startswith("weighting")}
+    assert scored == {(v, m) for v in ("IASS", activity.UNWEIGHTED, "IASS oracle")
+                      for m in ("SDR", "framewise SDR", "SIR", "leakage")} | {
+        ("IASS", "activity accuracy"), ("IASS", "activity F1")}
+    assert all(math.isfinite(r["value"]) for r in rows if r["metric"] in ("SDR", "activity accuracy"))
     for metric in ("SDR", "activity accuracy", "activity F1"):
         assert {r["source"] for r in rows if r["metric"] == metric and r["variant"] == "IASS"} == set(MEDLEY)
     assert all(0 <= r["value"] <= 1 for r in rows if r["metric"].startswith("activity"))
     assert all(r["seed"] == 0 and r["domain"] == "medley" for r in rows)
+    chosen = {r["metric"]: r["value"] for r in rows if r["metric"].startswith("weighting")}
+    assert set(chosen) == {"weighting threshold", "weighting median frames", "weighting soft"}
+    assert chosen["weighting median frames"] in cfg["medians"]
+
+
+@pytest.mark.slow
+def test_the_weighting_is_chosen_on_validation_songs_never_on_test_songs(cfg, splits, learning):
+    """Poisoning the test songs (their mixtures replaced by noise) leaves the chosen setting alone; the
+    validation songs alone decide it, as the best of the grid on them."""
+    from sepbook.recipes.activity import evaluation
+    from sepbook.tracks import Track
+
+    model = learning[1]
+    song = next(t for t in splits.test if t.domain == "medley")
+    poisoned = Track(song.name, torch.randn_like(song.mixture), song.sources, song.source_names, song.domain,
+                     activity=~song.activity)
+
+    def chosen(track):
+        rows = activity.evaluate(cfg, {("IASS medley", 0): model}, [track])
+        return {r["metric"]: r["value"] for r in rows if r["metric"].startswith("weighting")}
+
+    assert chosen(poisoned) == pytest.approx(chosen(song), nan_ok=True)
+    valid = evaluation.validation_tracks(cfg, "medley")
+    assert [t.name for t in valid] == [t.name for t in splits.valid["medley"]]
+    best = evaluation.choose_weighting(cfg, model, valid)
+    separations = [evaluation.Separation(model, t.mixture[0]) for t in valid]
+
+    def score(setting):
+        values = [evaluation.metrics.sdr(s.estimates(evaluation.weights_for(s.probabilities, setting)),
+                                         t.sources[:, 0]) for s, t in zip(separations, valid)]
+        return float(np.nanmean(torch.stack(values).numpy()))
+
+    assert all(score(best) >= score(other) for other in evaluation.settings_grid(cfg))
 
 
 @pytest.mark.slow
@@ -226,10 +279,14 @@ def test_reference_rows_ibm_beats_the_mixture(cfg, splits):
     song = next(t for t in splits.test if t.domain == "musdb")
     rows = activity.reference_rows(cfg, [song])
     assert {r["variant"] for r in rows} == {"IBM", "mixture", "labels"}
-    assert all(r["seed"] is None and math.isfinite(r["value"]) for r in rows)
+    assert all(r["seed"] is None for r in rows)
+    assert all(math.isfinite(r["value"]) for r in rows if r["metric"] in ("SDR", "silent fraction"))
     sdr = {v: np.mean([r["value"] for r in rows if r["variant"] == v and r["metric"] == "SDR"])
            for v in ("IBM", "mixture")}
     assert sdr["IBM"] > sdr["mixture"] + 5, sdr
+    leak = {v: np.nanmean([r["value"] for r in rows if r["variant"] == v and r["metric"] == "leakage"])
+            for v in ("IBM", "mixture")}
+    assert leak["IBM"] < leak["mixture"] - 10, leak
     silent = {r["source"]: r["value"] for r in rows if r["variant"] == "labels"}
     assert set(silent) == set(MUSDB) and all(0 <= v <= 1 for v in silent.values())
     expected = 1 - song.activity.float().mean(-1)

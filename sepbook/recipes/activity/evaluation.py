@@ -215,10 +215,16 @@ def activity_rows(weights: torch.Tensor, track: Track, variant: str, seed: int |
 
 
 def setting_rows(setting: Mapping[str, Any], variant: str, seed: int | None, dataset: str) -> list[dict]:
-    """The chosen weighting setting as rows (song 'validation', source 'all')."""
+    """The chosen weighting setting as rows (song ``'<set> validation songs'``, source 'all'; the set
+    is in the song's name so that the two sets' rows never share a key)."""
     values = {"all": {"weighting threshold": setting["threshold"], "weighting median frames": setting["median_frames"],
                       "weighting soft": float(setting["soft"])}}
-    return report.rows_for(values, variant=variant, seed=seed, song="validation", domain=dataset)
+    return report.rows_for(values, variant=variant, seed=seed, song=f"{dataset} validation songs", domain=dataset)
+
+
+def _settings(rows):
+    rows = report.frame(rows)
+    return rows[rows["metric"].str.startswith("weighting ")]
 
 
 def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.Module],
@@ -262,9 +268,10 @@ def reference_rows(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> list[dict
 # ----------------------------------------------------------------------------- tables
 
 
-def _scores(rows, metric: str = "SDR", dataset: str | None = None):
+def scores(rows, metric: str = "SDR", dataset: str | None = None):
+    """The test-song rows of ``metric`` (of ``dataset``, or both sets)."""
     rows = report.frame(rows)
-    rows = rows[(rows["metric"] == metric) & (rows["song"] != "validation")]
+    rows = rows[rows["metric"] == metric]
     return rows if dataset is None else rows[rows["domain"] == dataset]
 
 
@@ -275,12 +282,18 @@ def instrument_table(rows, dataset: str, profile: str, metric: str = "SDR",
     (columns), mean ± std over seeds, and what the paper found for IASS against its baseline."""
     import pandas as pd
 
-    scores = _scores(rows, metric, dataset)
-    names = [n for n in PAPER[dataset] if n in set(scores["source"])]
-    ours = report.table(scores, "source", ["variant"], index_order=names, column_order=[list(systems)])
+    chosen = scores(rows, metric, dataset)
+    names = [n for n in PAPER[dataset] if n in set(chosen["source"])]
+    ours = report.table(chosen, "source", ["variant"], index_order=names, column_order=[list(systems)])
     ours.columns = [f"{c[0]} ({profile})" for c in ours.columns]
     ours["paper: IASS vs Open-Unmix"] = [PAPER[dataset][n] for n in names]
     return pd.DataFrame(ours)
+
+
+#: The 2 x 2 design's cells: (network, activity head) -> the model trained there.
+DESIGN: dict[tuple[str, str], str] = {("BLSTM", "without head"): "BLSTM", ("BLSTM", "with head"): "BLSTM + head",
+                                      ("residual U-Net", "without head"): "U-Net",
+                                      ("residual U-Net", "with head"): "IASS"}
 
 
 def design_table(rows, profile: str, metric: str = "SDR"):
@@ -288,20 +301,18 @@ def design_table(rows, profile: str, metric: str = "SDR"):
     network and head (rows) and weighting (columns); mean ± std over seeds."""
     import pandas as pd
 
-    scores = _scores(rows, metric)
+    chosen = scores(rows, metric)
+    stats = report.summary(chosen, ("variant", "domain"))
     cells = {}
-    for network, pair in (("BLSTM", ("BLSTM", "BLSTM + head")), ("residual U-Net", ("U-Net", "IASS"))):
-        for head, model in zip(("without head", "with head"), pair):
-            for dataset in dict.fromkeys(scores["domain"]):
-                for weighting in WEIGHTINGS:
-                    if weighting == "detector" and model not in DETECTORS:
-                        cells[(network, head, model)] = cells.get((network, head, model), {}) | {
-                            (dataset, weighting): "–"}
-                        continue
-                    chosen = scores[(scores["variant"] == row_name(model, weighting)) & (scores["domain"] == dataset)]
-                    s = report.summary(chosen, ("domain",)).iloc[0] if len(chosen) else None
-                    text = "–" if s is None else report.cell(s["mean"], s["std"], int(s["seeds"]))
-                    cells.setdefault((network, head, model), {})[(dataset, weighting)] = text
+    for (network, head), model in DESIGN.items():
+        cells[(network, head, model)] = {}
+        for dataset in dict.fromkeys(chosen["domain"]):
+            for weighting in WEIGHTINGS:
+                key = (row_name(model, weighting), dataset)
+                usable = weighting != "detector" or model in DETECTORS
+                cells[(network, head, model)][(dataset, weighting)] = (
+                    report.cell(*stats.loc[key][["mean", "std"]], int(stats.loc[key]["seeds"]))
+                    if usable and key in stats.index else "–")
     table = pd.DataFrame(cells).T
     table.index.names = ["network", "activity head", "system"]
     table.columns.names = ["set", f"{metric} ({profile})"]
@@ -311,21 +322,19 @@ def design_table(rows, profile: str, metric: str = "SDR"):
 def metric_table(rows, profile: str, systems: Sequence[str] = ("BLSTM", "U-Net", UNWEIGHTED, "IASS", "IASS oracle",
                                                                  "BLSTM + head unweighted", "BLSTM + head",
                                                                  "mixture", "IBM")):
-    """Every score of every system, averaged over instruments and songs of both sets (means over
-    seeds): whole-song SDR, framewise SDR and SIR (higher is better), leakage (lower is better),
-    and how many (song, instrument) pairs the framewise scores could score."""
+    """Every score of every system, averaged over instruments, songs and seeds of both sets:
+    whole-song SDR, framewise SDR and SIR (higher is better), leakage (lower is better), and the
+    share of (song, instrument) pairs the framewise scores could score at all."""
     import pandas as pd
 
-    table = {}
-    for system in systems:
-        row = {}
-        for metric in SCORES:
-            scores = _scores(rows, metric)
-            chosen = scores[scores["variant"] == system]
-            row[f"{metric} (dB)"] = f"{chosen['value'].mean():.2f}" if chosen["value"].notna().any() else "–"
+    table = {system: {} for system in systems}
+    for metric in SCORES:
+        chosen = scores(rows, metric)
+        for system in systems:
+            values = chosen.loc[chosen["variant"] == system, "value"]
+            table[system][f"{metric} (dB)"] = f"{values.mean():.2f}" if values.notna().any() else "–"
             if metric == "framewise SDR":
-                row["pairs framewise-scored"] = (f"{chosen['value'].notna().mean():.0%}" if len(chosen) else "–")
-        table[system] = row
+                table[system]["pairs framewise-scored"] = f"{values.notna().mean():.0%}" if len(values) else "–"
     frame = pd.DataFrame(table).T
     frame.columns.name = f"{profile} profile"
     return frame
@@ -335,8 +344,7 @@ def weighting_choices(rows):
     """The weighting setting each detector's validation songs chose, per set and seed."""
     import pandas as pd
 
-    rows = report.frame(rows)
-    chosen = rows[rows["song"] == "validation"]
+    chosen = _settings(rows)
     out = {}
     for (variant, domain, seed), group in chosen.groupby(["variant", "domain", "seed"]):
         v = dict(zip(group["metric"], group["value"]))
@@ -346,6 +354,17 @@ def weighting_choices(rows):
     table.index.names = ["system", "set"]
     table.columns = [f"seed {s}" for s in table.columns]
     return table
+
+
+def chosen_setting(rows, variant: str, dataset: str, seed: int) -> dict[str, Any]:
+    """The weighting setting the validation songs chose for one detector, from its rows."""
+    rows = _settings(rows)
+    chosen = rows[(rows["variant"] == variant) & (rows["domain"] == dataset) & (rows["seed"] == seed)]
+    if chosen.empty:
+        raise ValueError(f"rows: no weighting chosen for {variant!r} on {dataset!r}, seed {seed}")
+    v = dict(zip(chosen["metric"], chosen["value"]))
+    return {"threshold": v["weighting threshold"], "median_frames": int(v["weighting median frames"]),
+            "soft": bool(v["weighting soft"])}
 
 
 def detection_table(rows, profile: str):
@@ -366,8 +385,8 @@ def gain_rows(rows, variant: str = "IASS", baseline: str = "BLSTM", metric: str 
     """``variant - baseline`` per set and instrument (mean, std, wins, seeds) beside the
     instrument's fraction of silent test frames: a DataFrame indexed ``(domain, source)``."""
     rows = report.frame(rows)
-    scores = _scores(rows, metric)
-    gain = report.gains(scores[scores["value"].notna()], variant, baseline, by=("domain", "source"))
+    chosen = scores(rows, metric)
+    gain = report.gains(chosen[chosen["value"].notna()], variant, baseline, by=("domain", "source"))
     silent = rows[rows["metric"] == "silent fraction"].groupby(["domain", "source"])["value"].mean()
     return gain.assign(silent=silent.reindex(gain.index).to_numpy())
 
@@ -423,7 +442,7 @@ def difficulty_check(rows) -> dict[str, dict[str, Any]]:
     """The numbers behind :func:`difficulty`, per system (IASS, BLSTM) on the MedleyDB-like set:
     the ``lowest`` mean SDR of drums, bass and vocals, the ``highest`` of the guitars and piano,
     and whether the first is above the second (``holds``)."""
-    sdr = _scores(rows, "SDR", "medley")
+    sdr = scores(rows, "SDR", "medley")
     easier, harder = list(PAPER["medley_easier"]), list(PAPER["medley_harder"])
     found = {}
     for system in ("IASS", "BLSTM"):
@@ -451,17 +470,46 @@ def weighting_extremes(rows, dataset: str = "medley", variant: str = "IASS", bas
                        seed: int = 0) -> dict[str, tuple[str, str, float]]:
     """The (song, instrument) of ``dataset`` where the weighting helps most and where it hurts most
     for one seed's model: ``{'best': (song, instrument, gain), 'worst': ...}``."""
-    scores = _scores(rows, "SDR", dataset)
-    scores = scores[scores["seed"] == seed]
-    ours = scores[scores["variant"] == variant].set_index(["song", "source"])["value"]
-    theirs = scores[scores["variant"] == baseline].set_index(["song", "source"])["value"]
+    chosen = scores(rows, "SDR", dataset)
+    chosen = chosen[chosen["seed"] == seed]
+    ours = chosen[chosen["variant"] == variant].set_index(["song", "source"])["value"]
+    theirs = chosen[chosen["variant"] == baseline].set_index(["song", "source"])["value"]
     gain = (ours - theirs).dropna()
     return {"best": (*gain.idxmax(), float(gain.max())), "worst": (*gain.idxmin(), float(gain.min()))}
 
 
-__all__ = ["FRAME_SECONDS", "PAPER", "SCORES", "SYSTEMS", "UNWEIGHTED", "WEIGHTINGS", "MODELS", "Separation",
-           "activity_rows", "choose_weighting", "critical_r", "design_table", "detection_scores",
+__all__ = ["DESIGN", "FRAME_SECONDS", "PAPER", "SCORES", "SYSTEMS", "UNWEIGHTED", "WEIGHTINGS", "MODELS", "Separation",
+           "activity_rows", "choose_weighting", "chosen_setting", "conclusion", "contributions", "critical_r", "design_table", "detection_scores",
            "detection_table", "difficulty", "difficulty_check", "evaluate", "gain_rows", "gain_table",
-           "instrument_table", "metric_table", "reference_rows", "row_name", "score_rows", "separate",
+           "instrument_table", "metric_table", "reference_rows", "row_name", "score_rows", "scores", "separate",
            "setting_rows", "settings_grid", "silence_correlation", "silence_verdict", "validation_tracks",
            "weighting_choices", "weighting_extremes", "weights_for"]
+
+
+def contributions(rows) -> dict[str, float]:
+    """What each part of the design adds, in whole-song SDR (dB) averaged over both sets' songs,
+    instruments and seeds: the ``architecture`` (U-Net minus BLSTM, neither with a head), the
+    activity ``head`` (with minus without, both unweighted, mean of the two networks), the
+    detector's ``weighting`` (weighted minus unweighted, mean of the two detectors) and the
+    ``oracle`` weighting of IASS (true activity minus unweighted)."""
+    chosen = scores(rows, "SDR")
+
+    def gain(variant: str, baseline: str) -> float:
+        paired = chosen[chosen["variant"].isin([variant, baseline])].pivot_table(
+            index=["song", "source", "seed"], columns="variant", values="value").dropna()
+        return float((paired[variant] - paired[baseline]).mean()) if len(paired) else math.nan
+
+    return {"architecture": gain("U-Net", "BLSTM"),
+            "head": float(np.mean([gain(UNWEIGHTED, "U-Net"), gain("BLSTM + head unweighted", "BLSTM")])),
+            "weighting": float(np.mean([gain("IASS", UNWEIGHTED), gain("BLSTM + head", "BLSTM + head unweighted")])),
+            "oracle": gain("IASS oracle", UNWEIGHTED)}
+
+
+def conclusion(rows, profile: str) -> str:
+    """:func:`contributions` in one sentence."""
+    c = contributions(rows)
+    return (f"In the {profile} profile, averaged over both sets' songs, instruments and seeds, the residual "
+            f"U-Net in place of the BLSTM changes SDR by {c['architecture']:+.2f} dB, an activity head trained "
+            f"beside the masks by {c['head']:+.2f} dB (mean of both networks, unweighted), and weighting the "
+            f"masks by the detected activity by {c['weighting']:+.2f} dB (mean of both detectors); weighting "
+            f"IASS by the true activity would change it by {c['oracle']:+.2f} dB.")

@@ -12,14 +12,17 @@ import numpy as np
 import torch
 
 from sepbook import plot, report
-from sepbook.activity import activity_weights, weight_masks
+from sepbook.activity import weight_masks
 from sepbook.recipes.activity.data import TITLES
-from sepbook.recipes.activity.evaluation import (SYSTEMS, UNWEIGHTED, gain_rows, scored_alike, sdr_rows, separate,
-                                                 song_masks)
+from sepbook.metrics import sdr
+from sepbook.recipes.activity.evaluation import UNWEIGHTED, gain_rows, scores, separate, song_masks, weights_for
 from sepbook.recipes.adversarial.spectrograms import magnitudes
 from sepbook.tracks import Track
 
-COLORS = {"BLSTM": "#90a4ae", "IASS": "#ff8a65", UNWEIGHTED: "#ffcc80", "IBM": "#81c784", "mixture": "#e0e0e0"}
+COLORS = {"BLSTM": "#90a4ae", "BLSTM + head": "#607d8b", "U-Net": "#ffe0b2", UNWEIGHTED: "#ffcc80",
+          "IASS": "#ff8a65", "IASS oracle": "#ba68c8", "IBM": "#81c784", "mixture": "#e0e0e0"}
+#: The systems of the paper's Figures 3 and 4 as the book draws them.
+BARS: tuple[str, ...] = ("BLSTM", "U-Net", UNWEIGHTED, "IASS", "IASS oracle", "IBM")
 
 
 def label(name: str) -> str:
@@ -58,12 +61,26 @@ def draw_network(ax=None):
     return ax
 
 
-def activity_figure(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track, axes=None):
-    """Predicted activity probability, the weight it becomes, and the true activity, per instrument."""
+def hard(threshold: float, median_frames: int) -> dict[str, Any]:
+    """A hard weighting setting (as :func:`sepbook.recipes.activity.evaluation.weights_for` takes it)."""
+    return {"threshold": threshold, "median_frames": median_frames, "soft": False}
+
+
+def describe(setting: Mapping[str, Any]) -> str:
+    """``'threshold 0.50, median 15 frames'`` or ``'soft, median 7 frames'``."""
+    kind = "soft" if setting["soft"] else f"threshold {setting['threshold']:.2f}"
+    return f"{kind}, median {int(setting['median_frames'])} frames"
+
+
+def activity_figure(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track,
+                    setting: Mapping[str, Any] | None = None, axes=None):
+    """Predicted activity probability, the weight it becomes at ``setting`` (the profile's threshold
+    and median length by default), and the true activity, per instrument."""
     import matplotlib.pyplot as plt
 
+    setting = setting or hard(cfg["threshold"], cfg["median_frames"])
     _, probabilities = song_masks(model, magnitudes(cfg, track.mixture[0]))
-    weights = activity_weights(probabilities, cfg["threshold"], cfg["median_frames"])
+    weights = weights_for(probabilities, setting)
     names = track.source_names
     if axes is None:
         _, axes = plt.subplots(len(names), 1, figsize=(11, 1.1 * len(names) + 0.6), sharex=True)
@@ -73,38 +90,39 @@ def activity_figure(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track
         ax.plot(seconds, probabilities[k].numpy(), color="#ff7043", lw=1, label="predicted")
         ax.plot(seconds, weights[k].numpy() * 1.05, color="#1e88e5", lw=1.2, drawstyle="steps-mid",
                 label="weight")
-        ax.axhline(cfg["threshold"], color="0.4", lw=0.6, ls=":")
+        if not setting["soft"]:
+            ax.axhline(setting["threshold"], color="0.4", lw=0.6, ls=":")
         ax.set_ylim(-0.05, 1.15)
         ax.set_yticks([])
         ax.set_ylabel(label(names[k]), rotation=0, ha="right", va="center", fontsize=9)
     axes[0].legend(loc="upper right", ncol=3, fontsize=7)
+    axes[0].set_title(f"weighting: {describe(setting)}", fontsize=9)
     axes[-1].set_xlabel("time (s)")
     return axes
 
 
-def weighted_masks(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track, threshold: float,
-                   median_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A song's masks ``(K, F, T)`` before and after the weighting at ``threshold`` and ``median_frames``."""
+def weighted_masks(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track,
+                   setting: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A song's masks ``(K, F, T)`` before and after the weighting at ``setting``."""
     masks, probabilities = song_masks(model, magnitudes(cfg, track.mixture[0]))
-    return masks, weight_masks(masks, activity_weights(probabilities, threshold, median_frames))
+    return masks, weight_masks(masks, weights_for(probabilities, setting))
 
 
 def mask_figure(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track, instrument: str,
-                threshold: float | None = None, median_frames: int | None = None, axes=None):
-    """One instrument's mask before and after the weighting, over its true activity."""
+                setting: Mapping[str, Any] | None = None, axes=None):
+    """One instrument's mask before and after the weighting at ``setting``, over its true activity."""
     import matplotlib.pyplot as plt
 
-    threshold = cfg["threshold"] if threshold is None else threshold
-    median_frames = cfg["median_frames"] if median_frames is None else median_frames
+    setting = setting or hard(cfg["threshold"], cfg["median_frames"])
     k = track.source_names.index(instrument)
-    before, after = weighted_masks(cfg, model, track, threshold, median_frames)
+    before, after = weighted_masks(cfg, model, track, setting)
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(12, 3.2), sharey=True)
     max_freq = cfg["sr"] / 4
     plot.mask(before[k], sr=cfg["sr"], hop=cfg["hop"], ax=axes[0], title=f"{label(instrument)}: mask",
               max_freq=max_freq)
     plot.mask(after[k], sr=cfg["sr"], hop=cfg["hop"], ax=axes[1], max_freq=max_freq,
-              title=f"after weighting (threshold {threshold:.2f}, median {median_frames} frames)")
+              title=f"after weighting ({describe(setting)})")
     seconds = np.arange(before.shape[-1]) * cfg["hop"] / cfg["sr"]
     for ax in axes:
         ax.fill_between(seconds, 0, track.activity[k].float().numpy() * max_freq * 0.04, step="mid",
@@ -112,12 +130,11 @@ def mask_figure(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track, in
     return axes
 
 
-def sdr_bars(rows, dataset: str, profile: str, systems: Sequence[str] = SYSTEMS, ax=None):
+def sdr_bars(rows, dataset: str, profile: str, systems: Sequence[str] = BARS, ax=None):
     """The paper's Figure 3 / 4: SDR per instrument and system, mean over seeds with the seed std."""
     import matplotlib.pyplot as plt
 
-    rows = scored_alike(rows)
-    rows = rows[rows["domain"] == dataset]
+    rows = scores(rows, "SDR", dataset)
     stats = report.summary(rows, ("source", "variant"))
     names = list(dict.fromkeys(rows["source"]))
     if ax is None:
@@ -137,17 +154,17 @@ def sdr_bars(rows, dataset: str, profile: str, systems: Sequence[str] = SYSTEMS,
 
 
 def gain_against_silence(rows, ax=None):
-    """IASS's SDR gain over the BLSTM (and over itself without the weighting) against how often each
+    """What the weighting adds to IASS (its detector, and the true activity) against how often each
     instrument is silent in the test songs; one point per set and instrument, seed std as bars."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.2))
-    for baseline, marker in (("BLSTM", "o"), (UNWEIGHTED, "s")):
-        gain = gain_rows(rows, "IASS", baseline)
+    for variant, marker in (("IASS", "o"), ("IASS oracle", "s")):
+        gain = gain_rows(rows, variant, UNWEIGHTED)
         ax.errorbar(gain["silent"], gain["mean"], yerr=np.nan_to_num(gain["std"]), fmt=marker, capsize=2,
-                    label=f"IASS − {baseline}")
-        if baseline == "BLSTM":
+                    color=COLORS[variant], label=f"{variant} − {UNWEIGHTED}")
+        if variant == "IASS":
             for (dataset, name), row in gain.iterrows():
                 ax.annotate(f"{label(name)} ({dataset})", (row["silent"], row["mean"]), fontsize=7,
                             xytext=(4, 3), textcoords="offset points")
@@ -184,8 +201,9 @@ def explore_weighting(cfg: Mapping[str, Any], model: torch.nn.Module, track: Tra
 
 
 def song_sdr(cfg: Mapping[str, Any], estimates: torch.Tensor, track: Track) -> dict[str, float]:
-    """SDR per instrument of ``estimates`` of one song."""
-    return {r["source"]: r["value"] for r in sdr_rows(estimates, track, cfg, "", None)}
+    """SDR per instrument of ``estimates`` ``(K, channels, time)`` of one song."""
+    values = sdr(estimates[:, 0], track.sources[:, 0])
+    return {name: float(values[k]) for k, name in enumerate(track.source_names)}
 
 
 def weighting_panel(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track, instrument: str,
@@ -196,7 +214,7 @@ def weighting_panel(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.2), gridspec_kw={"width_ratios": [1.6, 1]})
     k = track.source_names.index(instrument)
-    _, after = weighted_masks(cfg, model, track, threshold, median_frames)
+    _, after = weighted_masks(cfg, model, track, hard(threshold, median_frames))
     plot.mask(after[k], sr=cfg["sr"], hop=cfg["hop"], ax=axes[0], max_freq=cfg["sr"] / 4,
               title=f"{label(instrument)} after weighting ({threshold:.2f}, {median_frames} frames)")
     if unweighted is None:
