@@ -36,9 +36,9 @@ from pathlib import Path
 
 from sepbook import results
 
-#: Seconds of recorded training that one ``make verify`` spends retraining runs: with every
-#: committed checkpoint scored on every test song as well, this keeps the whole check within ten
-#: minutes on two cores (``benchmarks/RESULTS.md``).
+#: Seconds of recorded training that one ``make verify`` spends retraining runs, beside scoring every
+#: committed checkpoint on every test song (which takes most of the check's time;
+#: ``benchmarks/RESULTS.md`` records it).
 BUDGET_SECONDS = 200.0
 
 
