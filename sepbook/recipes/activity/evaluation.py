@@ -96,11 +96,23 @@ def weights_for(probabilities: torch.Tensor, setting: Mapping[str, Any]) -> torc
     return activity_weights(probabilities, setting["threshold"], setting["median_frames"])
 
 
+def hard(threshold: float, median_frames: int) -> dict[str, Any]:
+    """A hard weighting setting (binarise at ``threshold``, then the median filter), as
+    :func:`weights_for` takes it."""
+    return {"threshold": threshold, "median_frames": median_frames, "soft": False}
+
+
+def describe(setting: Mapping[str, Any]) -> str:
+    """``'threshold 0.50, median 15 frames'`` or ``'soft, median 7 frames'``."""
+    kind = "soft" if setting["soft"] else f"threshold {setting['threshold']:.2f}"
+    return f"{kind}, median {int(setting['median_frames'])} frames"
+
+
 def settings_grid(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every weighting setting validation chooses from: each threshold with each median length, and
     the soft weighting with each median length."""
-    hard = [{"threshold": t, "median_frames": m, "soft": False} for t in cfg["thresholds"] for m in cfg["medians"]]
-    return hard + [{"threshold": math.nan, "median_frames": m, "soft": True} for m in cfg["medians"]]
+    hards = [hard(t, m) for t in cfg["thresholds"] for m in cfg["medians"]]
+    return hards + [{"threshold": math.nan, "median_frames": m, "soft": True} for m in cfg["medians"]]
 
 
 class Separation:
@@ -130,9 +142,8 @@ def separate(model: torch.nn.Module, mixture: torch.Tensor, weighted: bool = Tru
     mixture = torch.as_tensor(mixture, dtype=torch.float32)
     if mixture.dim() != 2:
         raise ValueError(f"mixture: expected (channels, time), got shape {tuple(mixture.shape)}")
-    setting = {"threshold": model.settings["threshold"] if threshold is None else threshold,
-               "median_frames": model.settings["median_frames"] if median_frames is None else median_frames,
-               "soft": False}
+    setting = hard(model.settings["threshold"] if threshold is None else threshold,
+                   model.settings["median_frames"] if median_frames is None else median_frames)
     out = []
     for wave in mixture:
         song = Separation(model, wave)
@@ -344,12 +355,9 @@ def weighting_choices(rows):
     """The weighting setting each detector's validation songs chose, per set and seed."""
     import pandas as pd
 
-    chosen = _settings(rows)
-    out = {}
-    for (variant, domain, seed), group in chosen.groupby(["variant", "domain", "seed"]):
-        v = dict(zip(group["metric"], group["value"]))
-        kind = ("soft" if v["weighting soft"] else f"threshold {v['weighting threshold']:.1f}")
-        out[(variant, domain, int(seed))] = f"{kind}, median {int(v['weighting median frames'])} frames"
+    keys = _settings(rows)[["variant", "domain", "seed"]].drop_duplicates().itertuples(index=False, name=None)
+    out = {(variant, domain, int(seed)): describe(chosen_setting(rows, variant, domain, seed))
+           for variant, domain, seed in keys}
     table = pd.Series(out).unstack(-1)
     table.index.names = ["system", "set"]
     table.columns = [f"seed {s}" for s in table.columns]
@@ -412,9 +420,9 @@ def silence_correlation(rows, variant: str = "IASS", baseline: str = UNWEIGHTED)
     return float(np.corrcoef(gain["mean"], gain["silent"])[0, 1])
 
 
-#: Two-sided 5 % critical value of Pearson's r for n points (n - 2 degrees of freedom), from the t
-#: distribution: r = t / sqrt(n - 2 + t^2).
 def critical_r(n: int, alpha: float = 0.05) -> float:
+    """The two-sided critical value of Pearson's r for ``n`` points at level ``alpha``, from the t
+    distribution with n - 2 degrees of freedom: r = t / sqrt(n - 2 + t^2)."""
     from scipy import stats
 
     t = stats.t.ppf(1 - alpha / 2, n - 2)
@@ -480,9 +488,9 @@ def weighting_extremes(rows, dataset: str = "medley", variant: str = "IASS", bas
 
 __all__ = ["DESIGN", "FRAME_SECONDS", "PAPER", "SCORES", "SYSTEMS", "UNWEIGHTED", "WEIGHTINGS", "MODELS", "Separation",
            "activity_rows", "choose_weighting", "chosen_setting", "conclusion", "contributions", "critical_r", "design_table", "detection_scores",
-           "detection_table", "difficulty", "difficulty_check", "evaluate", "gain_rows", "gain_table",
+           "describe", "detection_table", "difficulty", "difficulty_check", "evaluate", "gain_rows", "gain_table",
            "instrument_table", "metric_table", "reference_rows", "row_name", "score_rows", "scores", "separate",
-           "setting_rows", "settings_grid", "silence_correlation", "silence_verdict", "validation_tracks",
+           "hard", "setting_rows", "settings_grid", "silence_correlation", "silence_verdict", "validation_tracks",
            "weighting_choices", "weighting_extremes", "weights_for"]
 
 

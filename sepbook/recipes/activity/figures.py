@@ -15,7 +15,8 @@ from sepbook import plot, report
 from sepbook.activity import weight_masks
 from sepbook.recipes.activity.data import TITLES
 from sepbook.metrics import sdr
-from sepbook.recipes.activity.evaluation import UNWEIGHTED, gain_rows, scores, separate, song_masks, weights_for
+from sepbook.recipes.activity.evaluation import (UNWEIGHTED, describe, gain_rows, hard, scores, separate,
+                                                 song_masks, weights_for)
 from sepbook.recipes.adversarial.spectrograms import magnitudes
 from sepbook.tracks import Track
 
@@ -59,17 +60,6 @@ def draw_network(ax=None):
     arrow(ax, (9.25, 3.0), (9.6, 2.5))
     arrow(ax, (7.6, 1.5), (9.3, 2.0), "at inference")
     return ax
-
-
-def hard(threshold: float, median_frames: int) -> dict[str, Any]:
-    """A hard weighting setting (as :func:`sepbook.recipes.activity.evaluation.weights_for` takes it)."""
-    return {"threshold": threshold, "median_frames": median_frames, "soft": False}
-
-
-def describe(setting: Mapping[str, Any]) -> str:
-    """``'threshold 0.50, median 15 frames'`` or ``'soft, median 7 frames'``."""
-    kind = "soft" if setting["soft"] else f"threshold {setting['threshold']:.2f}"
-    return f"{kind}, median {int(setting['median_frames'])} frames"
 
 
 def activity_figure(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track,
