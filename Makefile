@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: book test data setup ffmpeg soundfonts clean clean-cache benchmarks results student verify
+.PHONY: book test data setup ffmpeg soundfonts bubblewrap clean clean-cache benchmarks results student verify
 
 # Notebooks whose code is unchanged come from .jupyter_cache/; the others execute first, one per core.
 book: setup data
@@ -22,7 +22,7 @@ test: setup
 data: setup
 	$(PY) -m sepbook.corpora
 
-setup: $(READY) ffmpeg soundfonts
+setup: $(READY) ffmpeg soundfonts bubblewrap
 
 $(READY): requirements.lock pyproject.toml
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { \
@@ -35,6 +35,16 @@ $(READY): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(READY)
+
+# The grader walls each submission in with bubblewrap (sepbook.sandbox); without it, grading
+# needs --unsafe-no-sandbox, so a machine that cannot install it only hears about it.
+bubblewrap:
+	@command -v bwrap >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	else \
+		echo "bubblewrap is missing: the grader needs it to run submissions apart ('sudo apt-get install bubblewrap')." >&2; \
+	fi
 
 # musdb calls ffprobe even for WAV folders.
 ffmpeg:

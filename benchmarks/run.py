@@ -19,6 +19,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -400,6 +401,52 @@ def measure_colab() -> dict:
                     "the fast tests)", "seconds": took, "budget_s": 600.0, "ratio": took / 600.0}
 
 
+def _class_folder(size: int) -> Path:
+    """``size`` submissions that answer every checked exercise as the book does: the chapter pages
+    with exercises, in turn, each in a student's folder."""
+    from sepbook import classroom, grade
+
+    pages = [p for p in classroom.book_notebooks() if p.name in grade.book_tasks()]
+    folder = Path(tempfile.mkdtemp(prefix="sepbook-class-"))
+    for i in range(size):
+        page = pages[i % len(pages)]
+        (folder / f"student{i:02d}").mkdir()
+        shutil.copy(page, folder / f"student{i:02d}" / page.name)
+    return folder
+
+
+def measure_grading(size: int = 30, repeats: int = 3) -> list[dict]:
+    """The grader on a class of ``size`` submissions in ``--exercises-only`` mode with bubblewrap
+    (one worker per core) against its 5-minute budget; and what the sandbox adds per notebook:
+    the same 7 pages graded one at a time with and without it, alternated ``repeats`` times."""
+    from sepbook import grade
+
+    folder = _class_folder(size)
+    started = time.perf_counter()
+    marks = grade.grade([folder], timeout=300, exercises_only=True, show=lambda text: None)
+    whole = time.perf_counter() - started
+    passed = sum(m.status == "passed" for m in marks)
+    checked = sum(m.status in ("passed", "failed", "not run") for m in marks)
+    shutil.rmtree(folder, ignore_errors=True)
+    pages = _class_folder(7)
+    times = {True: [], False: []}
+    for _ in range(repeats):
+        for walled in (True, False):
+            started = time.perf_counter()
+            grade.grade([pages], timeout=300, exercises_only=True, show=lambda text: None, workers=1,
+                        unsafe_no_sandbox=not walled)
+            times[walled].append((time.perf_counter() - started) / 7)
+    shutil.rmtree(pages, ignore_errors=True)
+    walled, bare = statistics.median(times[True]), statistics.median(times[False])
+    return [{"key": "grading-class", "what": f"grade a class of {size} submissions (--exercises-only, bubblewrap, "
+             f"{os.cpu_count()} workers; {passed} of {checked} checks passed)", "seconds": whole,
+             "budget_s": 300.0, "ratio": whole / 300.0},
+            {"key": "grading-sandbox", "what": "what bubblewrap adds per notebook (7 pages graded one at a time, "
+             f"median of {repeats} alternated runs each)", "seconds": walled - bare,
+             "reference": f"{walled:.2f} s per notebook walled, {bare:.2f} s bare; budget 2 s added",
+             "ratio": (walled - bare) / 2.0}]
+
+
 #: Timed steps of each contender per speed run (training_speed.py's --steps): more than its default,
 #: since the machine is often shared.
 SPEED_STEPS = 31
@@ -476,7 +523,7 @@ def write_results(results: dict) -> None:
 
 def main(argv: list[str]) -> None:
     wanted = argv or ["setup", "tests", "book", "pages", "synth", "threads", "quality", "times", "reproduce",
-                      "verify", "colab", "ci", "speed", "carryover", "corpora", "bss"]
+                      "verify", "colab", "ci", "speed", "carryover", "corpora", "bss", "grading"]
     results = json.loads(RAW.read_text()) if RAW.is_file() else {"measurements": {}}
     results["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["machine"] = machine()
@@ -485,7 +532,7 @@ def main(argv: list[str]) -> None:
             "threads": measure_threads, "quality": lambda: measure_quality(profile),
             "times": measure_training_times, "reproduce": measure_reproduce, "verify": measure_verify, "colab": measure_colab, "ci": measure_ci,
             "speed": measure_speed, "carryover": measure_carryover, "corpora": measure_corpora,
-            "bss": measure_bss}
+            "bss": measure_bss, "grading": measure_grading}
     import training_speed
 
     jobs |= {f"speed-{pair}": (lambda pair=pair: measure_speed(pair)) for pair in training_speed.PAIRS}

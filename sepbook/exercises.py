@@ -1,9 +1,12 @@
 """Checks a student can run on their own answers to the book's exercises.
 
-Each ``check_*`` function calls the student's function on fresh random inputs, compares it with the
-package's reference implementation and raises ``AssertionError`` with a message that says what is
-wrong; on success it returns a short confirmation string. The chapters call them in their
-auto-graded test cells (``sepbook.classroom``), so a wrong answer fails that cell with the message.
+Each ``check_*`` function calls the student's function on random inputs drawn from ``seed``
+(their sizes too), compares it with the package's reference implementation and raises
+``AssertionError`` with a message that says what is wrong; on success it returns a short
+confirmation string. The chapters call them in their auto-graded test cells
+(``sepbook.classroom``), so a wrong answer fails that cell with the message. The grader
+(``sepbook.grade``) calls them with a seed the student never sees and ``reveal=False``: then no
+message shows an expected value, only what is wrong in words.
 
 Chapter: foundations/stft_and_masks
 """
@@ -18,18 +21,29 @@ def _fail(message: str) -> None:
     raise AssertionError(message)
 
 
+def _draw(generator: torch.Generator, low: int, high: int) -> int:
+    """An integer in ``[low, high]``: the sizes of a check's inputs change with its seed."""
+    return int(torch.randint(low, high + 1, (1,), generator=generator))
+
+
+def _odd(generator: torch.Generator, low: int, high: int) -> int:
+    return _draw(generator, low // 2, (high - 1) // 2) * 2 + 1
+
+
 def _complex_specs(generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
     real = torch.randn(shape, generator=generator)
     imag = torch.randn(shape, generator=generator)
     return torch.complex(real, imag)
 
 
-def check_ratio_mask(ideal_ratio_mask: Callable[[torch.Tensor], torch.Tensor], seed: int = 0) -> str:
+def check_ratio_mask(ideal_ratio_mask: Callable[[torch.Tensor], torch.Tensor], seed: int = 0,
+                     reveal: bool = True) -> str:
     """Check a student's ideal ratio mask ``f(source_specs (K, freq, frames) complex) -> (K, freq, frames)``."""
     from sepbook.masks import ideal_ratio_mask as reference
 
     generator = torch.Generator().manual_seed(seed)
-    specs = _complex_specs(generator, (3, 17, 11))
+    shape = (_draw(generator, 2, 4), _odd(generator, 9, 31), _odd(generator, 5, 21))
+    specs = _complex_specs(generator, shape)
     specs[:, 0, 0] = 0  # a bin where every source is silent
     try:
         answer = ideal_ratio_mask(specs.clone())
@@ -55,27 +69,35 @@ def check_ratio_mask(ideal_ratio_mask: Callable[[torch.Tensor], torch.Tensor], s
     return "correct: your ideal ratio mask matches |S_k| / sum_j |S_j| and is safe on silent bins"
 
 
-def check_si_sdr(si_sdr: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], seed: int = 0) -> str:
+def check_si_sdr(si_sdr: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], seed: int = 0,
+                 reveal: bool = True) -> str:
     """Check a student's ``si_sdr(estimate (..., time), reference (..., time)) -> (...)`` in dB."""
     from sepbook.metrics import si_sdr as reference
 
     generator = torch.Generator().manual_seed(seed)
-    ref = torch.randn(4, 8000, generator=generator)
-    est = ref + 0.3 * torch.randn(4, 8000, generator=generator)
-    try:
-        answer = si_sdr(est.clone(), ref.clone())
-        scaled = si_sdr(2.5 * est.clone(), ref.clone())
-    except Exception as error:
-        _fail(f"your function raised {type(error).__name__}: {error}")
-    if not torch.is_tensor(answer) or answer.shape != (4,):
-        _fail(f"expected one value per signal, a tensor of shape (4,), got {getattr(answer, 'shape', type(answer))}")
+    shape = (_draw(generator, 1, 3), _draw(generator, 2, 4), _odd(generator, 2001, 8001))
+    ref = torch.randn(shape, generator=generator)
+    noise = torch.randn(shape, generator=generator)
+    est = ref + 0.3 * noise
+    scale = 0.5 + 3 * torch.rand((), generator=generator)
+    answer, scaled, noisier = (_call(si_sdr, e.clone(), ref.clone()) for e in (est, scale * est, ref + noise))
+    if not torch.is_tensor(answer) or answer.shape != shape[:-1]:
+        _fail(f"expected one value per signal, a tensor of shape {tuple(shape[:-1])} for signals shaped "
+              f"{tuple(shape)}, got {getattr(answer, 'shape', type(answer))}")
     expected = reference(est, ref)
+    if torch.is_tensor(noisier) and noisier.shape == answer.shape and torch.allclose(noisier, answer):
+        _fail("a noisier estimate gets the same values: your function must measure its inputs")
     if not torch.allclose(scaled, answer, atol=1e-3):
         _fail("scaling the estimate changed your result: project the estimate onto the reference first")
     if not torch.allclose(answer, expected, atol=1e-2):
         if torch.allclose(answer, expected / 2, atol=1e-2):
             _fail("off by a factor of 2: SI-SDR is 10 log10 of an energy ratio (20 log10 of an amplitude ratio)")
-        _fail(f"expected {expected.tolist()} dB, got {answer.tolist()} dB")
+        if torch.allclose(answer, -expected, atol=1e-2):
+            _fail("the sign is flipped: SI-SDR is the target's energy over the error's, not the reverse")
+        if reveal:
+            _fail(f"expected {expected.tolist()} dB, got {answer.tolist()} dB")
+        _fail("your values differ from SI-SDR: project the estimate onto the reference, "
+              "(<e, s> / <s, s>) s, and take 10 log10 of its energy over the rest's")
     return "correct: your SI-SDR matches and is scale-invariant"
 
 
@@ -123,7 +145,7 @@ def _linear_weight(shape: tuple[int, ...], norm: float, generator: torch.Generat
     return weight * (norm / weight.norm())
 
 
-def check_gradient_penalty(gradient_penalty: Callable, seed: int = 0) -> str:
+def check_gradient_penalty(gradient_penalty: Callable, seed: int = 0, reveal: bool = True) -> str:
     """Check a student's one-sided gradient penalty ``f(critic, real, fake) -> scalar`` (paper eq. 4).
 
     ``real`` and ``fake`` are ``(batch, 1, freq, frames)``; the answer must be
@@ -133,40 +155,52 @@ def check_gradient_penalty(gradient_penalty: Callable, seed: int = 0) -> str:
     Chapter: adversarial/adversarial_separation
     """
     generator = torch.Generator().manual_seed(seed)
-    shape = (1, 16, 8)
-    real = torch.randn((4, *shape), generator=generator)
-    fake = torch.randn((4, *shape), generator=generator)
+    shape, batch = (1, _draw(generator, 8, 24), _draw(generator, 4, 12)), _draw(generator, 4, 8)
+    real = torch.randn((batch, *shape), generator=generator)
+    fake = torch.randn((batch, *shape), generator=generator)
 
-    # A critic with gradient norm 0.5 everywhere: 1-Lipschitz, so a one-sided penalty is exactly zero.
-    gentle = _LinearCritic(_linear_weight(shape, 0.5, generator))
-    answer = _scalar(_call(gradient_penalty, gentle, real.clone(), fake.clone()), "gradient norm 0.5")
-    if abs(float(answer.detach()) - 0.25) < 1e-3:
-        _fail("a critic with gradient norm 0.5 got penalty 0.25: that is the two-sided penalty (||g|| - 1)^2; "
+    def near(value: float, target: float, tolerance: float = 1e-3) -> bool:
+        return abs(value - target) < tolerance * max(1.0, abs(target))
+
+    # A critic with gradient norm below 1 everywhere: 1-Lipschitz, so a one-sided penalty is exactly zero.
+    low = 0.3 + 0.5 * float(torch.rand((), generator=generator))
+    gentle = _LinearCritic(_linear_weight(shape, low, generator))
+    answer = float(_scalar(_call(gradient_penalty, gentle, real.clone(), fake.clone()), "gradient norm < 1").detach())
+    if near(answer, (low - 1) ** 2):
+        _fail("a critic with gradient norm below 1 got the penalty (||g|| - 1)^2: that is the two-sided penalty; "
               "the one-sided one only penalises norms above 1: max(||g|| - 1, 0)^2")
-    if abs(float(answer.detach())) > 1e-5:
-        _fail(f"a critic with gradient norm 0.5 everywhere is 1-Lipschitz and must get penalty 0, got {float(answer.detach()):.4f}")
+    if abs(answer) > 1e-5 and near(answer, max(low * batch ** 0.5 - 1, 0) ** 2):
+        _fail("you took one gradient norm over the whole batch; take the norm per example "
+              "(flatten each example's gradient, then .norm(dim=1)), then average the penalties")
+    if abs(answer) > 1e-5:
+        _fail("a critic with gradient norm below 1 everywhere is 1-Lipschitz and must get penalty 0"
+              + (f", got {answer:.4f}" if reveal else ""))
 
-    # Gradient norm 0.75 per example, but sqrt(4) * 0.75 = 1.5 for the whole batch at once.
-    per_example = _LinearCritic(_linear_weight(shape, 0.75, generator))
-    answer = _scalar(_call(gradient_penalty, per_example, real.clone(), fake.clone()), "gradient norm 0.75")
-    if abs(float(answer.detach())) > 1e-5:
-        if abs(float(answer.detach()) - 0.25) < 1e-3:
+    # Gradient norm below 1 per example, but above 1 for the whole batch at once.
+    middle = 1.05 / batch ** 0.5 + (0.95 - 1.05 / batch ** 0.5) * float(torch.rand((), generator=generator))
+    per_example = _LinearCritic(_linear_weight(shape, middle, generator))
+    answer = float(_scalar(_call(gradient_penalty, per_example, real.clone(), fake.clone()), "per example").detach())
+    if abs(answer) > 1e-5:
+        if near(answer, (middle * batch ** 0.5 - 1) ** 2):
             _fail("you took one gradient norm over the whole batch; take the norm per example "
                   "(flatten each example's gradient, then .norm(dim=1)), then average the penalties")
-        _fail(f"a critic with gradient norm 0.75 per example must get penalty 0, got {float(answer.detach()):.4f}")
+        _fail("a critic with gradient norm below 1 in each example must get penalty 0"
+              + (f", got {answer:.4f}" if reveal else ""))
 
-    # Gradient norm 3 everywhere: the penalty is (3 - 1)^2 = 4, and it must train the critic.
-    steep = _LinearCritic(_linear_weight(shape, 3.0, generator))
-    answer = _scalar(_call(gradient_penalty, steep, real.clone(), fake.clone()), "gradient norm 3")
+    # A steep critic: the penalty is (norm - 1)^2, and it must train the critic.
+    high = 2.0 + 2.0 * float(torch.rand((), generator=generator))
+    steep = _LinearCritic(_linear_weight(shape, high, generator))
+    answer = _scalar(_call(gradient_penalty, steep, real.clone(), fake.clone()), "a steep critic")
     value = float(answer.detach())
-    if abs(value - 2.0) < 1e-3:
-        _fail("a critic with gradient norm 3 got 2 = 3 - 1: square the excess, max(||g|| - 1, 0)^2")
-    if abs(value - 16.0) < 1e-2:
-        _fail("a critic with gradient norm 3 got 16 = (3 - 1)^2 * batch: average over the batch instead of summing")
-    if abs(value - 64.0) < 1e-2:
-        _fail("a critic with gradient norm 3 got 64 = (9 - 1)^2: use the norm ||g||, not the squared norm")
-    if abs(value - 4.0) > 1e-3:
-        _fail(f"a critic with gradient norm 3 everywhere must get penalty (3 - 1)^2 = 4, got {value:.4f}")
+    if near(value, high - 1):
+        _fail("a steep critic got ||g|| - 1: square the excess, max(||g|| - 1, 0)^2")
+    if near(value, (high - 1) ** 2 * batch):
+        _fail("a steep critic got (||g|| - 1)^2 times the batch size: average over the batch instead of summing")
+    if near(value, (high ** 2 - 1) ** 2):
+        _fail("a steep critic got (||g||^2 - 1)^2: use the norm ||g||, not the squared norm")
+    if not near(value, (high - 1) ** 2):
+        _fail("a critic with gradient norm g > 1 everywhere must get penalty (g - 1)^2"
+              + (f" = {(high - 1) ** 2:.4f}, got {value:.4f}" if reveal else ""))
     if not answer.requires_grad:
         _fail("the penalty carries no gradient to the critic's parameters: call torch.autograd.grad with "
               "create_graph=True so the penalty can be minimised")
@@ -200,7 +234,7 @@ def check_gradient_penalty(gradient_penalty: Callable, seed: int = 0) -> str:
     return "correct: your penalty is one-sided, per example, taken at random interpolates, and trains the critic"
 
 
-def check_critic_gradient(critic_gradient: Callable, seed: int = 0) -> str:
+def check_critic_gradient(critic_gradient: Callable, seed: int = 0, reveal: bool = True) -> str:
     """Check a student's ``f(critic, x (batch, 1, freq, frames)) -> grad_x D(x)``, one gradient per example.
 
     Chapter: adversarial/adversarial_separation
@@ -209,8 +243,8 @@ def check_critic_gradient(critic_gradient: Callable, seed: int = 0) -> str:
     from sepbook.models.critic import Critic
 
     generator = torch.Generator().manual_seed(seed)
-    shape = (1, 16, 8)
-    x = torch.rand((3, *shape), generator=generator)
+    shape = (1, _draw(generator, 8, 24), _draw(generator, 4, 12))
+    x = torch.rand((_draw(generator, 2, 5), *shape), generator=generator)
     weight = torch.randn(shape, generator=generator)
     linear = _LinearCritic(weight)
     answer = _call(critic_gradient, linear, x.clone())
@@ -238,7 +272,7 @@ def check_critic_gradient(critic_gradient: Callable, seed: int = 0) -> str:
     return "correct: your function returns grad_x D(x) per example and leaves the critic untouched"
 
 
-def check_harmonic_mask(harmonic_mask: Callable, seed: int = 0) -> str:
+def check_harmonic_mask(harmonic_mask: Callable, seed: int = 0, reveal: bool = True) -> str:
     """Check a student's ``f(notes, n_frames, frame_rate, sr, n_fft, n_harmonics) -> (n_fft // 2, n_frames)``
     bool mask: bins within half a semitone (or one bin) of a harmonic of a sounding note.
 
@@ -249,9 +283,11 @@ def check_harmonic_mask(harmonic_mask: Callable, seed: int = 0) -> str:
     from sepbook.losses.transcription import harmonic_mask_from_notes, harmonic_template
 
     rng = np.random.default_rng(seed)
-    sr, n_fft, n_frames, frame_rate, n_harmonics = 8192, 512, 40, 32.0, 6
-    onsets = rng.uniform(0, 0.8, 4)
-    notes = np.stack([onsets, onsets + rng.uniform(0.1, 0.4, 4), rng.integers(36, 72, 4)], axis=1)
+    sr, n_fft = 8192, 512
+    n_frames, frame_rate, n_harmonics = int(rng.integers(30, 60)), float(rng.choice([25.0, 32.0, 40.0])), int(rng.integers(4, 9))
+    count = int(rng.integers(3, 7))
+    onsets = rng.uniform(0, n_frames / frame_rate - 0.45, count)
+    notes = np.stack([onsets, onsets + rng.uniform(0.1, 0.4, count), rng.integers(36, 72, count)], axis=1)
     template = harmonic_template(28, 48, sr, n_fft, n_fft // 2, n_harmonics)
     expected = harmonic_mask_from_notes(notes, n_frames, frame_rate, template, 28)
     answer = torch.as_tensor(np.asarray(_call(harmonic_mask, notes.copy(), n_frames, frame_rate, sr, n_fft,
@@ -273,7 +309,7 @@ def check_harmonic_mask(harmonic_mask: Callable, seed: int = 0) -> str:
     return "correct: your mask marks exactly the bins near the harmonics of the sounding notes"
 
 
-def check_clip_mixture_loss(clip_mixture_loss: Callable, seed: int = 0) -> str:
+def check_clip_mixture_loss(clip_mixture_loss: Callable, seed: int = 0, reveal: bool = True) -> str:
     """Check a student's ``f(estimates (B, K, F, T), mixture (B, 1, F, T), rolls (B, K, P, T)) -> scalar``:
     the clip-level mixture loss, mean of ``|log(1 + sum of active estimates) - log(1 + mixture)|``.
 
@@ -282,18 +318,21 @@ def check_clip_mixture_loss(clip_mixture_loss: Callable, seed: int = 0) -> str:
     from sepbook.losses.transcription import clip_mask, mixture_loss
 
     generator = torch.Generator().manual_seed(seed)
-    estimates = torch.rand((2, 3, 8, 6), generator=generator)
-    mixture = torch.rand((2, 1, 8, 6), generator=generator) * 2
-    rolls = (torch.rand((2, 3, 5, 6), generator=generator) > 0.7).float()
-    rolls[0, 1] = 0                                            # instrument 1 is silent in clip 0
-    rolls[1, 2] = 0
+    b, k, f, t = _draw(generator, 2, 4), _draw(generator, 2, 4), _draw(generator, 5, 12), _draw(generator, 4, 9)
+    estimates = torch.rand((b, k, f, t), generator=generator)
+    mixture = torch.rand((b, 1, f, t), generator=generator) * 2
+    rolls = (torch.rand((b, k, 5, t), generator=generator) > 0.7).float()
+    rolls[:, :, 0, 0] = 1                                      # every instrument plays somewhere ...
+    rolls[0, 1] = 0                                            # ... but instrument 1 in clip 0
+    rolls[1, k - 1] = 0
     expected = mixture_loss(estimates, mixture, clip_mask(rolls))
     answer = _scalar(_call(clip_mixture_loss, estimates.clone(), mixture.clone(), rolls.clone()), "the loss")
     if torch.isclose(answer, mixture_loss(estimates, mixture), atol=1e-5):
         _fail("your loss sums every instrument's estimate: leave out the instruments that play no note in the clip")
     if not torch.isclose(answer, expected, atol=1e-5):
-        _fail(f"expected {expected.item():.5f}, got {answer.item():.5f}: sum the estimates of the instruments "
-              "active in the clip, then take the mean absolute difference of log(1 + .) from the mixture's")
+        _fail((f"expected {expected.item():.5f}, got {answer.item():.5f}: " if reveal else "your loss differs: ")
+              + "sum the estimates of the instruments active in the clip, then take the mean absolute "
+              "difference of log(1 + .) from the mixture's")
     estimates.requires_grad_(True)
     loss = _call(clip_mixture_loss, estimates, mixture, rolls)
     if not loss.requires_grad:
@@ -305,7 +344,7 @@ def check_clip_mixture_loss(clip_mixture_loss: Callable, seed: int = 0) -> str:
     return "correct: only the instruments playing in the clip enter the sum"
 
 
-def check_activity_weighting(activity_weighting: Callable, seed: int = 0) -> str:
+def check_activity_weighting(activity_weighting: Callable, seed: int = 0, reveal: bool = True) -> str:
     """Check a student's ``f(probabilities (K, T), threshold, median_frames) -> (K, T)`` frame weights:
     ``probabilities >= threshold`` as 0/1, then a running median of ``median_frames`` frames whose
     edges repeat the end frames.
@@ -319,7 +358,7 @@ def check_activity_weighting(activity_weighting: Callable, seed: int = 0) -> str
     probabilities = (0.35 * runs + 0.6 * torch.rand(runs.shape, generator=generator)).clamp(0, 1)
     probabilities[0, 30] = 0.99                                  # a one-frame blip in instrument 0
     probabilities[1, :6] = torch.tensor([0.9, 0.9, 0.1, 0.1, 0.1, 0.1])   # a short run at the start
-    threshold, length = 0.55, 5
+    threshold, length = 0.45 + 0.2 * float(torch.rand((), generator=generator)), _odd(generator, 3, 7)
     expected = activity_weights(probabilities, threshold, length)
     answer = _call(activity_weighting, probabilities.clone(), threshold, length)
     if not torch.is_tensor(answer) or answer.shape != probabilities.shape:
@@ -341,7 +380,7 @@ def check_activity_weighting(activity_weighting: Callable, seed: int = 0) -> str
     return "correct: your weights switch an instrument off only where it stays silent"
 
 
-def check_frame_activity(frame_activity: Callable, seed: int = 0) -> str:
+def check_frame_activity(frame_activity: Callable, seed: int = 0, reveal: bool = True) -> str:
     """Check a student's ``f(magnitudes (K, F, T), threshold_db) -> (K, T)`` bool labels: a frame is
     active when its energy (sum over bins of ``|S|^2``) is within ``threshold_db`` of the stem's loudest.
 
@@ -355,18 +394,19 @@ def check_frame_activity(frame_activity: Callable, seed: int = 0) -> str:
     spread = torch.rand((3, 1, 40), generator=generator)
     magnitudes = torch.rand((3, 16, 40), generator=generator) * levels * (torch.rand((3, 16, 40), generator=generator) < spread)
     magnitudes[2] = 0                                             # a stem that never plays
-    expected = reference(magnitudes, -30.0)
-    answer = _call(frame_activity, magnitudes.clone(), -30.0)
+    threshold = -float(_draw(generator, 24, 36))
+    expected = reference(magnitudes, threshold)
+    answer = _call(frame_activity, magnitudes.clone(), threshold)
     if not torch.is_tensor(answer) or answer.shape != expected.shape:
         _fail(f"expected a tensor shaped (K, T) = {tuple(expected.shape)}, got "
               f"{tuple(answer.shape) if torch.is_tensor(answer) else type(answer).__name__}")
     answer = answer.bool()
     if answer[2].any():
         _fail("a stem that is silent throughout must be inactive everywhere: guard against 0 >= 0 * threshold")
-    if torch.equal(answer[:2], reference(magnitudes, -15.0)[:2]):
-        _fail("-30 dB of energy is a factor 10 ** (-30 / 10): divide decibels of energy by 10, not 20")
+    if torch.equal(answer[:2], reference(magnitudes, threshold / 2)[:2]):
+        _fail("T dB of energy is a factor 10 ** (T / 10): divide decibels of energy by 10, not 20")
     summed = magnitudes.sum(dim=-2)
-    if torch.equal(answer[:2], ((summed > 0) & (summed >= summed.amax(-1, keepdim=True) * 1e-3))[:2]):
+    if torch.equal(answer[:2], ((summed > 0) & (summed >= summed.amax(-1, keepdim=True) * 10 ** (threshold / 10)))[:2]):
         _fail("your labels sum |S|, not |S|^2: a frame's energy is the sum of the squared magnitudes")
     if not torch.equal(answer, expected):
         _fail(f"{int((answer != expected).sum())} of {answer.numel()} labels differ: compare each frame's energy "
@@ -374,7 +414,7 @@ def check_frame_activity(frame_activity: Callable, seed: int = 0) -> str:
     return "correct: your labels mark the frames within the threshold of the stem's loudest"
 
 
-def check_generated_conv(generated_conv: Callable, seed: int = 0) -> str:
+def check_generated_conv(generated_conv: Callable, seed: int = 0, reveal: bool = True) -> str:
     """Check a student's ``f(x (B, K, C_in, T), embeddings (K, E), code, generator, c_out, kernel)
     -> (B, K, c_out, T)``: each instrument's kernel is ``generator(code(e_k))`` reshaped to
     ``(c_out, C_in, kernel)``, applied with 'same' padding, all K in one grouped convolution.
@@ -386,10 +426,11 @@ def check_generated_conv(generated_conv: Callable, seed: int = 0) -> str:
     from torch import nn
 
     generator_ = torch.Generator().manual_seed(seed)
-    k, c_in, c_out, kernel, e = 3, 5, 4, 3, 6
+    k, c_in, c_out = _draw(generator_, 2, 4), _draw(generator_, 3, 6), _draw(generator_, 2, 5)
+    kernel, e = _odd(generator_, 3, 5), _draw(generator_, 4, 8)
     torch.manual_seed(seed)
     code, generator = nn.Linear(e, 2), nn.Linear(2, c_out * c_in * kernel)
-    x = torch.randn((2, k, c_in, 20), generator=generator_)
+    x = torch.randn((_draw(generator_, 1, 3), k, c_in, _draw(generator_, 15, 30)), generator=generator_)
     embeddings = torch.randn((k, e), generator=generator_, requires_grad=True)
     with torch.no_grad():
         kernels = generator(code(embeddings)).reshape(k, c_out, c_in, kernel)
@@ -412,7 +453,7 @@ def check_generated_conv(generated_conv: Callable, seed: int = 0) -> str:
     return "correct: one grouped convolution applies every instrument's generated kernel"
 
 
-def check_si_sdr_loss(si_sdr_loss: Callable, seed: int = 0) -> str:
+def check_si_sdr_loss(si_sdr_loss: Callable, seed: int = 0, reveal: bool = True) -> str:
     """Check a student's ``f(estimates (..., time), targets (..., time)) -> scalar``: minus the mean
     SI-SDR in dB over the targets that are not silent (mean power above 1e-6).
 
@@ -421,8 +462,10 @@ def check_si_sdr_loss(si_sdr_loss: Callable, seed: int = 0) -> str:
     from sepbook.losses.waveform import si_sdr_loss as reference
 
     generator = torch.Generator().manual_seed(seed)
-    targets = torch.randn((2, 4, 400), generator=generator)
-    targets[1, 2] = 0                                            # an instrument silent in this excerpt
+    batch, k = _draw(generator, 2, 3), _draw(generator, 2, 4)
+    targets = torch.randn((batch, k, _odd(generator, 301, 801)), generator=generator)
+    silent = (batch - 1, _draw(generator, 0, k - 1))
+    targets[silent] = 0                                          # an instrument silent in this excerpt
     estimates = (targets + 0.5 * torch.randn(targets.shape, generator=generator)).requires_grad_()
     expected = reference(estimates.detach(), targets)
     answer = _scalar(_call(si_sdr_loss, estimates, targets.clone()), "the loss")
@@ -435,15 +478,16 @@ def check_si_sdr_loss(si_sdr_loss: Callable, seed: int = 0) -> str:
     if torch.isclose(answer, everything, rtol=0.05):
         _fail("the silent target is counted: leave out targets whose mean power is below 1e-6")
     if not torch.isclose(answer, expected, atol=1e-3):
-        _fail(f"your loss is {float(answer):.3f}, expected {float(expected):.3f}: remove each signal's mean, "
-              "project the estimate on the target, and take 10 log10(|projection|^2 / |rest|^2)")
+        _fail((f"your loss is {float(answer):.3f}, expected {float(expected):.3f}: " if reveal else
+               "your loss differs: ") + "remove each signal's mean, project the estimate on the target, "
+              "and take 10 log10(|projection|^2 / |rest|^2)")
     answer.backward()
-    if estimates.grad is None or estimates.grad[1, 2].abs().sum() > 0:
+    if estimates.grad is None or estimates.grad[silent].abs().sum() > 0:
         _fail("the silent target's estimate gets a gradient: leave it out of the mean")
     return "correct: minus the SI-SDR of every audible target"
 
 
-def check_deep_clustering_loss(deep_clustering_loss: Callable, seed: int = 0) -> str:
+def check_deep_clustering_loss(deep_clustering_loss: Callable, seed: int = 0, reveal: bool = True) -> str:
     """Check a student's ``f(embeddings (B, T, F, D), assignments (B, T, F, K), weights (B, T, F))
     -> scalar``: ||W^1/2 (V V^T - Y Y^T) W^1/2||^2 over (sum W)^2 per example, averaged over the batch.
 
@@ -452,30 +496,35 @@ def check_deep_clustering_loss(deep_clustering_loss: Callable, seed: int = 0) ->
     from sepbook.losses.clustering import naive_deep_clustering_loss as naive
 
     generator = torch.Generator().manual_seed(seed)
-    embeddings = torch.nn.functional.normalize(torch.randn((2, 5, 6, 4), generator=generator), dim=-1)
-    assignments = torch.nn.functional.one_hot(torch.randint(0, 3, (2, 5, 6), generator=generator), 3).float()
-    weights = torch.rand((2, 5, 6), generator=generator)
+    b, t, f = _draw(generator, 2, 3), _draw(generator, 3, 7), _draw(generator, 4, 9)
+    d, k = _draw(generator, 3, 6), _draw(generator, 2, 3)
+    embeddings = torch.nn.functional.normalize(torch.randn((b, t, f, d), generator=generator), dim=-1)
+    assignments = torch.nn.functional.one_hot(torch.randint(0, k, (b, t, f), generator=generator), k).float()
+    weights = torch.rand((b, t, f), generator=generator)
     embeddings.requires_grad_()
     expected = naive(embeddings.detach(), assignments, weights)
     answer = _scalar(_call(deep_clustering_loss, embeddings, assignments, weights), "the loss")
-    if torch.isclose(answer, naive(embeddings.detach(), assignments, torch.ones_like(weights)), rtol=1e-3):
+    unweighted = naive(embeddings.detach(), assignments, torch.ones_like(weights))
+    if torch.isclose(answer, unweighted, rtol=1e-3) and not torch.isclose(expected, unweighted, rtol=1e-3):
         _fail("your loss ignores the weights: scale every bin's embedding and assignment by sqrt(W)")
     total = weights.flatten(1).sum(1).square()
     if torch.isclose(answer, (expected * total).mean(), rtol=1e-3) or torch.isclose(
             answer, expected * total.mean(), rtol=1e-3):
         _fail("divide each example's loss by the square of its total weight, so the size of a batch does not matter")
     if not torch.isclose(answer, expected, rtol=1e-3, atol=1e-6):
-        _fail(f"your loss is {float(answer.detach()):.5f}, the naive ||W^1/2 (VV^T - YY^T) W^1/2||^2 gives "
-              f"{float(expected):.5f}: expand the square into ||V^T W V||^2 - 2 ||V^T W Y||^2 + ||Y^T W Y||^2")
+        _fail((f"your loss is {float(answer.detach()):.5f}, the naive ||W^1/2 (VV^T - YY^T) W^1/2||^2 gives "
+               f"{float(expected):.5f}: " if reveal else "your loss differs from the naive "
+               "||W^1/2 (VV^T - YY^T) W^1/2||^2: ") + "expand the square into ||V^T W V||^2 - 2 ||V^T W Y||^2 "
+              "+ ||Y^T W Y||^2")
     if not answer.requires_grad:
         _fail("your loss does not reach the embeddings: no gradient would train the network")
-    perfect = torch.cat([assignments, torch.zeros_like(assignments[..., :1])], dim=-1)
+    perfect = assignments
     if not float(_call(deep_clustering_loss, perfect, assignments, weights)) < 1e-5:
         _fail("embeddings equal to the assignments must give a loss of 0")
     return "correct: the low-rank deep-clustering loss, equal to the naive one"
 
 
-def check_mask_only(freeze_all_but_mask: Callable, seed: int = 0) -> str:
+def check_mask_only(freeze_all_but_mask: Callable, seed: int = 0, reveal: bool = True) -> str:
     """Check a student's ``f(network: ChimeraNet) -> int``: freeze every parameter but the mask
     head's and return how many numbers still learn.
 
@@ -483,8 +532,11 @@ def check_mask_only(freeze_all_but_mask: Callable, seed: int = 0) -> str:
     """
     from sepbook.models.chimera import ChimeraNet
 
+    generator = torch.Generator().manual_seed(seed)
+    sizes = dict(n_freq=_draw(generator, 5, 17), n_sources=_draw(generator, 2, 3), hidden=2 * _draw(generator, 2, 6),
+                 layers=_draw(generator, 1, 2), embedding_dim=_draw(generator, 2, 5))
     torch.manual_seed(seed)
-    network = ChimeraNet(n_freq=9, n_sources=2, hidden=8, layers=1, embedding_dim=3)
+    network = ChimeraNet(**sizes)
     answer = _call(freeze_all_but_mask, network)
     learning = {name for name, p in network.named_parameters() if p.requires_grad}
     mask = {f"mask.{name}" for name, _ in network.mask.named_parameters()}
@@ -496,5 +548,6 @@ def check_mask_only(freeze_all_but_mask: Callable, seed: int = 0) -> str:
         _fail(f"part of the mask head is frozen: {sorted(mask - learning)}")
     expected = sum(p.numel() for p in network.mask.parameters())
     if isinstance(answer, bool) or not isinstance(answer, int) or answer != expected:
-        _fail(f"you returned {answer!r}; the mask head holds {expected} numbers (its weight and bias)")
+        _fail(f"you returned {answer!r}; " + (f"the mask head holds {expected} numbers (its weight and bias)"
+              if reveal else "return how many numbers the mask head holds (its weight and bias)"))
     return f"correct: only the mask head learns, {expected} numbers"

@@ -1,14 +1,13 @@
-"""The exercises as assignments: nbgrader marks, student editions and the grader."""
+"""The exercises as assignments: nbgrader marks and student editions (the grader: test_grade.py)."""
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from sepbook import classroom, exercises, grade
+from sepbook import classroom, exercises
 
 ROOT = classroom.ROOT
 NOTEBOOKS = [p for p in classroom.book_notebooks() if "{exercise}" in p.read_text()]
@@ -136,93 +135,3 @@ def test_make_student_runs_the_classroom_module():
     makefile = (ROOT / "Makefile").read_text()
     recipe = re.search(r"^student:.*\n\t(.+)$", makefile, re.M)
     assert recipe and "-m sepbook.classroom $(STUDENT_DIR)" in recipe.group(1)
-
-
-# --- the grader -------------------------------------------------------------------------------
-
-FIRST = ROOT / "chapters/foundations/stft_and_masks.ipynb"
-
-
-def _by_status(marks, exercise_rows=True):
-    return {(m.exercise, m.status) for m in marks if (m.exercise != "(notebook)") == exercise_rows}
-
-
-@pytest.mark.slow
-def test_grader_passes_the_book_notebook_run_in_full():
-    marks = grade.grade([FIRST], timeout=300)
-    checked = [m for m in marks if m.exercise == "ex-ratio-mask"]
-    assert [(m.status, m.points) for m in checked] == [("passed", 1.0)]
-    assert ("ex-oracle-resolution", "by hand") in _by_status(marks)
-    assert marks[0].status == "ran", marks[0]
-
-
-@pytest.mark.slow
-def test_grader_fails_every_blank_check_with_the_checkers_message(students, tmp_path):
-    folder = tmp_path / "class"
-    for path in NOTEBOOKS[:2] + NOTEBOOKS[-1:]:
-        target = folder / "ada" / _edition(students, path).relative_to(students)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(_edition(students, path).read_bytes())
-    marks = grade.grade([folder], timeout=300, exercises_only=True, show=lambda text: None)
-    checks = [m for m in marks if m.exercise != "(notebook)" and m.status != "by hand"]
-    assert len(checks) == sum(e.checked for p in NOTEBOOKS[:2] + NOTEBOOKS[-1:]
-                              for e in classroom.exercises(_read(p)))
-    assert all(m.status == "failed" and m.points == 0 for m in checks), checks
-    assert all("your answer here" in m.message for m in checks)
-    assert all(m.notebook.startswith("ada/") for m in marks)
-    grade.write_csv(marks, tmp_path / "marks.csv")
-    rows = list(csv.DictReader(open(tmp_path / "marks.csv")))
-    assert len(rows) == len(marks) and rows[0].keys() == {
-        "notebook", "exercise", "status", "points", "max_points", "message"}
-
-
-def _student(students: Path, tmp_path: Path, answer: str, name: str):
-    edition = _read(_edition(students, FIRST))
-    for cell in edition.cells:
-        mark = classroom.marks(cell)
-        if mark and mark["grade_id"] == "ex-ratio-mask-answer":
-            cell.source = answer
-    path = tmp_path / f"{name}.ipynb"
-    nbformat.write(edition, path)
-    return path
-
-
-@pytest.mark.slow
-def test_grader_reports_broken_notebooks_and_goes_on(students, tmp_path):
-    (tmp_path / "garbled.ipynb").write_text("{ this is not a notebook")
-    _student(students, tmp_path, "def my_ratio_mask(source_specs:\n    return 1", "syntax")
-    _student(students, tmp_path, "import time\nwhile True:\n    time.sleep(0.1)", "hangs")
-    _student(students, tmp_path, "import os\nos._exit(1)", "exits")
-    marks = grade.grade([tmp_path], timeout=20, exercises_only=True, show=lambda text: None)
-    by_notebook = {m.notebook: m for m in marks if m.exercise == "(notebook)"}
-    assert by_notebook["garbled.ipynb"].status == "malformed"
-    assert "NotJSONError" in by_notebook["garbled.ipynb"].message or "JSON" in by_notebook["garbled.ipynb"].message
-    assert by_notebook["syntax.ipynb"].status == "errors" and "SyntaxError" in by_notebook["syntax.ipynb"].message
-    assert by_notebook["hangs.ipynb"].status == "timed out"
-    assert by_notebook["exits.ipynb"].status == "kernel died"
-    check = {m.notebook: m for m in marks if m.exercise == "ex-ratio-mask"}
-    assert check["syntax.ipynb"].status == "failed" and "NameError" in check["syntax.ipynb"].message
-    assert check["hangs.ipynb"].status == "not run"
-    assert check["exits.ipynb"].status == "not run"
-
-
-def test_an_edited_check_cell_is_reset_before_grading(students, tmp_path):
-    path = _student(students, tmp_path, "def my_ratio_mask(source_specs):\n    return source_specs", "cheat")
-    edition = _read(path)
-    for cell in edition.cells:
-        if (classroom.marks(cell) or {}).get("grade_id") == "ex-ratio-mask-check":
-            cell.source = "print('all good')"
-    nbformat.write(edition, path)
-    marks = grade.grade([path], timeout=120, exercises_only=True, show=lambda text: None)
-    assert "was edited and has been reset" in marks[0].message
-    (check,) = [m for m in marks if m.exercise == "ex-ratio-mask"]
-    assert check.status == "failed", check
-
-
-def test_grader_command_line_names_bad_arguments(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        grade.main([str(tmp_path / "missing.ipynb")])
-    assert "missing.ipynb" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        grade.main([str(FIRST), "--timeout", "0"])
-    assert "--timeout" in capsys.readouterr().err
