@@ -394,6 +394,9 @@ def _mark(name: str, task: Task, wall: Wall, notebook, seed: int, label: str) ->
         return Mark(name, task.label, "not run", 0.0, points, f"the notebook stopped: {stop}", label)
     except AssertionError as failure:
         return Mark(name, task.label, "failed", 0.0, points, str(failure), label)
+    except Exception as error:  # a reply the checker could not use is the submission's loss, not the class's
+        return Mark(name, task.label, "failed", 0.0, points,
+                    f"what the function returned could not be checked ({type(error).__name__}: {error})", label)
     return Mark(name, task.label, "passed", points, points, "", label)
 
 

@@ -233,6 +233,41 @@ def test_every_book_answer_passes_across_the_wall():
     assert all(m.status == "passed" for m in checked), [m for m in checked if m.status != "passed"]
 
 
+def test_values_gradients_and_module_changes_cross_the_wall_as_the_student_left_them(tmp_path):
+    _needs_sandbox()
+    cells = [(0, "import torch\n"
+                 "def live(x, scale):\n    return (x * scale).sum()\n"
+                 "def cut(x):\n    return (x * 2).sum().detach()\n"
+                 "def freeze(layer):\n    layer.weight.requires_grad_(False)\n"
+                 "    layer(torch.ones(1, 3)).sum().backward()\n    return 7\n"
+                 "def as_list(x):\n    return x.tolist()\n"
+                 "def broken(x):\n    raise ValueError('no')\n")]
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        os.chown(folder, sandbox.NOBODY, sandbox.NOBODY)
+    wall = grade.Wall(folder, cells, timeout=60, isolation=sandbox.bubblewrap())
+    try:
+        assert wall.errors == []
+        x = torch.randn(4, requires_grad=True)
+        value = grade.Remote(wall, "live")(x, 3.0)
+        value.backward()
+        assert torch.allclose(value.detach(), (3 * x).sum().detach()) and torch.allclose(x.grad, torch.full((4,), 3.0))
+        assert not grade.Remote(wall, "cut")(x).requires_grad
+        layer = torch.nn.Linear(3, 2)
+        assert grade.Remote(wall, "freeze")(layer) == 7
+        assert not layer.weight.requires_grad and layer.weight.grad is None
+        assert torch.equal(layer.bias.grad, torch.ones(2)), "the gradient the student left behind comes back"
+        assert type(grade.Remote(wall, "as_list")(x)).__name__ == "list"
+        with pytest.raises(Exception, match="no") as raised:
+            grade.Remote(wall, "broken")(x)
+        assert type(raised.value).__name__ == "ValueError"
+        with pytest.raises(NameError, match="missing"):
+            grade.Remote(wall, "missing")(x)
+    finally:
+        wall.close()
+
+
 def test_without_a_sandbox_only_the_explicit_flag_grades(monkeypatch, tmp_path, capsys):
     path = _submit(tmp_path, "right", _answer_of(nbformat.read(PAGE, as_version=4), LABEL))
     monkeypatch.setattr(sandbox, "bubblewrap", lambda: None)
