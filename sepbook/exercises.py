@@ -284,7 +284,8 @@ def check_harmonic_mask(harmonic_mask: Callable, seed: int = 0, reveal: bool = T
 
     rng = np.random.default_rng(seed)
     sr, n_fft = 8192, 512
-    n_frames, frame_rate, n_harmonics = int(rng.integers(30, 60)), float(rng.choice([25.0, 32.0, 40.0])), int(rng.integers(4, 9))
+    n_frames, frame_rate = int(rng.integers(30, 60)), float(rng.choice([25.0, 32.0, 40.0]))
+    n_harmonics = int(rng.integers(4, 9))
     count = int(rng.integers(3, 7))
     onsets = rng.uniform(0, n_frames / frame_rate - 0.45, count)
     notes = np.stack([onsets, onsets + rng.uniform(0.1, 0.4, count), rng.integers(36, 72, count)], axis=1)

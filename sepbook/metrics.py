@@ -7,13 +7,17 @@ Chapter: foundations/first_separator
 """
 from __future__ import annotations
 
+import collections
+import hashlib
 import itertools
+import warnings
 from typing import Any, Sequence
 
 import mir_eval
 import museval
 import numpy as np
 import scipy.fftpack
+import scipy.linalg
 import torch
 
 from sepbook.checks import check_audio, check_sample_rate
@@ -158,13 +162,9 @@ def _bss_eval_v4(refs: np.ndarray, ests: np.ndarray, window, hop, filters_len: i
     from museval import metrics as v4
 
     n_sources, n_samples, n_channels = ests.shape
-    gram, spectra = v4._compute_reference_correlations(refs, filters_len)
-    square = v4._reshape_G(gram)
+    gram, spectra, solve = _reference_solver(refs, filters_len)
     rhs = np.concatenate([_correlations_with(spectra, e, filters_len) for e in ests], axis=1)
-    try:
-        filters = np.linalg.solve(square + np.finfo(float).eps * np.eye(len(square)), rhs)
-    except np.linalg.LinAlgError:  # museval's fallback, taken the same way
-        filters = np.linalg.lstsq(square, rhs)[0]
+    filters = solve(rhs)
     filters = filters.reshape(n_sources, n_channels, filters_len, n_sources, n_channels).transpose(3, 0, 1, 2, 4)
     own = [v4._compute_projection_filters(gram[j, j], spectra[j], ests[j]) for j in range(n_sources)]
     framer = v4.Framing(window, hop, n_samples)
@@ -176,6 +176,42 @@ def _bss_eval_v4(refs: np.ndarray, ests: np.ndarray, window, hop, filters_len: i
             parts = v4._bss_decomp_mtifilt(refs[:, frame], ests[j, frame], j, filters[j], own[j])
             scores[:, j, t] = v4._bss_crit(*parts, False)
     return tuple(scores)
+
+
+_SOLVERS: "collections.OrderedDict[tuple, tuple]" = collections.OrderedDict()
+
+
+def _reference_solver(refs: np.ndarray, filters_len: int) -> tuple:
+    """The references' correlations ``(gram, spectra)`` and a solver for their least-squares system,
+    factorised once and kept for the last few sets of references: a song is usually scored several
+    times in a row (weighted and unweighted estimates, several systems), and the factorisation of the
+    ``(K*channels*filters_len)``-square matrix is most of the cost. The solve is museval's: the matrix
+    plus machine epsilon on its diagonal, LU with partial pivoting, and least squares if singular."""
+    from museval import metrics as v4
+
+    key = (refs.shape, refs.dtype.str, filters_len, hashlib.blake2b(np.ascontiguousarray(refs).tobytes()).digest())
+    if key in _SOLVERS:
+        _SOLVERS.move_to_end(key)
+        return _SOLVERS[key]
+    gram, spectra = v4._compute_reference_correlations(refs, filters_len)
+    shifted = v4._reshape_G(gram)  # a fresh array: the diagonal can be shifted in place
+    shifted[np.diag_indices_from(shifted)] += np.finfo(float).eps
+    with warnings.catch_warnings():  # a singular matrix is handled below, as museval handles it
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        factors = scipy.linalg.lu_factor(shifted, overwrite_a=True, check_finite=False)
+    if np.all(np.isfinite(factors[0])) and np.all(np.diag(factors[0]) != 0):
+
+        def solve(rhs):
+            return scipy.linalg.lu_solve(factors, rhs, check_finite=False)
+    else:  # museval's fallback for a singular matrix, taken the same way
+        square = v4._reshape_G(gram)
+
+        def solve(rhs):
+            return np.linalg.lstsq(square, rhs)[0]
+    _SOLVERS[key] = (gram, spectra, solve)
+    while len(_SOLVERS) > 3:
+        _SOLVERS.popitem(last=False)
+    return _SOLVERS[key]
 
 
 def _correlations_with(spectra: np.ndarray, estimate: np.ndarray, filters_len: int) -> np.ndarray:

@@ -157,13 +157,15 @@ def hostile(tmp_path_factory):
     _submit(folder, "right", right)
     _submit(folder, "blank")
     _submit(folder, "halved", right.replace("return 10 *", "return 5 *"))
-    _submit(folder, "constant", f"import torch\n\ndef my_si_sdr(estimate, reference):\n    return torch.tensor({copied})\n")
+    _submit(folder, "constant",
+            f"import torch\n\ndef my_si_sdr(estimate, reference):\n    return torch.tensor({copied})\n")
     _submit(folder, "judge", "import sepbook.exercises as ex\nimport sepbook.metrics as metrics\n"
             "ex.check_si_sdr = lambda *a, **k: 'correct'\nmetrics.si_sdr = lambda e, r: e[..., 0] * 0\n" + zeros)
     _submit(folder, "snoop", snoop)
     _submit(folder, "loop", "while True:\n    pass\n")
     _submit(folder, "flood", "import sys\nwhile True:\n    sys.stdout.write('x' * 1_000_000)\n")
     _submit(folder, "forks", "import os, time\nwhile True:\n    os.fork()\n")
+    _submit(folder, "memory", "hoard = bytearray(64 << 30)\n" + right)
     _submit(folder, "killed", "import os, signal\n\ndef my_si_sdr(estimate, reference):\n"
             "    os.kill(os.getpid(), signal.SIGKILL)\n")
     _submit(folder, "duplicated", right, duplicate_check)
@@ -184,7 +186,7 @@ def _rows(hostile, student):
 @pytest.mark.parametrize("student,points", [
     ("right", 1), ("duplicated", 1), ("unmarked", 1), ("snoop", 1),
     ("blank", 0), ("halved", 0), ("constant", 0), ("judge", 0), ("edited", 0),
-    ("loop", 0), ("flood", 0), ("forks", 0), ("killed", 0)])
+    ("loop", 0), ("flood", 0), ("forks", 0), ("memory", 0), ("killed", 0)])
 def test_the_hostile_class_gets_exactly_its_marks(hostile, student, points):
     notebook, exercise = _rows(hostile, student)
     assert exercise[LABEL].points == points, (notebook, exercise[LABEL])
@@ -204,7 +206,9 @@ def test_the_hostile_class_rows_say_what_happened(hostile):
     garbled = [m for m in hostile["marks"] if m.notebook.startswith("garbled/")]
     assert [(m.status, m.exercise) for m in garbled] == [("malformed", "(notebook)")]
     graded = {m.notebook.split("/")[0] for m in hostile["marks"]}
-    assert len(graded) == 14, "every submission gets its rows"
+    assert len(graded) == 15, "every submission gets its rows"
+    memory = _rows(hostile, "memory")[0]
+    assert memory.status == "errors" and "MemoryError" in memory.message
 
 
 def test_the_snooping_submission_saw_no_classmate_and_wrote_nothing_outside(hostile):

@@ -163,6 +163,23 @@ def test_bss_eval_equals_museval_with_several_sources_channels_and_a_silent_fram
         np.testing.assert_allclose(scores[name], values, atol=1e-6, rtol=0, err_msg=name)
     assert np.isnan(scores["SDR"][:, 1]).all() and np.isfinite(scores["SDR"][:, [0, 2]]).all()
 
+
+def test_bss_eval_reuses_a_factorisation_only_for_the_same_references():
+    """A song scored again (other estimates, same references) reuses its references' factorisation;
+    other references, even one sample apart, get their own: every result is still museval's."""
+    import museval
+
+    sr, g = 2500, rng(7)
+    first = g.standard_normal((2, 8000))
+    second = first.copy()
+    second[1, 4000] += 1.0
+    for references in (first, second, first):
+        estimates = references + 0.5 * g.standard_normal(references.shape)
+        scores = metrics.bss_eval(references, estimates, sr)
+        expected = museval.metrics.bss_eval(references[:, :, None], estimates[:, :, None], window=sr, hop=sr)
+        np.testing.assert_allclose(scores["SDR"], expected[0], atol=1e-6, rtol=0)
+    assert len(metrics._SOLVERS) >= 2
+
 def test_bss_eval_sdr_of_every_frame_is_the_frame_snr_also_in_stereo():
     """In BSS Eval v4 images the SDR's error ``e_spat + e_interf + e_artif`` is ``s_hat - s``: each frame's
     SDR is its plain signal-to-error ratio, whatever the channels, the filters and the other sources."""
