@@ -526,7 +526,8 @@ def write_results(results: dict) -> None:
     lines += ["", "Ratios: synthesis time over audio duration; one-thread over all-core step time; BLSTM SI-SDRi over oracle IRM SI-SDRi (the "
               "figure tracked for Foundations, target >= 0.80 at book); largest retraining difference over 0.05 dB; "
               "set-up, tests, book build, page and book training time over their budgets; a CI step's time over the whole run; "
-              "BSS Eval: sepbook's time over museval's.", ""]
+              "BSS Eval: sepbook's time over museval's; grading: a class's time over its 5-minute budget, and the seconds the sandbox "
+              "adds per notebook over the 2 s allowed.", ""]
     if speed:
         import training_speed
 
