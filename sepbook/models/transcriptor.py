@@ -4,10 +4,14 @@ Used as the separator's critic in the score-supervision chapter (Hung, Wichern a
 ICASSP 2021); with one "pitch" and its logits pooled over time it is the clip-level instrument
 classifier of the weak-supervision baseline (Pishdadian, Wichern and Le Roux, 2020).
 
-Why convolutions and then a recurrent layer: a note is a stack of harmonics at fixed distances
-on the frequency axis, which small 2-D filters pick up wherever the note lies; whether a note
-is still sounding depends on the frames around it, which a bidirectional GRU over time sees.
-This is the acoustic model of Onsets and Frames at a size a CPU trains in minutes.
+Why convolutions, then a dense layer, then a recurrent one: on a linear STFT axis a note's
+harmonics sit at multiples of its fundamental, so their spacing grows with the pitch and no
+small filter sees one pattern for every note. The small 2-D filters pick up local shapes (a
+partial's onset and width, the close partials of a low note); the dense layer over each frame's
+whole frequency axis learns which bins together mean which pitch (on a log-frequency axis the
+pattern would keep its shape at every pitch). Whether a note is still sounding depends on the
+frames around it, which a bidirectional GRU over time sees. This follows the acoustic model of
+Onsets and Frames (which reads a mel spectrogram) at a size a CPU trains in minutes.
 
 Chapter: transcription/score_supervision
 """
