@@ -107,3 +107,36 @@ def test_code_cells_fit_the_page_column(path):
     """The built page shows code in a column of 84 characters; wider lines scroll sideways."""
     wide = [line for cell in _code_cells(path) for line in cell.source.splitlines() if len(line) > 84]
     assert not wide, f"{path.name}: {len(wide)} code lines wider than 84 characters, e.g. {wide[0]!r}"
+
+
+def _markdown_as_html(source: str) -> str:
+    """A markdown cell as MyST renders it with the book's extensions (``_config.yml``)."""
+    from markdown_it.renderer import RendererHTML
+    from myst_parser.config.main import MdParserConfig
+    from myst_parser.parsers.mdit import create_md_parser
+
+    extensions = yaml.safe_load((ROOT / "_config.yml").read_text())["parse"]["myst_enable_extensions"]
+    return create_md_parser(MdParserConfig(enable_extensions=set(extensions)), RendererHTML).render(source)
+
+
+def _stray_math(html: str) -> str | None:
+    """Text outside math and code that still holds a TeX delimiter, or None."""
+    text = re.sub(r'<(span|div) class="math[^"]*">.*?</\1>', "", html, flags=re.S)
+    text = re.sub(r"<code[^>]*>.*?</code>|<pre>.*?</pre>", "", text, flags=re.S)
+    found = re.search(r"\$|\\\(|\\\[", text)
+    return None if found is None else text[max(0, found.start() - 80):found.start() + 80]
+
+
+def test_a_display_formula_glued_to_its_sentence_is_caught():
+    assert _stray_math(_markdown_as_html("- the weights are\n  $$W = G e,$$\n  where e is")) is not None
+    assert _stray_math(_markdown_as_html("- the weights are\n\n  $$W = G e,$$\n\n  where $e$ is")) is None
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_formula_is_parsed_as_math(path):
+    """MyST reads ``$$ ... $$`` as a display formula only as a block of its own: glued to the
+    sentence before it (as in a list item), it leaves stray dollars in the page."""
+    for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type == "markdown":
+            stray = _stray_math(_markdown_as_html(cell.source))
+            assert stray is None, f"{path.name}, cell {index}: a formula is not parsed as math: {stray!r}"
