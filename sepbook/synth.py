@@ -733,13 +733,16 @@ def _playing_fraction(notes: np.ndarray, seconds: float) -> float:
 def balance(stem: np.ndarray, playing: float, level_db: float) -> np.ndarray:
     """Scale ``stem`` so that it sounds at ``level_db`` (re 0.1 RMS) while it plays.
 
-    Sparse parts are thus not drowned by busy ones. ``playing`` is the fraction of the song the
-    score has the part sounding; a part that plays less than ``MIN_PLAYING`` of it is made
-    quieter in proportion, so that one short note does not come out as a click at full loudness.
+    Sparse parts are thus not drowned by busy ones. ``playing`` is the fraction of
+    the song the score has the part sounding; a part that plays less than
+    ``MIN_PLAYING`` of it is made quieter in proportion, so that one short note does
+    not come out as a click at full loudness.
     """
     playing = max(float(playing), 1e-6)
-    loudness = math.sqrt(float(np.mean(stem.astype(np.float64) ** 2)) / playing) + 1e-12
-    target = 0.1 * 10 ** (level_db / 20) * math.sqrt(min(1.0, playing / MIN_PLAYING))
+    power = float(np.mean(stem.astype(np.float64) ** 2))
+    loudness = math.sqrt(power / playing) + 1e-12
+    sparse = math.sqrt(min(1.0, playing / MIN_PLAYING))
+    target = 0.1 * 10 ** (level_db / 20) * sparse
     return (stem * np.float32(target / loudness)).astype(np.float32)
 
 

@@ -181,7 +181,8 @@ def supervised_step(loss_fn: LossFn, grad_clip: float | None = 5.0,
             scaler.update()
         else:
             optimizer.step()
-        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+        logged = {name: float(value.detach()) for name, value in terms.items()}
+        return {"loss": float(loss.detach()), **logged}
 
     return step
 

@@ -140,3 +140,34 @@ def test_every_formula_is_parsed_as_math(path):
         if cell.cell_type == "markdown":
             stray = _stray_math(_markdown_as_html(cell.source))
             assert stray is None, f"{path.name}, cell {index}: a formula is not parsed as math: {stray!r}"
+
+
+def _shown_sources(path):
+    """``(expression, text)`` of every ``show_source(...)`` call of a notebook, as the page shows it:
+    the objects are found through the notebook's own imports."""
+    from sepbook import book
+
+    namespace, calls = {}, []
+    for cell in _code_cells(path):
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # the set-up cell's %pip line
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                exec(compile(ast.Module([node], []), path.name, "exec"), namespace)
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "show_source":
+                calls.append(node)
+    for node in calls:
+        text = book.source(eval(ast.unparse(node.args[0]), namespace))
+        if any(k.arg == "docstring" and getattr(k.value, "value", True) is False for k in node.keywords):
+            text = book._strip_docstring(text)
+        yield ast.unparse(node.args[0]), text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_package_source_a_page_shows_fits_the_column(path):
+    """``show_source`` prints the package's own code into the page: it is held to the same
+    84-character column as the notebook's cells, or its lines run past the page's edge."""
+    wide = [(name, line) for name, text in _shown_sources(path) for line in text.splitlines() if len(line) > 84]
+    assert not wide, f"{path.name}: shown source wider than 84 characters: {wide[:3]}"

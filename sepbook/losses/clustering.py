@@ -30,9 +30,9 @@ def deep_clustering_loss(embeddings: torch.Tensor, assignments: torch.Tensor,
 
     ``V^T V`` is only ``D x D``: the ``N x N`` affinity matrices are never built.
     """
-    root = weights.flatten(1).sqrt().unsqueeze(-1)                     # (batch, N, 1)
-    v = embeddings.flatten(1, -2) * root                               # (batch, N, D)
-    y = assignments.flatten(1, -2) * root                              # (batch, N, K)
+    root = weights.flatten(1).sqrt().unsqueeze(-1)      # (batch, N, 1)
+    v = embeddings.flatten(1, -2) * root                # (batch, N, D)
+    y = assignments.flatten(1, -2) * root               # (batch, N, K)
     vv = (v.transpose(1, 2) @ v).square().sum((1, 2))
     vy = (v.transpose(1, 2) @ y).square().sum((1, 2))
     yy = (y.transpose(1, 2) @ y).square().sum((1, 2))

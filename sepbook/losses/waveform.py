@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 
 
-def si_sdr_loss(estimates: torch.Tensor, targets: torch.Tensor, silence: float = 1e-6,
-                eps: float = 1e-8) -> torch.Tensor:
+def si_sdr_loss(estimates: torch.Tensor, targets: torch.Tensor,
+                silence: float = 1e-6, eps: float = 1e-8) -> torch.Tensor:
     """Minus the mean SI-SDR (dB) of ``estimates`` against ``targets``, both ``(..., time)``.
 
     A target whose mean power is below ``silence`` is left out: SI-SDR rescales the target to fit
@@ -21,6 +21,7 @@ def si_sdr_loss(estimates: torch.Tensor, targets: torch.Tensor, silence: float =
     scale = (estimates * targets).sum(-1, keepdim=True) / (power[..., None] + eps)
     projection = scale * targets
     noise = estimates - projection
-    sdr = 10 * torch.log10(((projection ** 2).sum(-1) + eps) / ((noise ** 2).sum(-1) + eps))
+    ratio = ((projection ** 2).sum(-1) + eps) / ((noise ** 2).sum(-1) + eps)
+    sdr = 10 * torch.log10(ratio)
     audible = (power / targets.shape[-1] > silence).to(sdr.dtype)
     return -(sdr * audible).sum() / audible.sum().clamp(min=1)

@@ -80,7 +80,8 @@ class BLSTMMasker(BLSTMTrunk):
         return self.masks_of(self.features(mixture_mag), mixture_mag.shape)
 
     def masks_of(self, features: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-        """Masks ``(batch, K, channels, freq, frames)`` from the :meth:`features` of a mixture of ``shape``."""
+        """Masks ``(batch, K, channels, freq, frames)`` from the :meth:`features`
+        of a mixture of ``shape``."""
         batch, channels, freq, frames = shape
         masks = torch.sigmoid(self.decode(features)).reshape(
             batch, frames, self.n_sources, channels, freq

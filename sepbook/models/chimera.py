@@ -16,7 +16,8 @@ from sepbook.models.blstm import BLSTMTrunk
 
 
 class ChimeraNet(nn.Module):
-    """Mixture magnitudes -> embeddings and masks, from one pass of a :class:`BLSTMTrunk`.
+    """Mixture magnitudes -> embeddings and masks, from one pass of a
+    :class:`BLSTMTrunk`.
 
     ``embed_and_mask(mag)``: ``(batch, 1, freq, frames)`` ->
     embeddings ``(batch, frames, freq, D)`` (unit norm along ``D``) and masks
@@ -30,13 +31,14 @@ class ChimeraNet(nn.Module):
     def __init__(self, n_freq: int, n_sources: int, hidden: int = 500,
                  layers: int = 4, embedding_dim: int = 20):
         super().__init__()
-        self.n_freq, self.n_sources, self.embedding_dim = n_freq, n_sources, embedding_dim
+        self.n_freq, self.n_sources = n_freq, n_sources
+        self.embedding_dim = embedding_dim
         self.trunk = BLSTMTrunk(n_freq, 1, hidden, layers, skip=False)
         self.embedding = nn.Linear(self.trunk.width, n_freq * embedding_dim)
         self.mask = nn.Linear(self.trunk.width, n_freq * n_sources)
 
     def embed_and_mask(self, mixture_mag: torch.Tensor):
-        features = self.trunk.features(mixture_mag)         # (batch, frames, hidden)
+        features = self.trunk.features(mixture_mag)   # (batch, frames, hidden)
         return self._embeddings(features), self._masks(features)
 
     def forward(self, mixture_mag: torch.Tensor) -> torch.Tensor:
@@ -44,7 +46,8 @@ class ChimeraNet(nn.Module):
 
     def _embeddings(self, features: torch.Tensor) -> torch.Tensor:
         batch, frames, _ = features.shape
-        embeddings = self.embedding(features).reshape(batch, frames, self.n_freq, -1)
+        embeddings = self.embedding(features)
+        embeddings = embeddings.reshape(batch, frames, self.n_freq, -1)
         return nn.functional.normalize(torch.sigmoid(embeddings), dim=-1)
 
     def _masks(self, features: torch.Tensor) -> torch.Tensor:
@@ -54,9 +57,9 @@ class ChimeraNet(nn.Module):
         return masks.permute(0, 2, 3, 4, 1)
 
     def with_sources(self, n_sources: int) -> "ChimeraNet":
-        """This network with a new, untrained mask head for ``n_sources`` sources."""
-        if isinstance(n_sources, bool) or not isinstance(n_sources, int) or n_sources < 1:
-            raise ValueError(f"n_sources: expected a positive number of sources, got {n_sources!r}")
+        """This network with a new, untrained mask head for ``n_sources``
+        sources."""
+        _check_sources(n_sources)
         self.n_sources = n_sources
         self.mask = nn.Linear(self.mask.in_features, self.n_freq * n_sources)
         return self
@@ -102,3 +105,8 @@ def cluster_masks(embeddings: torch.Tensor, mixture_mag: torch.Tensor, n_sources
     nearest = torch.cdist(points, centres).argmin(1)
     masks = torch.nn.functional.one_hot(nearest, n_sources).T.float()            # (K, freq * frames)
     return masks.reshape(n_sources, *mixture_mag.shape)
+
+
+def _check_sources(n_sources) -> None:
+    if isinstance(n_sources, bool) or not isinstance(n_sources, int) or n_sources < 1:
+        raise ValueError(f"n_sources: expected a positive number of sources, got {n_sources!r}")

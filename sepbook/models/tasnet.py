@@ -37,8 +37,8 @@ class Encoder(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if wave.shape[-1] < self.kernel:
-            raise ValueError(f"wave: expected at least the encoder's kernel of {self.kernel} samples, "
-                             f"got {wave.shape[-1]}")
+            raise ValueError(f"wave: expected at least the encoder's kernel of "
+                             f"{self.kernel} samples, got {wave.shape[-1]}")
         padded = (self.frames(wave.shape[-1]) - 1) * self.stride + self.kernel
         return F.relu(self.conv(F.pad(wave, (0, padded - wave.shape[-1]))))
 
@@ -49,7 +49,8 @@ class Decoder(nn.Module):
 
     def __init__(self, n_basis: int, kernel: int) -> None:
         super().__init__()
-        self.conv = nn.ConvTranspose1d(n_basis, 1, kernel, stride=kernel // 2, bias=False)
+        self.conv = nn.ConvTranspose1d(n_basis, 1, kernel, stride=kernel // 2,
+                                       bias=False)
 
     def forward(self, latent: torch.Tensor, time: int) -> torch.Tensor:
         lead = latent.shape[:-2]
@@ -57,12 +58,13 @@ class Decoder(nn.Module):
         return wave.reshape(*lead, 1, wave.shape[-1])
 
 
-def stream_conv(x: torch.Tensor, weight: torch.Tensor, groups: int = 1, dilation: int = 1,
+def stream_conv(x: torch.Tensor, weight: torch.Tensor, groups: int = 1,
+                dilation: int = 1,
                 bias: torch.Tensor | None = None) -> torch.Tensor:
     """Every stream's convolution in one grouped ``conv1d``, 'same' padding.
 
-    ``x`` ``(batch, S, C_in, T)``, ``weight`` ``(S * C_out, C_in // groups, kernel)`` (stream by
-    stream), ``bias`` ``(S * C_out,)`` -> ``(batch, S, C_out, T)``.
+    ``x`` ``(batch, S, C_in, T)``, ``weight`` ``(S * C_out, C_in // groups, kernel)``
+    (stream by stream), ``bias`` ``(S * C_out,)`` -> ``(batch, S, C_out, T)``.
     """
     batch, streams, _, frames = x.shape
     padding = dilation * (weight.shape[-1] - 1) // 2
@@ -107,7 +109,8 @@ class GeneratedConv(nn.Module):
     """
 
     def __init__(self, embedding_dim: int, rank: int, c_in: int, c_out: int,
-                 kernel: int = 1, dilation: int = 1, depthwise: bool = False) -> None:
+                 kernel: int = 1, dilation: int = 1,
+                 depthwise: bool = False) -> None:
         super().__init__()
         self.groups, self.dilation = (c_in if depthwise else 1), dilation
         self.shape = (c_out, c_in // self.groups, kernel)
@@ -187,12 +190,13 @@ class TCNBlock(nn.Module):
     residual and a skip 1x1 conv. ``(batch, S, B, T)`` -> residual and skip, both ``(batch, S, B, T)``;
     the last block of a network has no residual (``None``), since nothing would read it."""
 
-    def __init__(self, layers: Layers, bottleneck: int, hidden: int, kernel: int, dilation: int,
-                 residual: bool = True) -> None:
+    def __init__(self, layers: Layers, bottleneck: int, hidden: int, kernel: int,
+                 dilation: int, residual: bool = True) -> None:
         super().__init__()
         self.expand = layers.conv(bottleneck, hidden)
         self.act1, self.norm1 = nn.PReLU(), layers.norm(hidden)
-        self.depthwise = layers.conv(hidden, hidden, kernel, dilation, depthwise=True)
+        self.depthwise = layers.conv(hidden, hidden, kernel, dilation,
+                                     depthwise=True)
         self.act2, self.norm2 = nn.PReLU(), layers.norm(hidden)
         self.residual = layers.conv(hidden, bottleneck) if residual else None
         self.skip = layers.conv(hidden, bottleneck)
@@ -282,14 +286,17 @@ class Stage(nn.Module):
         return self.embeddings.weight[instrument]
 
     def forward(self, mixture: torch.Tensor, previous: torch.Tensor | None = None):
-        latent = self.encoder(mixture)                                   # (B, N, T')
+        latent = self.encoder(mixture)                        # (B, N, T')
         batch, _, frames = latent.shape
         inputs = latent[:, None].expand(batch, self.streams, -1, -1)
-        if previous is not None:  # each stream also sees what the last stage gave its instruments
-            inputs = torch.cat([inputs, previous.reshape(batch, self.streams, -1, frames)], dim=2)
+        if previous is not None:
+            # each stream also sees what the last stage gave its instruments
+            before = previous.reshape(batch, self.streams, -1, frames)
+            inputs = torch.cat([inputs, before], dim=2)
         logits = self.masker(inputs, self.instruments())
-        masks = logits.reshape(batch, self.n_sources, self.n_basis, frames).softmax(dim=1)
-        masked = latent[:, None] * masks                                 # (B, K, N, T')
+        logits = logits.reshape(batch, self.n_sources, self.n_basis, frames)
+        masks = logits.softmax(dim=1)
+        masked = latent[:, None] * masks                      # (B, K, N, T')
         estimates = self.decoder(masked, mixture.shape[-1])
         return mixture_consistency(estimates, mixture), masked
 
@@ -307,6 +314,14 @@ class MultiStage(nn.Module):
         self.stages, self.sample_rates = nn.ModuleList(stages), tuple(sample_rates)
 
     def forward(self, mixtures: list[torch.Tensor]) -> list[torch.Tensor]:
+        self._check(mixtures)
+        estimates, previous = [], None
+        for stage, mixture in zip(self.stages, mixtures):
+            estimate, previous = stage(mixture, previous)
+            estimates.append(estimate)
+        return estimates
+
+    def _check(self, mixtures: list[torch.Tensor]) -> None:
         if len(mixtures) != len(self.stages):
             raise ValueError(f"mixtures: expected one per stage ({len(self.stages)}, at "
                              f"{self.sample_rates} Hz), got {len(mixtures)}")
@@ -316,11 +331,6 @@ class MultiStage(nn.Module):
                 raise ValueError(f"mixtures[{i}]: expected {first * 2 ** i} samples at "
                                  f"{self.sample_rates[i]} Hz ({first} at {self.sample_rates[0]} Hz), "
                                  f"got {mixture.shape[-1]}")
-        estimates, previous = [], None
-        for stage, mixture in zip(self.stages, mixtures):
-            estimate, previous = stage(mixture, previous)
-            estimates.append(estimate)
-        return estimates
 
 
 def build_tasnet(masking: str, n_sources: int, sample_rates: tuple[int, ...], n_basis: int,

@@ -145,8 +145,8 @@ class UNet(nn.Module):
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         """Map a ``(batch, 1, freq, frames)`` mixture to source estimates >= 0.
 
-        Both are log-magnitudes; the estimates are ``(batch, n_sources, freq, frames)``
-        (masks in [0, 1] with ``masks=True``).
+        Both are log-magnitudes; the estimates are
+        ``(batch, n_sources, freq, frames)`` (masks in [0, 1] with ``masks=True``).
         """
         return self.forward_with_bottleneck(mixture)[0]
 

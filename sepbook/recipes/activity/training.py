@@ -57,7 +57,8 @@ def masks_and_logits(model: nn.Module, mixture: torch.Tensor) -> tuple[torch.Ten
     return model(mixture)[:, :, 0], None
 
 
-def multitask_loss(model: nn.Module, batch, positive_weight: torch.Tensor, activity_weight: float):
+def multitask_loss(model: nn.Module, batch, positive_weight: torch.Tensor,
+                   activity_weight: float):
     """Separation MSE plus ``activity_weight`` times the weighted activity BCE;
     -> ``(loss, {'separation': ..., 'activity': ...})``, both terms logged by the step."""
     masks, logits = masks_and_logits(model, batch["mixture"])
