@@ -79,3 +79,55 @@ def test_every_link_of_a_gathering_page_lands_on_its_target(html, page):
             if target not in parsed:
                 parsed[target] = _parse(target)
             assert anchor in parsed[target].ids, f"{href}: no id={anchor!r} in {target}"
+
+
+class _Resources(HTMLParser):
+    """Every resource a page makes the browser fetch: ``(tag, attribute, url)``."""
+
+    FETCHED = {"script": "src", "img": "src", "audio": "src", "source": "src", "video": "src", "iframe": "src",
+               "embed": "src", "track": "src"}
+
+    def __init__(self):
+        super().__init__()
+        self.fetched = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in self.FETCHED and attrs.get(self.FETCHED[tag]):
+            self.fetched.append((tag, self.FETCHED[tag], attrs[self.FETCHED[tag]]))
+        if tag == "link" and attrs.get("href") and set((attrs.get("rel") or "").split()) & {
+                "stylesheet", "preload", "icon", "modulepreload", "prefetch"}:
+            self.fetched.append((tag, "href", attrs["href"]))
+
+
+def _outside(url: str) -> bool:
+    return bool(re.match(r"^(https?:)?//", url.strip(), re.I))
+
+
+def test_no_page_fetches_anything_from_outside_the_book(html):
+    """The book reads offline: no script, style sheet, font, image or player source comes from a
+    CDN or any other server (links a reader clicks, such as Colab's, are not fetched)."""
+    found = []
+    for page in sorted(html.rglob("*.html")):
+        parser = _Resources()
+        parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+        found += [f"{page.relative_to(html)}: <{t} {a}={u}>" for t, a, u in parser.fetched if _outside(u)]
+    for sheet in sorted((html / "_static").rglob("*.css")):
+        text = sheet.read_text(encoding="utf-8", errors="replace")
+        remote = re.findall(r"(?:@import|url\()\s*['\"]?(?:https?:)?//[^)'\"\s]+", text)
+        found += [f"{sheet.relative_to(html)}: {m}" for m in remote]
+    assert not found, f"{len(found)} resources from outside the book, e.g. {found[:5]}"
+
+
+def test_formulas_are_typeset_by_the_book_s_own_mathjax(html):
+    pages = [p for p in sorted(html.rglob("*.html"))
+             if 'class="math' in p.read_text(encoding="utf-8", errors="replace")]
+    assert pages, "no page holds a formula"
+    for page in pages:
+        parser = _Resources()
+        parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+        mathjax = [u for t, _, u in parser.fetched if t == "script" and "mathjax" in u.lower()]
+        assert mathjax, f"{page.relative_to(html)}: formulas but no MathJax script"
+        for url in mathjax:
+            assert not _outside(url) and (page.parent / url.split("?")[0]).resolve().is_file(), \
+                f"{page.relative_to(html)}: MathJax from {url}, not from the book"

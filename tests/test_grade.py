@@ -183,6 +183,7 @@ def _rows(hostile, student):
     return rows[0], {m.exercise: m for m in rows[1:]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("student,points", [
     ("right", 1), ("duplicated", 1), ("unmarked", 1), ("snoop", 1),
     ("blank", 0), ("halved", 0), ("constant", 0), ("judge", 0), ("edited", 0),
@@ -194,6 +195,7 @@ def test_the_hostile_class_gets_exactly_its_marks(hostile, student, points):
     assert notebook.isolation == "bubblewrap"
 
 
+@pytest.mark.slow
 def test_the_hostile_class_rows_say_what_happened(hostile):
     row = {s: _rows(hostile, s) for s in ("loop", "flood", "killed", "duplicated", "unmarked", "blank", "halved")}
     assert row["loop"][0].status == "timed out" and row["loop"][1][LABEL].status == "not run"
@@ -211,11 +213,13 @@ def test_the_hostile_class_rows_say_what_happened(hostile):
     assert memory.status == "errors" and "MemoryError" in memory.message
 
 
+@pytest.mark.slow
 def test_the_snooping_submission_saw_no_classmate_and_wrote_nothing_outside(hostile):
     assert _fingerprint(hostile["folder"]) == hostile["before"]
     assert not Path(hostile["marker"]).exists()
 
 
+@pytest.mark.slow
 def test_the_marks_file_records_the_isolation(hostile, tmp_path):
     grade.write_csv(hostile["marks"], tmp_path / "marks.csv")
     rows = list(csv.DictReader(open(tmp_path / "marks.csv")))
@@ -226,6 +230,7 @@ def test_the_marks_file_records_the_isolation(hostile, tmp_path):
 # ----------------------------------------------------------------------------- the book's own answers
 
 
+@pytest.mark.slow
 def test_every_book_answer_passes_across_the_wall():
     """The book's pages hold their solutions: each checker, run here, calls them in the sandbox
     (modules, gradients and frozen parameters cross the wall as data)."""

@@ -156,3 +156,28 @@ def test_two_worker_processes_cover_the_same_rows_and_catch_the_same_tampering(f
     write_rows(folder, rows)
     with pytest.raises(results.ResultsMismatch, match="when computed again"):
         verify.run(["foundations"], 1e6, 0, profile="tiny", folders={"foundations": folder}, workers=2)
+
+
+def _rows(values, metric="SI-SDR (DC)"):
+    return [{"variant": "v", "seed": 0, "song": f"song {i}", "source": "a", "metric": metric, "value": v}
+            for i, v in enumerate(values)]
+
+
+def test_cpu_sensitive_rows_move_a_little_only_on_another_kind_of_cpu():
+    """k-means rows may flip on another CPU's rounding: compared within LOOSE_DB, and only a few of
+    them past the tolerance; everything else, and every row on the same kind of CPU, stays strict."""
+    import pandas as pd
+
+    committed = pd.DataFrame(_rows([1.0] * 40) + _rows([2.0] * 40, metric="SI-SDR"))
+    one_moved = _rows([1.3] + [1.0] * 39) + _rows([2.0] * 40, metric="SI-SDR")
+    loose = frozenset({"SI-SDR (DC)"})
+    assert results.compare("transfer", committed, one_moved, loose)[1] == 80
+    with pytest.raises(results.ResultsMismatch, match="when computed again"):
+        results.compare("transfer", committed, one_moved)               # the same kind of CPU: strict
+    with pytest.raises(results.ResultsMismatch, match="moved by more than"):
+        results.compare("transfer", committed, _rows([1.3] * 3 + [1.0] * 37) + _rows([2.0] * 40, "SI-SDR"), loose)
+    with pytest.raises(results.ResultsMismatch, match="when computed again"):
+        results.compare("transfer", committed, _rows([1.0 + 2 * results.LOOSE_DB] + [1.0] * 39)
+                        + _rows([2.0] * 40, "SI-SDR"), loose)
+    with pytest.raises(results.ResultsMismatch, match="when computed again"):
+        results.compare("transfer", committed, _rows([1.0] * 40) + _rows([2.3] + [2.0] * 39, "SI-SDR"), loose)

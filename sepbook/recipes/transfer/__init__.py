@@ -19,7 +19,8 @@ from typing import Any, Mapping
 from sepbook import profiles
 from sepbook.recipes.transfer.data import (AUGMENTATIONS, DOWNSTREAM, PAPER_MINUTES, PRETRAINING, SOURCES, Splits,
                                            minutes, splits, test_tracks, training_set)
-from sepbook.recipes.transfer.evaluation import MIXTURE, PAPER, evaluate, mixture_rows, separate
+from sepbook.recipes.transfer.evaluation import (CPU_SENSITIVE_METRICS, MIXTURE, PAPER, evaluate, mixture_rows,
+                                                  separate)
 from sepbook.recipes.transfer.training import (BUDGETS, MODES, REQUIRES, SHARES, VARIANTS, build, finetuned, plan,
                                                pretrained, runs_of, scratch, train)
 
@@ -61,7 +62,7 @@ def reference_rows(cfg: Mapping[str, Any], tracks) -> list[dict]:
     return mixture_rows(cfg, tracks)
 
 
-__all__ = ["AUGMENTATIONS", "BUDGETS", "CHAPTER", "DOWNSTREAM", "MIXTURE", "MODES", "PAPER", "PAPER_MINUTES",
+__all__ = ["AUGMENTATIONS", "BUDGETS", "CHAPTER", "CPU_SENSITIVE_METRICS", "DOWNSTREAM", "MIXTURE", "MODES", "PAPER", "PAPER_MINUTES",
            "PRETRAINING", "REQUIRES", "SHARES", "SOURCES", "Splits", "VARIANTS", "build", "config", "data",
            "evaluate", "finetuned", "minutes", "plan", "pretrained", "reference_rows", "runs", "scratch", "separate",
            "test_tracks", "train", "training_set"]
