@@ -324,9 +324,11 @@ class Remote:
 
 
 def shown_to_submissions() -> list[Path]:
-    """What a submission may read besides the system: the chapters (for their committed results)
-    and the generated data."""
-    return [p for p in (classroom.ROOT / "chapters", data_folder()) if p is not None and p.is_dir()]
+    """What a submission may read besides the system: the chapters' committed results (a page run
+    in full reads them) and the generated data; not the chapters themselves, which hold the
+    solutions."""
+    folders = sorted((classroom.ROOT / "chapters").glob("*/results"))
+    return [p for p in (*folders, data_folder()) if p is not None and p.is_dir()]
 
 
 def data_folder() -> Path | None:

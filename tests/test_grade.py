@@ -277,6 +277,23 @@ def test_values_gradients_and_module_changes_cross_the_wall_as_the_student_left_
         wall.close()
 
 
+def test_a_submission_cannot_read_the_book_s_solutions(tmp_path):
+    """Inside the wall the chapters' results are readable (a page run in full needs them), the
+    chapter notebooks, which hold the solutions, are not."""
+    _needs_sandbox()
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        os.chown(folder, sandbox.NOBODY, sandbox.NOBODY)
+    probe = (f"import os, torch\nbook = {str(PAGE)!r}\nresults = {str(ROOT / 'chapters/foundations/results')!r}\n"
+             "def seen():\n    return torch.tensor([os.path.exists(book), os.path.isdir(results)])\n")
+    wall = grade.Wall(folder, [(0, probe)], timeout=60, isolation=sandbox.bubblewrap())
+    try:
+        assert grade.Remote(wall, "seen")().tolist() == [False, True]
+    finally:
+        wall.close()
+
+
 def test_without_a_sandbox_only_the_explicit_flag_grades(monkeypatch, tmp_path, capsys):
     path = _submit(tmp_path, "right", _answer_of(nbformat.read(PAGE, as_version=4), LABEL))
     monkeypatch.setattr(sandbox, "bubblewrap", lambda: None)
