@@ -145,6 +145,10 @@ def _linear_weight(shape: tuple[int, ...], norm: float, generator: torch.Generat
     return weight * (norm / weight.norm())
 
 
+WHOLE_BATCH = ("you took one gradient norm over the whole batch; take the norm per example "
+               "(flatten each example's gradient, then .norm(dim=1)), then average the penalties")
+
+
 def check_gradient_penalty(gradient_penalty: Callable, seed: int = 0, reveal: bool = True) -> str:
     """Check a student's one-sided gradient penalty ``f(critic, real, fake) -> scalar`` (paper eq. 4).
 
@@ -170,8 +174,7 @@ def check_gradient_penalty(gradient_penalty: Callable, seed: int = 0, reveal: bo
         _fail("a critic with gradient norm below 1 got the penalty (||g|| - 1)^2: that is the two-sided penalty; "
               "the one-sided one only penalises norms above 1: max(||g|| - 1, 0)^2")
     if abs(answer) > 1e-5 and near(answer, max(low * batch ** 0.5 - 1, 0) ** 2):
-        _fail("you took one gradient norm over the whole batch; take the norm per example "
-              "(flatten each example's gradient, then .norm(dim=1)), then average the penalties")
+        _fail(WHOLE_BATCH)
     if abs(answer) > 1e-5:
         _fail("a critic with gradient norm below 1 everywhere is 1-Lipschitz and must get penalty 0"
               + (f", got {answer:.4f}" if reveal else ""))
@@ -182,8 +185,7 @@ def check_gradient_penalty(gradient_penalty: Callable, seed: int = 0, reveal: bo
     answer = float(_scalar(_call(gradient_penalty, per_example, real.clone(), fake.clone()), "per example").detach())
     if abs(answer) > 1e-5:
         if near(answer, (middle * batch ** 0.5 - 1) ** 2):
-            _fail("you took one gradient norm over the whole batch; take the norm per example "
-                  "(flatten each example's gradient, then .norm(dim=1)), then average the penalties")
+            _fail(WHOLE_BATCH)
         _fail("a critic with gradient norm below 1 in each example must get penalty 0"
               + (f", got {answer:.4f}" if reveal else ""))
 

@@ -141,10 +141,9 @@ def cells_to_run(notebook, tasks: list[Task], exercises_only: bool) -> list[tupl
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
-        answers = (_defines(cell.source, functions)
-                   or str((classroom.marks(cell) or {}).get("grade_id", "")).endswith("-answer"))
-        if not answers and (str((classroom.marks(cell) or {}).get("grade_id", "")).endswith("-check")
-                            or _calls_a_checker(cell.source)):
+        grade_id = str((classroom.marks(cell) or {}).get("grade_id", ""))
+        answers = grade_id.endswith("-answer") or _defines(cell.source, functions)
+        if not answers and (grade_id.endswith("-check") or _calls_a_checker(cell.source)):
             continue
         if not exercises_only or first or answers:
             chosen.append((index, cell.source))

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 #: What one submission may use. Processes count threads too, and are counted per user.
@@ -81,13 +82,8 @@ def as_data(value: Any) -> Any:
         return value.detach().cpu()
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
-    try:
-        import numpy as np
-
-        if isinstance(value, np.ndarray) and value.dtype != object:
-            return {"numpy": torch.as_tensor(value)}
-    except ImportError:
-        pass
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return {"numpy": torch.as_tensor(value)}
     return {"type": type(value).__name__}
 
 

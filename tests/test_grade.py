@@ -67,17 +67,23 @@ def test_the_book_answers_pass_under_hidden_inputs_and_stubs_fail(task):
         checker(namespace[task.function], seed=1, reveal=False)
 
 
-def test_a_constant_that_matches_one_seed_fails_under_another():
+def _seed_zero_answer() -> torch.Tensor:
+    """The SI-SDR values of the self-study check's inputs (seed 0), as a student copies them from a
+    failure message."""
     from sepbook.metrics import si_sdr
 
-    seen = {}
+    seen = []
 
     def record(estimate, reference):
-        seen.setdefault("answer", si_sdr(estimate, reference))
-        return si_sdr(estimate, reference)
+        seen.append(si_sdr(estimate, reference))
+        return seen[-1]
 
     exercises.check_si_sdr(record, seed=0)
-    constant = seen["answer"]
+    return seen[0]
+
+
+def test_a_constant_that_matches_one_seed_fails_under_another():
+    constant = _seed_zero_answer()
     with pytest.raises(AssertionError) as failure:
         exercises.check_si_sdr(lambda e, r: constant.clone(), seed=12345, reveal=False)
     assert not any(f"{v:.2f}" in str(failure.value) for v in constant.flatten().tolist())
@@ -117,12 +123,7 @@ def hostile(tmp_path_factory):
     folder = tmp_path_factory.mktemp("class")
     book = nbformat.read(PAGE, as_version=4)
     right = _answer_of(book, LABEL)
-    from sepbook.metrics import si_sdr
-
-    # the values the self-study check's seed-0 inputs give, as a student would copy them from a failure
-    seen = {}
-    exercises.check_si_sdr(lambda e, r: seen.setdefault("v", si_sdr(e, r)) if not seen else si_sdr(e, r))
-    copied = seen["v"].tolist()
+    copied = _seed_zero_answer().tolist()
     marker = f"/tmp/sepbook-snooped-{uuid.uuid4().hex}"
     snoop = (
         "import glob, os, pathlib\n"
