@@ -31,7 +31,7 @@ def setup() -> str:
 
     soundfonts.ensure()                      # the sampled instruments of the songs (Colab installs them)
     if not torch.cuda.is_available():
-        torch.set_num_threads(1)
+        profiles.one_thread()
     profile = profiles.current()
     device = "CUDA" if torch.cuda.is_available() else "CPU"
     print(f"sepbook {sepbook.__version__}, torch {torch.__version__} on {device}, profile: {profile}")

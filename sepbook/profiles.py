@@ -35,6 +35,20 @@ def current() -> str:
     return "book" if torch.cuda.is_available() else "tiny"
 
 
+def one_thread() -> None:
+    """Run torch and numpy/scipy's BLAS on one thread each in this process.
+
+    The book's CPU work runs as processes that share the cores (``make results`` and ``make verify``
+    workers, the build's two kernels, the test workers): with each library on every core, two
+    processes run four threads on two cores, and OpenBLAS's spinning threads then made BSS Eval's
+    solves about twice as slow (measured in ``make verify``)."""
+    import threadpoolctl
+    import torch
+
+    torch.set_num_threads(1)
+    threadpoolctl.threadpool_limits(1, user_api="blas")
+
+
 SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
     # Foundations: STFT, masks, and the BLSTM mask estimator every later chapter compares against.
     # Songs are played by the TRAINING_FONTS (sepbook.soundfonts); every training source passes a

@@ -182,7 +182,7 @@ def train_one(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path) -
     return its record once it is written.
     """
     if not distributed.active():
-        torch.set_num_threads(1)  # worker processes share the cores; torchrun sets $OMP_NUM_THREADS itself
+        profiles.one_thread()  # worker processes share the cores; torchrun sets $OMP_NUM_THREADS itself
     module = recipe(chapter)
     splits = _data(chapter, cfg)
     name = f"{variant}-seed{seed}"

@@ -34,7 +34,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sepbook import results
+from sepbook import profiles, results
 
 #: Seconds of recorded training that one ``make verify`` spends retraining runs, beside scoring every
 #: committed checkpoint on every test song (which takes most of the check's time;
@@ -85,6 +85,14 @@ def check_reference(book: results.BookResults, coverage: Coverage) -> None:
         fresh = [r for r in module.reference_rows(book.cfg, book.test_tracks()) if r["domain"] != "cost"]
         worst, coverage.reference = results.compare(book.chapter, book.rows, fresh)
         print(f"  {book.chapter}: {coverage.reference} reference rows, largest difference {worst:.3f} dB", flush=True)
+
+
+def by_seed(keys) -> list[list[tuple[str, int]]]:
+    """``keys`` ``(variant, seed)`` grouped by seed, one check job each: a job separates each test
+    song with all of its models in turn, so the song's BSS Eval reference solve and its loading are
+    shared (about half of a model's check), while the seeds still spread over the workers."""
+    seeds = sorted({seed for _, seed in keys})
+    return [sorted(key for key in keys if key[1] == seed) for seed in seeds]
 
 
 def chain(book: results.BookResults, run: tuple[str, int]) -> list[tuple[str, int]]:
@@ -156,12 +164,17 @@ def retrain(book: results.BookResults, runs: list[tuple[str, int]], coverage: Co
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _rows_of(book: results.BookResults, keys: list[tuple[str, int]]) -> int:
+    """A job's size: the committed rows of the seeds of ``keys`` (without keys: the rows without a seed)."""
+    if not keys:
+        return int(book.rows["seed"].isna().sum())
+    return int(book.rows["seed"].isin({seed for _, seed in keys}).sum())
+
+
 def _check_job(chapter: str, profile: str, folder: Path | None, keys: list) -> Coverage:
     """Step 1 for some committed models of one chapter (none: its reference rows), in a worker
     process of one thread."""
-    import torch
-
-    torch.set_num_threads(1)
+    profiles.one_thread()
     started = time.perf_counter()
     book = results.load(chapter, profile, check=False, folder=folder)
     coverage = Coverage(chapter, rows=0)
@@ -175,6 +188,7 @@ def _check_job(chapter: str, profile: str, folder: Path | None, keys: list) -> C
 
 def _retrain_job(chapter: str, profile: str, folder: Path | None, runs: list) -> Coverage:
     """Step 2 for one drawn run (and the runs it starts from), in a worker process."""
+    profiles.one_thread()
     started = time.perf_counter()
     book = results.load(chapter, profile, check=False, folder=folder)
     coverage = Coverage(chapter, rows=0)
@@ -199,8 +213,9 @@ def run(chapters: list[str], budget: float, seed: int, profile: str = "book",
     for book in books.values():  # the checkpoints folder against the manifest, before anything runs
         results.check_checkpoints(book)
     jobs = [(_retrain_job, (c, profile, folders.get(c), runs)) for c, runs in drawn]  # the longest first
-    jobs += [(_check_job, (c, profile, folders.get(c), [key])) for c in chapters for key in sorted(books[c].models)]
-    jobs += [(_check_job, (c, profile, folders.get(c), [])) for c in chapters]
+    checks = [(c, keys) for c in chapters for keys in by_seed(books[c].models)] + [(c, []) for c in chapters]
+    checks.sort(key=lambda check: -_rows_of(books[check[0]], check[1]))  # the largest first, to end together
+    jobs += [(_check_job, (c, profile, folders.get(c), keys)) for c, keys in checks]
     if workers == 1:
         done = [job(*args) for job, args in jobs]
     else:

@@ -1,11 +1,11 @@
 import os
 
 import pytest
-import torch
+from sepbook import profiles
 
 os.environ.setdefault("SEPBOOK_PROFILE", "tiny")
 os.environ.setdefault("MPLBACKEND", "Agg")
-torch.set_num_threads(1)
+profiles.one_thread()  # the test workers share the cores
 
 
 @pytest.fixture

@@ -106,3 +106,15 @@ def test_docstring_is_dropped_even_after_a_long_signature():
 
     shown = book.show_source(critic_step, docstring=False).data
     assert "def critic_step(" in shown and "Chapter:" not in shown and "return logs" in shown
+
+
+def test_one_thread_limits_torch_and_blas_in_this_process():
+    import threadpoolctl
+    import torch
+
+    torch.set_num_threads(2)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        profiles.one_thread()
+        assert torch.get_num_threads() == 1
+        blas = [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+        assert blas and set(blas) == {1}, blas

@@ -222,6 +222,20 @@ def test_blstm_learns_on_the_same_batches(cfg, sets):
 
 
 @pytest.mark.slow
+def test_models_scored_together_score_as_they_do_alone(cfg, splits, learning):
+    """make verify scores a seed's models song by song, together; make results one model at a time."""
+    model, untrained = learning[1], training.build(cfg, "IASS musdb").eval()
+    songs = [next(t for t in splits.test if t.domain == d) for d in ("medley", "musdb")]
+    models = {("IASS medley", 0): model, ("IASS musdb", 0): untrained}
+    together = activity.evaluate(cfg, models, songs)
+    alone = [r for key, m in models.items() for r in activity.evaluate(cfg, {key: m}, songs)]
+    key = lambda r: (r["variant"], r["seed"], r["song"], r["source"], r["metric"])
+    assert sorted(map(key, together)) == sorted(map(key, alone))
+    values = {key(r): r["value"] for r in alone}
+    assert all(r["value"] == pytest.approx(values[key(r)], abs=1e-9, nan_ok=True) for r in together)
+
+
+@pytest.mark.slow
 def test_evaluate_scores_every_weighting_of_a_detector(cfg, splits, learning):
     model = learning[1]
     medley_song = next(t for t in splits.test if t.domain == "medley")

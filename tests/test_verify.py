@@ -181,3 +181,8 @@ def test_cpu_sensitive_rows_move_a_little_only_on_another_kind_of_cpu():
                         + _rows([2.0] * 40, "SI-SDR"), loose)
     with pytest.raises(results.ResultsMismatch, match="when computed again"):
         results.compare("transfer", committed, _rows([1.0] * 40) + _rows([2.3] + [2.0] * 39, "SI-SDR"), loose)
+
+
+def test_check_jobs_group_a_chapters_models_by_seed():
+    keys = [("b", 1), ("a", 0), ("a", 1), ("c", 0)]
+    assert verify.by_seed(keys) == [[("a", 0), ("c", 0)], [("a", 1), ("b", 1)]]

@@ -243,20 +243,24 @@ def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.M
     """Rows of every ``(variant, seed) -> model`` on the test songs of its set: each system
     unweighted and oracle-weighted, a system with a head also weighted by its detector at the
     setting its validation songs chose, plus that detector's accuracy."""
-    rows = []
+    rows, settings = [], {}
     for (variant, seed), model in models.items():
         name, dataset = VARIANTS[variant]
-        setting = None
         if name in DETECTORS:
-            setting = choose_weighting(cfg, model, validation_tracks(cfg, dataset))
-            rows += setting_rows(setting, name, seed, dataset)
-        for track in (t for t in tracks if t.domain == dataset):
+            settings[variant, seed] = choose_weighting(cfg, model, validation_tracks(cfg, dataset))
+            rows += setting_rows(settings[variant, seed], name, seed, dataset)
+    # song by song, so that the models scored against one song share its BSS Eval reference solve
+    for track in tracks:
+        for (variant, seed), model in models.items():
+            name, dataset = VARIANTS[variant]
+            if track.domain != dataset:
+                continue
             song = Separation(model, track.mixture[0])
             rows += score_rows(song.estimates(), track, cfg, row_name(name, "unweighted"), seed)
             oracle = track.activity.float()
             rows += score_rows(song.estimates(oracle), track, cfg, row_name(name, "oracle"), seed)
-            if setting is not None:
-                weights = weights_for(song.probabilities, setting)
+            if (variant, seed) in settings:
+                weights = weights_for(song.probabilities, settings[variant, seed])
                 rows += score_rows(song.estimates(weights), track, cfg, row_name(name, "detector"), seed)
                 rows += activity_rows(weights, track, name, seed)
     return rows

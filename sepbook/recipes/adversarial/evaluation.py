@@ -86,8 +86,8 @@ def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.M
     metrics); otherwise the median over windows of that many seconds.
     """
     rows = []
-    for (variant, seed), model in models.items():
-        for track in tracks:
+    for track in tracks:  # song by song: the models scored against one song share its BSS Eval reference solve
+        for (variant, seed), model in models.items():
             scores = metrics.bss_eval(track.sources, separate(model, track.mixture), cfg["sr"],
                                       window_seconds=cfg["eval_window"], hop_seconds=cfg["eval_window"])
             rows += report.bss_rows(scores, SOURCES, variant=variant, seed=seed, song=track.name,

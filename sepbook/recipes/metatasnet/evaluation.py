@@ -111,8 +111,8 @@ def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.M
     brought up to the last stage's rate (as ``'<variant> (stage i)'``)."""
     rates = cfg["stages"]
     rows = []
-    for (variant, seed), model in models.items():
-        for track in tracks:
+    for track in tracks:  # song by song: the models scored against one song share its BSS Eval reference solve
+        for (variant, seed), model in models.items():
             *earlier, last = separate_stages(model, track.mixture)
             rows += song_rows(last[..., : track.mixture.shape[-1]], track, rates[-1], variant, seed)
             for i, (estimate, rate) in enumerate(zip(earlier, rates)):
