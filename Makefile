@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: book test data setup ffmpeg soundfonts bubblewrap clean clean-cache benchmarks results student verify
+.PHONY: book test data setup ffmpeg soundfonts bubblewrap chromium browser-check clean clean-cache benchmarks results student verify
 
 # Notebooks whose code is unchanged come from .jupyter_cache/; the others execute first, one per core.
 book: setup data
@@ -22,7 +22,7 @@ test: setup
 data: setup
 	$(PY) -m sepbook.corpora
 
-setup: $(READY) ffmpeg soundfonts bubblewrap
+setup: $(READY) ffmpeg soundfonts bubblewrap chromium
 
 $(READY): requirements.lock pyproject.toml
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { \
@@ -45,6 +45,21 @@ bubblewrap:
 	else \
 		echo "bubblewrap is missing: the grader needs it to run submissions apart ('sudo apt-get install bubblewrap')." >&2; \
 	fi
+
+# The browser check (python -m sepbook.browser) loads the built pages in a headless Chromium;
+# without it, only that check cannot run, so a machine that cannot install it only hears about it.
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+		echo "chromium and chromedriver are missing: the browser check needs them ('sudo apt-get install chromium chromium-driver')." >&2; \
+	fi
+
+# Every page of the built book loaded in a real (headless) browser: images, players, formulas,
+# overflow at a phone's and a desktop's width, links, requests outside the book.
+browser-check: setup
+	$(PY) -m sepbook.browser
 
 # musdb calls ffprobe even for WAV folders.
 ffmpeg:

@@ -423,6 +423,17 @@ def measure_colab() -> dict:
                     "the fast tests)", "seconds": took, "budget_s": 600.0, "ratio": took / 600.0}
 
 
+def measure_browser() -> dict:
+    """``make browser-check`` (``python -m sepbook.browser``) over the built book: every page in a
+    headless Chromium at two widths, against its 3-minute budget. Needs ``_build/html``."""
+    from sepbook import browser
+
+    pages = len(browser.pages(ROOT / "_build" / "html"))
+    took = _timed([sys.executable, "-m", "sepbook.browser"])
+    return {"what": f"browser check of the built book ({pages} pages at 390 and 1280 px, and the search page)",
+            "seconds": took, "reference": "budget 180 s", "ratio": took / 180.0}
+
+
 def _class_folder(size: int) -> Path:
     """``size`` submissions that answer every checked exercise as the book does: the chapter pages
     with exercises, in turn, each in a student's folder."""
@@ -527,7 +538,7 @@ def write_results(results: dict) -> None:
               "figure tracked for Foundations, target >= 0.80 at book); largest retraining difference over 0.05 dB; "
               "set-up, tests, book build, page and book training time over their budgets; a CI step's time over the whole run; "
               "BSS Eval: sepbook's time over museval's; grading: a class's time over its 5-minute budget, and the seconds the sandbox "
-              "adds per notebook over the 2 s allowed.", ""]
+              "adds per notebook over the 2 s allowed; make verify and the browser check: their time over their budgets.", ""]
     if speed:
         import training_speed
 
@@ -546,7 +557,7 @@ def write_results(results: dict) -> None:
 
 def main(argv: list[str]) -> None:
     wanted = argv or ["setup", "tests", "book", "pages", "synth", "threads", "quality", "times", "reproduce",
-                      "verify", "colab", "ci", "speed", "carryover", "corpora", "bss", "grading"]
+                      "verify", "colab", "ci", "speed", "carryover", "corpora", "bss", "grading", "browser"]
     results = json.loads(RAW.read_text()) if RAW.is_file() else {"measurements": {}}
     results["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["machine"] = machine()
@@ -555,7 +566,7 @@ def main(argv: list[str]) -> None:
             "threads": measure_threads, "quality": lambda: measure_quality(profile),
             "times": measure_training_times, "reproduce": measure_reproduce, "verify": measure_verify, "colab": measure_colab, "ci": measure_ci,
             "speed": measure_speed, "carryover": measure_carryover, "corpora": measure_corpora,
-            "bss": measure_bss, "grading": measure_grading}
+            "bss": measure_bss, "grading": measure_grading, "browser": measure_browser}
     import training_speed
 
     jobs |= {f"speed-{pair}": (lambda pair=pair: measure_speed(pair)) for pair in training_speed.PAIRS}

@@ -51,7 +51,7 @@ def players(tracks: Mapping[str, Any], sr: int):
     gain = _joint_scale(mono)
     rows = "".join(
         f'<tr><td style="padding-right:1em"><b>{html.escape(name)}</b></td>'
-        f'<td><audio controls preload="none" src="data:audio/wav;base64,{_wav_base64(np.clip(x * gain, -1, 1), sr)}">'
+        f'<td><audio controls preload="none" aria-label="{html.escape(name, quote=True)}" src="data:audio/wav;base64,{_wav_base64(np.clip(x * gain, -1, 1), sr)}">'
         f"</audio></td></tr>"
         for name, x in mono.items()
     )

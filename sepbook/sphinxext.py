@@ -8,7 +8,11 @@ With it, the ecosystem's own ``jupyter-book build .`` builds the same book as ``
 - ``$SEPBOOK_EXECUTE`` (``force``, ``cache``, ``auto`` or ``off``) overrides ``execute_notebooks``
   for one build; CI sets ``force``, so every notebook executes whatever the cache holds;
 - the pages :mod:`sepbook.prebuild` just executed are rendered again even when their notebook
-  files did not change (new committed results change a page's outputs, not its file).
+  files did not change (new committed results change a page's outputs, not its file);
+- every page has the book's stylesheet (``sepbook/static/sepbook.css``);
+- a page lists each script once: sphinx-thebe and sphinx-togglebutton add their inline settings
+  each time documents are read, and the second ``const THEBE_JS_URL`` is a JavaScript error in
+  every reader's console (``python -m sepbook.browser`` checks the console).
 
 Chapter: preface
 """
@@ -21,10 +25,13 @@ from sepbook.book import STATIC_ENV
 from sepbook.prebuild import EXECUTED
 
 EXECUTE_ENV = "SEPBOOK_EXECUTE"
+#: The book's own stylesheet (``sepbook.css``) lives here.
+STATIC = Path(__file__).resolve().parent / "static"
 MODES = ("force", "cache", "auto", "off")
 
 
 def _execution_mode(app, config) -> None:
+    config.html_static_path.append(str(STATIC))
     cache = getattr(config, "nb_execution_cache_path", "")
     if cache and not os.path.isabs(cache):  # the book's folder, wherever the build was started from
         config.nb_execution_cache_path = os.path.join(app.srcdir, cache)
@@ -43,8 +50,24 @@ def _freshly_executed(app, env, added, changed, removed) -> list[str]:
     return [name for name in listed.read_text().split() if name in env.found_docs]
 
 
+def _scripts_once(app, pagename, templatename, context, doctree) -> None:
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, kept = set(), []
+    for script in scripts:
+        # an inline script's file name is None or '' depending on who added it
+        key = (str(getattr(script, "filename", script) or ""), repr(sorted(getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(script)
+    scripts[:] = kept
+
+
 def setup(app) -> dict:
     os.environ.setdefault(STATIC_ENV, "1")
     app.connect("config-inited", _execution_mode)
     app.connect("env-get-outdated", _freshly_executed)
+    app.connect("html-page-context", _scripts_once, priority=900)
+    app.add_css_file("sepbook.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -29,22 +29,42 @@ def test_the_ecosystems_build_command_gets_the_same_settings_as_make_book():
 def test_the_extension_makes_players_static_and_lets_ci_force_execution(monkeypatch):
     monkeypatch.delenv(book.STATIC_ENV, raising=False)
     hooks = []
-    sphinxext.setup(SimpleNamespace(connect=lambda event, fn: hooks.append((event, fn))))
+    styles = []
+    sphinxext.setup(SimpleNamespace(connect=lambda event, fn, priority=500: hooks.append((event, fn)),
+                                    add_css_file=styles.append))
     assert book.static_build()
+    assert styles == ["sepbook.css"] and (sphinxext.STATIC / "sepbook.css").is_file()
     hook = dict(hooks)["config-inited"]
     assert dict(hooks)["env-get-outdated"] is sphinxext._freshly_executed
-    config = SimpleNamespace(nb_execution_mode="cache", nb_execution_cache_path=".jupyter_cache")
+    config = SimpleNamespace(nb_execution_mode="cache", nb_execution_cache_path=".jupyter_cache",
+                             html_static_path=[])
     monkeypatch.delenv(sphinxext.EXECUTE_ENV, raising=False)
     app = SimpleNamespace(srcdir="/books/sepbook")
     hook(app, config)
     assert config.nb_execution_mode == "cache"
     assert config.nb_execution_cache_path == "/books/sepbook/.jupyter_cache"
+    assert str(sphinxext.STATIC) in config.html_static_path
     monkeypatch.setenv(sphinxext.EXECUTE_ENV, "force")
     hook(app, config)
     assert config.nb_execution_mode == "force"
     monkeypatch.setenv(sphinxext.EXECUTE_ENV, "sometimes")
     with pytest.raises(ValueError, match="SEPBOOK_EXECUTE.*'sometimes'"):
         hook(app, config)
+
+
+def test_a_page_lists_each_script_once():
+    """sphinx-thebe's inline settings came twice (once with file name None, once ''): the second
+    ``const THEBE_JS_URL`` was a JavaScript error on every page."""
+    from sphinx.builders.html._assets import _JavaScript
+
+    thebe = 'const THEBE_JS_URL = "x"'
+    scripts = [_JavaScript("_static/a.js"), _JavaScript(None, body=thebe), _JavaScript("", body=thebe),
+               _JavaScript("_static/a.js", **{"async": "async"}), _JavaScript("_static/a.js")]
+    context = {"script_files": scripts}
+    sphinxext._scripts_once(None, "page", "page.html", context, None)
+    assert context["script_files"] is scripts, "the list the builder renders is changed in place"
+    assert [(s.filename, s.attributes) for s in scripts] == [
+        ("_static/a.js", {}), (None, {"body": thebe}), ("_static/a.js", {"async": "async"})]
 
 
 def _book(root: Path, code: str) -> Path:
