@@ -13,3 +13,17 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def html():
+    """The built book, ``_build/html``: skipped when it is not built, failed under ``SEPBOOK_REQUIRE_BUILD=1``
+    (CI, after make book)."""
+    from pathlib import Path
+
+    built = Path(__file__).resolve().parent.parent / "_build" / "html"
+    if not (built / "index.html").is_file():
+        if os.environ.get("SEPBOOK_REQUIRE_BUILD") == "1":
+            pytest.fail(f"{built} holds no built book: run make book first")
+        pytest.skip(f"{built} holds no built book: build it (make book) to check it")
+    return built

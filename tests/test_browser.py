@@ -13,7 +13,6 @@ import pytest
 from sepbook import browser
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILT = ROOT / "_build" / "html"
 
 
 @pytest.fixture(scope="module")
@@ -137,18 +136,9 @@ def test_a_notebook_page_offers_its_own_notebook(tmp_path):
     assert browser.check_launch_links("chapters/page.html", [], folder, "https://colab.research.google.com")
 
 
-@pytest.fixture(scope="module")
-def built() -> Path:
-    if not (BUILT / "index.html").is_file():
-        if os.environ.get("SEPBOOK_REQUIRE_BUILD") == "1":
-            pytest.fail(f"{BUILT} holds no built book: run make book first")
-        pytest.skip(f"{BUILT} holds no built book: build it (make book) to check it")
-    return BUILT
-
-
-def test_every_page_of_the_built_book_passes_in_a_browser(session, built):
+def test_every_page_of_the_built_book_passes_in_a_browser(session, html):
     screenshots = ROOT / "_build" / "browser-check"
-    assert len(browser.pages(built)) >= 10
-    problems = browser.check_book(built, screenshots, search=("spectrogram", "chapters/foundations/"),
+    assert len(browser.pages(html)) >= 10
+    problems = browser.check_book(html, screenshots, search=("spectrogram", "chapters/foundations/"),
                                   say=lambda *_: None)
     assert not problems, "\n".join(map(str, problems)) + f"\n(screenshots in {screenshots})"

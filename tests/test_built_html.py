@@ -1,6 +1,5 @@
 """The built book, read back: run after ``make book`` (``.ci/run`` does, with ``SEPBOOK_REQUIRE_BUILD=1``,
 so that a missing build fails instead of skipping)."""
-import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,16 +10,6 @@ import yaml
 from sepbook import classroom, glance
 
 ROOT = Path(__file__).resolve().parent.parent
-HTML = ROOT / "_build" / "html"
-
-
-@pytest.fixture(scope="module")
-def html() -> Path:
-    if not (HTML / "index.html").is_file():
-        if os.environ.get("SEPBOOK_REQUIRE_BUILD") == "1":
-            pytest.fail(f"{HTML} holds no built book: run make book first")
-        pytest.skip(f"{HTML} holds no built book: build it (make book) to check it")
-    return HTML
 
 
 class _Links(HTMLParser):
