@@ -16,13 +16,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def session():
+def chromium():
     try:
         browser.chromium()
     except browser.BrowserMissing as missing:
         if os.environ.get("SEPBOOK_REQUIRE_BROWSER") == "1":
             pytest.fail(str(missing))
         pytest.skip(str(missing))
+
+
+@pytest.fixture(scope="module")
+def session(chromium):
     with browser.driver() as chrome:
         yield chrome
 
@@ -136,7 +140,7 @@ def test_a_notebook_page_offers_its_own_notebook(tmp_path):
     assert browser.check_launch_links("chapters/page.html", [], folder, "https://colab.research.google.com")
 
 
-def test_every_page_of_the_built_book_passes_in_a_browser(session, html):
+def test_every_page_of_the_built_book_passes_in_a_browser(chromium, html):  # check_book starts its own browser
     screenshots = ROOT / "_build" / "browser-check"
     assert len(browser.pages(html)) >= 10
     problems = browser.check_book(html, screenshots, search=("spectrogram", "chapters/foundations/"),
