@@ -68,7 +68,9 @@ class SongDataset(Dataset):
     are slow, so they are off by default. In coherent mode one shift and one rate serve all sources.
     ``equalise_db=g`` passes each source through :func:`equalise` with band gains drawn from
     ``[-g, g]`` dB (in coherent mode too: each source its own, as each instrument has its own sound).
-    ``length`` is the number of (virtual) items; default one per track.
+    ``length`` is the number of (virtual) items; default one per track. Songs shorter than a segment
+    are never drawn; with ``skip_short=False`` (a real dataset, where that would lose songs unseen)
+    one of them raises ``ValueError`` naming it.
     Chapter: foundations/synthesiser
     """
 
@@ -91,6 +93,7 @@ class SongDataset(Dataset):
         track_names: Sequence[str] | None = None,
         unpitched: Sequence[str] = UNPITCHED_SOURCES,
         equalise_db: float | None = None,
+        skip_short: bool = True,
     ):
         tracks = list(tracks)
         if not tracks:
@@ -155,13 +158,13 @@ class SongDataset(Dataset):
         if time_stretch is not None:
             needed = int(np.ceil(self.segment_samples * max(time_stretch)))
         self.eligible = np.flatnonzero(lengths >= needed)
-        if len(self.eligible) == 0:
-            shortest = int(lengths.min())
+        if len(self.eligible) == 0 or (len(self.eligible) < len(tracks) and not skip_short):
+            short = int(np.argmin(lengths))
             raise ValueError(
-                f"segment_seconds={segment_seconds} is longer than every song "
-                f"(shortest {shortest / sr:.3f} s = {shortest} samples, longest {lengths.max() / sr:.3f} s"
-                + (f"; time_stretch up to {max(time_stretch)} needs {needed} samples)" if time_stretch else ")")
-            )
+                f"segment_seconds={segment_seconds}: song {names[short]!r} lasts {lengths[short] / sr:.3f} s "
+                f"({lengths[short]} samples), shorter than one segment ({needed} samples"
+                + (f", as time_stretch up to {max(time_stretch)} consumes more" if time_stretch else "")
+                + f"); {len(tracks) - len(self.eligible)} of {len(tracks)} songs are; use longer songs or shorter segments")
         self.length = len(tracks) if length is None else int(length)
         if self.length <= 0:
             raise ValueError(f"length: expected a positive number of items, got {length}")

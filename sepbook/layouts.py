@@ -128,6 +128,15 @@ def open_musdb(root: str | Path, subsets: str | Sequence[str] = "train", split: 
     return db
 
 
+def musdb_validation_names() -> tuple[str, ...]:
+    """The MUSDB18 training songs ``musdb`` holds out for validation (its ``split='valid'``)."""
+    import musdb
+    import yaml
+
+    with open(Path(musdb.__file__).parent / "configs" / "mus.yaml") as handle:
+        return tuple(yaml.safe_load(handle)["validation_tracks"])
+
+
 def musdb_track_arrays(track, targets: Sequence[str] = MUSDB_TARGETS) -> tuple[np.ndarray, np.ndarray, int]:
     """Return ``(mixture (channels, time), sources (K, channels, time), sr)`` float32 for a musdb track.
 
@@ -152,7 +161,7 @@ def musdb_track_arrays(track, targets: Sequence[str] = MUSDB_TARGETS) -> tuple[n
         mixture, sr = _read_wav(Path(track.path))
         sources = []
         for target in targets:
-            parts = [source.gain * _read_wav(Path(source.path))[0] for source in track.targets[target].sources]
+            parts = [source.gain * _read_wav(Path(source.path), sr)[0] for source in track.targets[target].sources]
             sources.append(_float32_sum(parts))
     else:
         mixture, sr = track.audio.T, int(track.rate)
@@ -394,12 +403,50 @@ def _float32_sum(arrays: Sequence[np.ndarray]) -> np.ndarray:
     return total
 
 
-def _read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """``(channels, time)`` float32 and the rate; a missing file is named in the error."""
+def _read_wav(path: Path, expected_sr: int | None = None) -> tuple[np.ndarray, int]:
+    """``(channels, time)`` float32 and the rate; a missing file, or a rate other than ``expected_sr``
+    (the rate of the song's other files), is named in the error."""
     if not path.is_file():
         raise FileNotFoundError(f"audio file not found: {path}")
     audio, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
+    if expected_sr is not None and int(sr) != int(expected_sr):
+        raise ValueError(f"{path}: sample rate {sr} Hz, but the song's other files are at {expected_sr} Hz; "
+                         f"expected every file of a song at one rate")
     return np.ascontiguousarray(audio.T), int(sr)
+
+
+def read_stem_folder(folder: str | Path, names: Sequence[str], sr: int, *, optional: bool = False
+                     ) -> dict[str, np.ndarray]:
+    """One song's ``folder/<name>.wav`` files, mono float32 ``(time,)`` resampled to ``sr``.
+
+    The files of a song must share one sample rate and one length (a mismatch means a conversion went
+    wrong, and is named with both files). A missing file raises ``FileNotFoundError``, unless
+    ``optional``: then it is left out of the result (a song without that instrument).
+    Chapter: foundations/synthesiser
+    """
+    from sepbook.audio import resample
+
+    folder = Path(folder)
+    read: dict[str, tuple[np.ndarray, int, Path]] = {}
+    for name in names:
+        path = folder / f"{name}.wav"
+        if not path.is_file():
+            if optional:
+                continue
+            raise FileNotFoundError(f"{path} is missing; expected {', '.join(n + '.wav' for n in names)} in {folder}")
+        audio, rate = _read_audio(path)
+        read[name] = (audio, rate, path)
+    if not read:
+        raise FileNotFoundError(f"{folder}: none of {', '.join(n + '.wav' for n in names)} is there")
+    first_audio, first_rate, first_path = next(iter(read.values()))
+    for audio, rate, path in read.values():
+        if rate != first_rate:
+            raise ValueError(f"{path}: sample rate {rate} Hz differs from {first_path.name} ({first_rate} Hz); "
+                             "expected every file of a song at one rate")
+        if len(audio) != len(first_audio):
+            raise ValueError(f"{path}: {len(audio)} samples, but {first_path.name} has {len(first_audio)}; "
+                             "expected every file of a song to be equally long")
+    return {name: resample(audio, rate, sr).astype(np.float32) for name, (audio, rate, _) in read.items()}
 
 
 def _audio_file(stem_path: Path) -> Path:

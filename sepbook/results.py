@@ -628,6 +628,24 @@ def check_checkpoints(results: BookResults) -> None:
                               f"Regenerate the results with `{command(results.chapter)}`")
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``['steps=20', "seeds=(0,)"]`` -> ``{'steps': 20, 'seeds': (0,)}``; values are Python literals,
+    and a bare word is a string (``--set dataset=musdb18hq``)."""
+    import ast
+
+    overrides = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"expected NAME=VALUE, got {item!r}")
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = text.strip()
+        overrides[name.strip()] = value
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sepbook.results", description=__doc__.splitlines()[0])
     parser.add_argument("chapter", choices=sorted(RECIPES))
@@ -635,15 +653,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes, one thread each (default 2); not under torchrun, whose "
                              "processes train each run together")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write the results folder here (default: chapters/CHAPTER/results/PROFILE/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                        help="change one setting of the profile (a Python literal: --set steps=20 "
+                             "--set seeds='(0,)'); repeat for more; recorded in the manifest")
     args = parser.parse_args(argv)
+    try:
+        overrides = parse_overrides(args.overrides)
+    except ValueError as error:
+        parser.error(f"--set: {error}")
     if distributed.requested() and args.workers not in (None, 1):
         parser.error(f"--workers: under torchrun (WORLD_SIZE={os.environ['WORLD_SIZE']}) the processes train "
                      f"every run together; leave --workers out (got {args.workers})")
     distributed.init()  # joins the other processes under torchrun; nothing otherwise
-    out = produce(args.chapter, args.profile, args.workers)
+    out = produce(args.chapter, args.profile, args.workers, args.out, **overrides)
     if distributed.is_main():
-        print(f"wrote {out}; check it with: python -c \"from sepbook import results; "
-              f"results.load('{args.chapter}', '{args.profile}')\"")
+        check = "" if args.out else (f"; check it with: python -c \"from sepbook import results; "
+                                     f"results.load('{args.chapter}', '{args.profile}')\"")
+        print(f"wrote {out}{check}")
 
 
 if __name__ == "__main__":

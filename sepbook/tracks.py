@@ -50,3 +50,20 @@ def track_from_stems(name: str, stems: Sequence[np.ndarray], source_names: Seque
     """A :class:`Track` whose mixture is the sum of ``stems`` (each ``(time,)`` or ``(channels, time)``)."""
     sources = np.stack([np.atleast_2d(np.asarray(s, dtype=np.float32)) for s in stems])
     return Track(name, sources.sum(0), sources, tuple(source_names), domain)
+
+
+def hold_out(tracks: Sequence[Track], valid_names: Sequence[str], where: str = "the training songs"
+             ) -> tuple[list[Track], list[Track]]:
+    """Split ``tracks`` into (training, validation) by a real set's own list of validation songs.
+
+    Raises ``ValueError`` naming ``where`` when the list matches none of the songs, or all of them.
+    """
+    chosen = set(valid_names)
+    valid = [t for t in tracks if t.name in chosen]
+    train = [t for t in tracks if t.name not in chosen]
+    if not valid:
+        raise ValueError(f"{where}: none of the {len(tracks)} songs is on the set's validation list "
+                         f"(for example {sorted(chosen)[:2]}); expected its validation songs among them")
+    if not train:
+        raise ValueError(f"{where}: every song is on the set's validation list, which leaves none to train on")
+    return train, valid

@@ -133,8 +133,13 @@ def test_bad_input_is_named(songs):
     broken.stems["bass"] = broken.stems["bass"][:-10]
     with pytest.raises(ValueError, match="same number of samples"):
         SongDataset.from_songs([broken], STEMS)
-    with pytest.raises(ValueError, match=r"segment_seconds=9.*shortest 1\.000 s"):
+    with pytest.raises(ValueError, match=r"segment_seconds=9: song .* lasts 1\.000 s .*shorter than one segment"):
         SongDataset.from_songs(songs, STEMS, segment_seconds=9)
+    # one short song among long ones is named too: it would otherwise never be trained on
+    short = make_song(1)
+    short.stems = {name: audio[: len(audio) // 4] for name, audio in short.stems.items()}
+    with pytest.raises(ValueError, match=r"song .* lasts 0\.250 s.*1 of 2 songs"):
+        SongDataset.from_songs([songs[0], short], STEMS, segment_seconds=0.5, skip_short=False)
     with pytest.raises(ValueError, match="guitar"):
         SongDataset.from_songs(songs, ["vocals", "guitar"])
     with pytest.raises(ValueError, match="gain_range"):

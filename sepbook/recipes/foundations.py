@@ -24,7 +24,7 @@ from sepbook.losses.masking import magnitude_loss
 from sepbook.masks import ORACLE_KINDS as ORACLES, oracle_separation
 from sepbook.models.blstm import MaskSeparator, blstm_separator
 from sepbook.soundfonts import HELD_OUT_FONT
-from sepbook.tracks import Track, track_from_stems
+from sepbook.tracks import Track, hold_out, track_from_stems
 from sepbook.train import fit, seed_everything
 
 CHAPTER = "foundations"
@@ -49,8 +49,15 @@ def config(profile: str | None = None, **overrides: Any) -> dict:
 
 
 def data(cfg: dict) -> Splits:
-    """The corpus's training songs (the last tenth held out for validation) and its test songs."""
-    train, valid = split_validation(load_tracks(cfg, "train"))
+    """The corpus's training songs (the last tenth held out for validation; the real MUSDB18-HQ holds
+    out musdb's own validation songs) and its test songs."""
+    from sepbook.layouts import musdb_validation_names
+
+    songs = load_tracks(cfg, "train")
+    if cfg.get("dataset") == "musdb18hq":
+        train, valid = hold_out(songs, musdb_validation_names(), f"{os.environ['MUSDB_PATH']}/train")
+    else:
+        train, valid = split_validation(songs)
     return Splits(train, valid, load_tracks(cfg, "test"))
 
 
@@ -101,7 +108,8 @@ def training_set(tracks: Sequence[Track], cfg: dict, seed: int) -> SongDataset:
     songs = [{name: t.sources[k] for k, name in enumerate(cfg["sources"])} for t in tracks]
     return SongDataset(songs, cfg["sources"], cfg["sr"], segment_seconds=cfg["segment_seconds"],
                        length=cfg["steps"] * cfg["batch_size"], seed=seed, coherent=True,
-                       track_names=[t.name for t in tracks], equalise_db=cfg.get("equalise_db"))
+                       track_names=[t.name for t in tracks], equalise_db=cfg.get("equalise_db"),
+                       skip_short=cfg.get("dataset") != "musdb18hq")
 
 
 def build(cfg: dict, variant: str = "BLSTM") -> MaskSeparator:

@@ -27,7 +27,7 @@ from sepbook.activity import frame_activity
 from sepbook.audio import resample
 from sepbook.banks import Bank, matching_excerpts
 from sepbook.recipes.adversarial.spectrograms import magnitudes, n_bins
-from sepbook.tracks import Track
+from sepbook.tracks import Track, hold_out
 
 DATASETS: tuple[str, ...] = ("musdb", "medley")
 #: What each set stands in for, for tables and captions.
@@ -105,25 +105,25 @@ def _medley_tracks(cfg: Mapping[str, Any], subset: str) -> list[Track]:
 def _stem_folder_tracks(cfg: Mapping[str, Any], root: Path) -> list[Track]:
     """Real multitracks for ``paper``: ``root/SONG/INSTRUMENT.wav`` per song (MedleyDB or Mixing
     Secrets stems summed per instrument class); labels from frame energy, as for MUSDB."""
-    from sepbook.audio import load
+    from sepbook.layouts import read_stem_folder
 
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder; expected one folder per song holding "
-                                f"{', '.join(n + '.wav' for n in sources(cfg, 'medley'))}")
-    names, tracks = sources(cfg, "medley"), []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        stems = []
-        for name in names:
-            path = folder / f"{name}.wav"
-            audio = load(path, sr=cfg["sr"], mono=True)[0][0] if path.is_file() else None
-            stems.append(audio)
-        length = max((len(s) for s in stems if s is not None), default=0)
-        if not length:
-            raise FileNotFoundError(f"{folder}: none of {[n + '.wav' for n in names]} is there")
-        stems = np.stack([np.zeros(length, np.float32) if s is None else np.pad(s, (0, length - len(s)))
-                          for s in stems])[:, None].astype(np.float32)
+    names = sources(cfg, "medley")
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not folders:
+        raise FileNotFoundError(f"{root}: expected one folder per song holding some of "
+                                f"{', '.join(n + '.wav' for n in names)}")
+    tracks, played = [], set()
+    for folder in folders:
+        stems = read_stem_folder(folder, names, cfg["sr"], optional=True)  # a missing instrument is silent
+        played |= set(stems)
+        length = len(next(iter(stems.values())))
+        stems = np.stack([stems.get(name, np.zeros(length, np.float32)) for name in names])[:, None]
         labels = frame_activity(magnitudes(cfg, torch.as_tensor(stems[:, 0])), cfg["label_threshold_db"])
         tracks.append(Track(folder.name, stems.sum(0), stems, names, "medley", activity=labels))
+    unplayed = [name for name in names if name not in played]
+    if unplayed and root.name == "train":  # a test set may lack an instrument; training cannot
+        raise ValueError(f"{root}: no song holds {', '.join(n + '.wav' for n in unplayed)}; the chapter separates "
+                         f"{', '.join(names)}, so every one of them must play in some song")
     return tracks
 
 
@@ -157,16 +157,23 @@ def held_out(cfg: Mapping[str, Any], songs: Sequence[Track]) -> int:
 
 
 def validation_songs(cfg: Mapping[str, Any], songs: Sequence[Track]) -> list[Track]:
-    """The validation songs among all training ``songs``: the last :func:`held_out` ones."""
+    """The validation songs among all training ``songs``: the last :func:`held_out` ones, or in the
+    real MUSDB18-HQ musdb's own validation songs."""
+    from sepbook.layouts import musdb_validation_names
+
+    if cfg["dataset"] != "synthetic" and songs and songs[0].domain == "musdb":
+        return hold_out(songs, musdb_validation_names(), f"{_real_root('musdb')}/train")[1]
     return list(songs[-held_out(cfg, songs):])
 
 
 def splits(cfg: Mapping[str, Any]) -> Splits:
-    """Both sets; the last ``n_valid`` training songs of each are held out for validation."""
+    """Both sets; the last ``n_valid`` training songs of each (or MUSDB's own list) are held out for validation."""
     train, valid = {}, {}
     for dataset in DATASETS:
         songs = load_tracks(cfg, dataset, "train")
-        train[dataset], valid[dataset] = songs[:-held_out(cfg, songs)], validation_songs(cfg, songs)
+        valid[dataset] = validation_songs(cfg, songs)
+        held = {t.name for t in valid[dataset]}
+        train[dataset] = [t for t in songs if t.name not in held]
     return Splits(train, valid, test_tracks(cfg))
 
 

@@ -197,19 +197,17 @@ def load_real_domains(cfg: Mapping[str, Any]) -> Domains:
 
 
 def _read_songs(folder: Path, domain: str, sr: int) -> list[Track]:
-    from sepbook.audio import load
+    from sepbook.layouts import read_stem_folder
 
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} does not exist; see load_real_domains for the expected layout")
+    songs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    if not songs:
+        raise FileNotFoundError(f"{folder}: expected one folder per song holding vocals.wav and accompaniment.wav "
+                                f"(see load_real_domains for the whole layout)")
     tracks = []
-    for song in sorted(p for p in folder.iterdir() if p.is_dir()):
-        stems = []
-        for stem in SOURCES:
-            path = song / f"{stem}.wav"
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing; every song folder needs vocals.wav and accompaniment.wav")
-            stems.append(load(path, sr=sr, mono=True)[0][0])
-        length = min(len(s) for s in stems)
-        if np.abs(stems[1][:length]).max() > 0:
-            tracks.append(track_from_stems(song.name, [s[:length] for s in stems], SOURCES, domain))
+    for song in songs:
+        stems = read_stem_folder(song, SOURCES, sr)
+        if np.abs(stems["vocals"]).max() > 0:  # instrumental songs are left out, as in the paper
+            tracks.append(track_from_stems(song.name, [stems[name] for name in SOURCES], SOURCES, domain))
+    if not tracks:
+        raise ValueError(f"{folder}: every song's vocals.wav is silent; expected songs with a voice")
     return tracks

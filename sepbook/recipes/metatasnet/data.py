@@ -17,7 +17,7 @@ import torch
 from sepbook import seeds
 from sepbook.audio import resample
 from sepbook.banks import Bank
-from sepbook.tracks import Track
+from sepbook.tracks import Track, hold_out
 
 
 @dataclass
@@ -55,8 +55,13 @@ def load_tracks(cfg: Mapping[str, Any], subset: str) -> list[Track]:
 
 
 def splits(cfg: Mapping[str, Any]) -> Splits:
-    """The training songs, less the last ``n_valid`` held out for validation, and the test songs."""
+    """The training songs, less the last ``n_valid`` held out for validation (the real MUSDB18-HQ holds
+    out musdb's own validation songs), and the test songs."""
+    from sepbook.layouts import musdb_validation_names
+
     songs = load_tracks(cfg, "train")
+    if cfg["dataset"] != "synthetic":
+        return Splits(*hold_out(songs, musdb_validation_names(), f"{os.environ['MUSDB_PATH']}/train"), test_tracks(cfg))
     n_valid = cfg["n_valid"] or max(1, len(songs) // 10)
     if n_valid >= len(songs):
         raise ValueError(f"n_valid: {n_valid} validation songs leave none of the {len(songs)} for training")
@@ -87,6 +92,9 @@ def _banks(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> list[Bank]:
     ratio = rates[-1] // rates[0]  # trimmed to a multiple, every rate's length is exact
     per_rate = [[] for _ in rates]
     for track in tracks:
+        if track.mixture.shape[-1] < cfg["excerpt_seconds"] * rates[-1]:
+            raise ValueError(f"excerpt_seconds: song {track.name} lasts {track.mixture.shape[-1] / rates[-1]:.2f} s, "
+                             f"shorter than one excerpt ({cfg['excerpt_seconds']} s); use longer songs or shorter excerpts")
         waves = torch.cat([track.mixture, track.sources[:, 0]])[:, None]      # (1 + K, 1, time)
         waves = waves[..., : waves.shape[-1] // ratio * ratio]
         for songs, wave in zip(per_rate, at_rates(waves, rates[-1], rates)):

@@ -69,9 +69,9 @@ def load_tracks(cfg: Mapping[str, Any], split: str) -> list[Track]:
     from sepbook.layouts import read_slakh_track
 
     root = corpus(cfg) / split
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder; expected Slakh2100's {split}/ with TrackNNNNN folders")
-    folders = sorted(p for p in root.iterdir() if (p / "metadata.yaml").is_file())
+    folders = sorted(p for p in root.iterdir() if (p / "metadata.yaml").is_file()) if root.is_dir() else []
+    if not folders:
+        raise FileNotFoundError(f"{root}: expected Slakh2100's {split}/ holding TrackNNNNN folders with metadata.yaml")
     limit = cfg["n_train"] if split == "train" and cfg["dataset"] != "synthetic" else None
     folders = folders[:limit]  # the paper profile can cap how many real tracks it holds in memory
     tracks = []
@@ -90,11 +90,18 @@ def load_tracks(cfg: Mapping[str, Any], split: str) -> list[Track]:
         # the mixture is re-summed from the kept stems: in real Slakh the mix holds other instruments too
         tracks.append(Track(folder.name, sources.sum(0), sources, tuple(cfg["instruments"]), style,
                             rolls=torch.as_tensor(rolls), activity=torch.as_tensor(rolls.any(axis=1))))
+    unplayed = [name for k, name in enumerate(cfg["instruments"]) if not any(t.sources[k].any() for t in tracks)]
+    if unplayed:
+        raise ValueError(f"{root}: no track has a rendered stem of {', '.join(map(repr, unplayed))} (Slakh's "
+                         f"inst_class); expected each of {', '.join(cfg['instruments'])} in some track")
     return tracks
 
 
 def splits(cfg: Mapping[str, Any]) -> Splits:
-    """The corpus's training songs (the last ``n_valid`` held out for validation) and its test songs."""
+    """The corpus's training songs (the last ``n_valid`` held out for validation; the real Slakh2100
+    has its own ``validation/`` songs) and its test songs."""
+    if cfg["dataset"] != "synthetic":
+        return Splits(load_tracks(cfg, "train"), load_tracks(cfg, "validation"), load_tracks(cfg, "test"))
     train = load_tracks(cfg, "train")
     n_valid = cfg["n_valid"] or max(1, len(train) // 10)
     if n_valid >= len(train):

@@ -162,20 +162,15 @@ def check_sources(songs: Tracks, corpus: str) -> None:
 
 def stem_folder_tracks(root: Path, corpus: str, subset: str, sr: int) -> Tracks:
     """Real data: ``root/<corpus>/<subset>/<song>/<source>.wav``, one folder per song, mono at ``sr``."""
-    from sepbook.audio import load
+    from sepbook.layouts import read_stem_folder
 
     folder = Path(root) / corpus / subset
     songs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     if not songs:
         raise FileNotFoundError(f"{folder}: expected one folder per song holding "
                                 f"{', '.join(s + '.wav' for s in SOURCES[corpus])}")
-    tracks = []
-    for song in songs:
-        missing = [s for s in SOURCES[corpus] if not (song / f"{s}.wav").is_file()]
-        if missing:
-            raise FileNotFoundError(f"{song}: missing {', '.join(m + '.wav' for m in missing)}")
-        tracks.append({s: load(song / f"{s}.wav", sr=sr, mono=True)[0] for s in SOURCES[corpus]})
-    return tracks
+    return [{name: audio[None] for name, audio in read_stem_folder(song, SOURCES[corpus], sr).items()}
+            for song in songs]
 
 
 def tracks(cfg: Mapping[str, Any], corpus: str, subset: str) -> Tracks:
@@ -209,7 +204,8 @@ def training_set(cfg: Mapping[str, Any], songs: Tracks, corpus: str, seed: int,
         coherent=augmentation != "incoherent" and corpus not in INCOHERENT_TRAINING,
         gain_range=tuple(cfg["gain_range"]),
         pitch_shift=tuple(cfg["pitch_shift"]) if augmentation == "pitch" else None,
-        time_stretch=tuple(cfg["time_stretch"]) if augmentation == "stretch" else None)
+        time_stretch=tuple(cfg["time_stretch"]) if augmentation == "stretch" else None,
+        skip_short=cfg["dataset"] == "synthetic")
 
 
 def song_examples(songs: Tracks, corpus: str, subset: str = "test") -> list[Example]:
