@@ -96,6 +96,37 @@ def apply_mask(mask: torch.Tensor, mixture_spec: torch.Tensor) -> torch.Tensor:
     return mask * mixture_spec.unsqueeze(-3)
 
 
+def wiener_filter(magnitudes: torch.Tensor, mixture_spec: torch.Tensor,
+                  iterations: int = 1, eps: float = 1e-10) -> torch.Tensor:
+    """Complex source estimates ``(..., K, F, T)`` from magnitude estimates ``(..., K, F, T)`` and the
+    mixture STFT ``(..., F, T)``, refined by ``iterations`` rounds of Wiener filtering.
+
+    The start is each magnitude with the mixture's phase. Each round gives every source the share
+    ``|Y_k|^2 / sum_j |Y_j|^2`` of the mixture, where ``Y_k`` is its current estimate, so after one
+    round the estimates add up to the mixture. This is the single-channel case of the expectation-
+    maximisation refinement in ``norbert.wiener`` (with ``use_softmask=False``), which Open-Unmix runs
+    after its network: with one channel each source's spatial covariance is 1, and a round
+    re-estimates its power from its current estimate.
+    Chapter: foundations/phase_and_reconstruction
+    """
+    _check_wiener(magnitudes, mixture_spec, iterations)
+    mixture = mixture_spec.unsqueeze(-3)
+    estimates = magnitudes * torch.exp(1j * mixture.angle())   # the mixture's phase
+    for _ in range(iterations):
+        power = estimates.abs() ** 2
+        estimates = power / (power.sum(dim=-3, keepdim=True) + eps) * mixture
+    return estimates
+
+
+def _check_wiener(magnitudes: torch.Tensor, mixture_spec: torch.Tensor, iterations: int) -> None:
+    _check_complex(mixture_spec, "mixture_spec", min_ndim=2)
+    if magnitudes.ndim != mixture_spec.ndim + 1 or magnitudes.shape[-2:] != mixture_spec.shape[-2:]:
+        raise ValueError(f"magnitudes: expected (..., K, {mixture_spec.shape[-2]}, {mixture_spec.shape[-1]}) "
+                         f"for a mixture_spec shaped {tuple(mixture_spec.shape)}, got {tuple(magnitudes.shape)}")
+    if iterations < 0:
+        raise ValueError(f"iterations: expected 0 or more rounds, got {iterations}")
+
+
 def oracle_separation(
     mixture: Any, sources: Any, kind: str = "irm", n_fft: int = 1024, hop: int = 256
 ) -> Any:

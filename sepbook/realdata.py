@@ -292,3 +292,134 @@ def seconds_needed(cfg: dict) -> float:
     if "excerpt_seconds" in cfg:
         return cfg["excerpt_seconds"]
     return math.ceil(cfg["frames"] * cfg["hop"] / cfg["sr"] * 10) / 10
+
+
+# --------------------------------------------------------------------------------------------
+# what a paper configuration costs: a few steps on this CPU, scaled
+# --------------------------------------------------------------------------------------------
+
+#: The run measured per chapter (its main system) and the setting that counts its steps.
+MEASURED_RUN = {"foundations": ("BLSTM", "steps"), "adversarial": ("VA", "steps"),
+                "transcription": ("supervised", "separator_steps"), "activity": ("IASS musdb", "steps"),
+                "metatasnet": ("meta", "steps"), "transfer": ("pre-musdb+slakh-none", "pretrain_steps")}
+#: Chapters measured on shorter excerpts than the paper's, then scaled in proportion: a step of a
+#: convolutional or recurrent network costs time and activation memory in proportion to its length,
+#: and Meta-TasNet's 8 s at 32 kHz would not fit this machine's memory at all.
+SHORTER_EXCERPTS = {"metatasnet": 1.0, "transfer": 2.0}
+#: NVIDIA's data sheet: the T4 (Colab's free GPU) peaks at 8.1 TFLOP/s in float32.
+T4_FLOPS = 8.1e12
+#: Where :func:`main` writes the measurements the page "Run it on the real data" shows.
+COSTS = Path(__file__).resolve().parent.parent / "chapters" / "real_data" / "results" / "paper_costs.json"
+
+
+def matmul_flops(size: int = 1024, repeats: int = 20) -> float:
+    """This CPU's float32 matrix-multiply throughput on one thread, in FLOP/s (best of ``repeats``)."""
+    import time
+
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size ** 3 / best
+
+
+def _train_seconds(module, cfg: dict, variant: str) -> tuple[float, object, int]:
+    """Wall seconds of training ``variant`` under ``cfg``, the model, and the bytes autograd saved."""
+    import time
+
+    import torch
+
+    saved: dict[int, int] = {}
+
+    def keep(tensor):  # a tensor saved twice, or two views of one storage, counts once
+        base = tensor if tensor._base is None else tensor._base
+        if base.is_leaf and base.requires_grad:  # a weight, counted with the parameters
+            return tensor
+        storage = tensor.untyped_storage()
+        saved[storage.data_ptr()] = max(saved.get(storage.data_ptr(), 0), storage.nbytes())
+        return tensor
+
+    splits = module.data(cfg)
+    started = time.perf_counter()
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        model, _ = module.train(cfg, splits, variant, 0, progress=False, live=False)
+    return time.perf_counter() - started, model, sum(saved.values())
+
+
+def measure(chapter: str, steps: tuple[int, int] = (2, 5)) -> dict:
+    """One run of ``chapter``'s main system at the ``paper`` sizes, timed on this CPU at batch size 1
+    for ``steps[0]`` and ``steps[1]`` steps after a one-step warm-up (the difference of the two is the
+    cost of the steps alone, without loading and set-up; :data:`SHORTER_EXCERPTS` on shorter excerpts)
+    and scaled
+    to the paper's batch size and steps. The miniatures must be in place (:func:`write_all`).
+
+    -> the paper's settings that matter, the parameters, CPU seconds per step, the bytes autograd
+    keeps per item for the backward pass (the activations), and from them the estimates for a GPU:
+    memory = 16 bytes per parameter (weights, gradients, Adam's two moments) plus the activations of a
+    batch; time = CPU time x this CPU's measured matmul throughput / the T4's peak (an optimistic
+    bound: GPUs rarely run at peak)."""
+    from sepbook import results
+
+    module = results.recipe(chapter)
+    variant, step_key = MEASURED_RUN[chapter]
+    paper = module.config("paper")
+    shorter = {"excerpt_seconds": SHORTER_EXCERPTS[chapter]} if chapter in SHORTER_EXCERPTS else {}
+    length = paper["excerpt_seconds"] / shorter["excerpt_seconds"] if shorter else 1.0
+    timings = []
+    for n in (1, *steps):
+        cfg = module.config("paper", **{step_key: n, "batch_size": 1, "seeds": (0,), "valid_every": n}, **shorter)
+        seconds, model, activations = _train_seconds(module, cfg, variant)
+        timings.append((seconds, activations))
+    activations = timings[0][1] * length  # of one step: later steps reuse the freed memory, so would count once
+    timings = timings[1:]  # the warm-up run allocates and plans what later runs reuse
+    per_item = (timings[1][0] - timings[0][0]) / (steps[1] - steps[0]) * length
+    parameters = sum(p.numel() for p in model.parameters())
+    cpu_step = per_item * paper["batch_size"]  # linear in the batch: one thread does the items in turn
+    flops = matmul_flops()
+    memory = 16 * parameters + paper["batch_size"] * activations
+    return {"variant": variant, "batch_size": paper["batch_size"], "steps": paper[step_key],
+            "runs": len(module.runs(paper)), "parameters": parameters,
+            "cpu_seconds_per_step": cpu_step, "cpu_hours_per_run": cpu_step * paper[step_key] / 3600,
+            "activation_bytes_per_item": activations, "gpu_memory_gb": memory / 1e9,
+            "t4_hours_per_run": cpu_step * paper[step_key] * flops / T4_FLOPS / 3600,
+            "cpu_matmul_gflops": flops / 1e9, "measured_excerpt_seconds": shorter.get("excerpt_seconds")}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m sepbook.realdata [CHAPTER ...]``: measure the paper configurations (default: all)
+    on miniatures written to a temporary folder, and write :data:`COSTS`."""
+    import datetime as dt
+    import json
+    import os
+    import platform
+    import sys
+    import tempfile
+
+    from sepbook import profiles
+    from sepbook.results import cpu_kind
+
+    chapters = list(argv if argv is not None else sys.argv[1:]) or list(MEASURED_RUN)
+    profiles.one_thread()
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ.update(write_all(Path(folder) / "real", seconds=12.0))
+        os.environ["SEPBOOK_DATA"] = str(Path(folder) / "generated")
+        measured = {}
+        for chapter in chapters:
+            measured[chapter] = measure(chapter)
+            print(chapter, {k: round(v, 3) if isinstance(v, float) else v for k, v in measured[chapter].items()},
+                  flush=True)
+    old = json.loads(COSTS.read_text())["chapters"] if COSTS.is_file() else {}
+    COSTS.parent.mkdir(parents=True, exist_ok=True)
+    COSTS.write_text(json.dumps({
+        "command": "python -m sepbook.realdata", "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
+        "machine": {"system": platform.platform(), "cpu": cpu_kind(), "threads": 1},
+        "t4_flops_assumed": T4_FLOPS, "chapters": old | measured}, indent=2) + "\n")
+    print(f"wrote {COSTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -127,3 +127,49 @@ def test_bad_input_raises_value_error_naming_it(case):
     call, words = BAD_CALLS[case]
     with pytest.raises(ValueError, match=words):
         call()
+
+
+# ----------------------------------------------------------------------------- Wiener filtering of estimates
+
+
+def test_wiener_filter_without_rounds_puts_the_mixture_phase_on_the_magnitudes():
+    sources = random_specs(3, 33, 40)
+    mixture = sources.sum(0)
+    out = masks.wiener_filter(sources.abs() * 0.5, mixture, iterations=0)
+    torch.testing.assert_close(out.abs(), sources.abs() * 0.5)
+    torch.testing.assert_close(out.angle().cos(), mixture.angle().expand_as(out).cos(), atol=1e-5, rtol=0)
+
+
+def test_a_round_of_wiener_filtering_makes_the_estimates_add_up_to_the_mixture():
+    sources = random_specs(3, 33, 40, seed=1)
+    mixture = sources.sum(0)
+    noisy = sources.abs() * torch.exp(0.5 * torch.randn(sources.shape, generator=torch.Generator().manual_seed(2)))
+    plain = masks.wiener_filter(noisy, mixture, iterations=0)
+    filtered = masks.wiener_filter(noisy, mixture, iterations=1)
+    assert (plain.sum(0) - mixture).abs().mean() > 0.1 * mixture.abs().mean()  # without it they do not
+    torch.testing.assert_close(filtered.sum(0), mixture, atol=1e-4, rtol=1e-4)
+
+
+def test_the_share_follows_power_so_a_louder_estimate_takes_more_of_the_mixture():
+    sources = random_specs(2, 33, 40, seed=3)
+    mixture = sources.sum(0)
+    base = masks.wiener_filter(sources.abs(), mixture, iterations=1)
+    louder = sources.abs().clone()
+    louder[0] *= 2  # source 0's estimate doubled: its share must grow, source 1's shrink
+    boosted = masks.wiener_filter(louder, mixture, iterations=1)
+    assert (boosted[0].abs() >= base[0].abs() - 1e-6).all() and (boosted[1].abs() <= base[1].abs() + 1e-6).all()
+    assert (boosted[0].abs() > base[0].abs() + 1e-3).float().mean() > 0.9
+
+
+def test_with_exact_magnitudes_wiener_filtering_beats_the_mixture_phase_alone():
+    sources = random_specs(3, 33, 40, seed=4)
+    mixture = sources.sum(0)
+    err = lambda est: float((est - sources).abs().pow(2).sum())
+    assert err(masks.wiener_filter(sources.abs(), mixture, 1)) < err(masks.wiener_filter(sources.abs(), mixture, 0))
+
+
+def test_wiener_filter_names_bad_input():
+    with pytest.raises(ValueError, match="magnitudes: expected"):
+        masks.wiener_filter(torch.rand(3, 5, 7), torch.zeros(5, 8, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="iterations"):
+        masks.wiener_filter(torch.rand(3, 5, 7), torch.zeros(5, 7, dtype=torch.complex64), iterations=-1)
