@@ -259,3 +259,15 @@ def test_the_miniatures_keep_the_real_sets_quirks(miniatures):
     stems = sum(soundfile.read(str(p))[0] for p in sorted((track / "stems").glob("*.flac")))
     mix = soundfile.read(str(track / "mix.flac"))[0]
     assert not np.allclose(mix, stems, atol=1e-3), "the release's mix is normalised, not the stems' sum"
+
+
+def test_set_reads_python_literals_and_names_bad_settings(capsys):
+    assert results.parse_overrides(["steps=20", "seeds=(0, 1)", "dataset=musdb18hq", "lr = 1e-4"]) == \
+        {"steps": 20, "seeds": (0, 1), "dataset": "musdb18hq", "lr": 1e-4}
+    with pytest.raises(ValueError, match="expected NAME=VALUE, got 'steps'"):
+        results.parse_overrides(["steps"])
+    with pytest.raises(SystemExit):
+        results.main(["foundations", "--profile", "paper", "--set", "=3"])
+    assert "--set: expected NAME=VALUE" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="foundations has no setting 'stepz'"):
+        results.main(["foundations", "--profile", "paper", "--set", "stepz=3"])
