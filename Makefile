@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: book test data setup ffmpeg soundfonts bubblewrap chromium browser-check clean clean-cache benchmarks results student verify
+.PHONY: book test data setup ffmpeg soundfonts bubblewrap chromium browser-check clean clean-cache benchmarks results student teacher verify
 
 # Notebooks whose code is unchanged come from .jupyter_cache/; the others execute first, one per core.
 book: setup data
@@ -92,6 +92,12 @@ verify: setup data
 STUDENT_DIR ?= _build/student
 student: setup
 	$(PY) -m sepbook.classroom $(STUDENT_DIR)
+
+# The teacher's edition: the same notebooks with their solutions, each written answer followed by its
+# rubric (chapters/teachers/rubrics.yml).
+TEACHER_DIR ?= _build/teacher
+teacher: setup
+	$(PY) -m sepbook.classroom --teacher $(TEACHER_DIR)
 
 # The Colab install check (.ci/colab.py): fresh venvs holding what Colab holds (COLAB_SET=colab) and the
 # newest release of everything (COLAB_SET=newest), each running a page from its first cell and the fast tests.

@@ -6,14 +6,18 @@ and grade it with ``nbgrader autograde``, or do the same without nbgrader:
 
 - an **answer cell** (``<label>-answer``, a solution cell) holds the student's function. Its body
   lies between ``### BEGIN SOLUTION`` and ``### END SOLUTION``; the book executes the solution, so
-  every build checks it, and hides the cell's source in the HTML;
+  every build checks it, and leaves the cell's source out of the HTML;
 - a **check cell** (``<label>-check``, graded and locked) calls the ``sepbook.exercises`` checker,
   which raises ``AssertionError`` with what is wrong;
 - a **discussion cell** (``<label>-discussion``, a graded markdown solution) holds the written
-  answer in a hidden ``{solution}`` dropdown; a teacher grades it by hand.
+  answer in a ``{solution}`` block, which the published book leaves out (``hide_solutions`` in
+  ``_config.yml``); a teacher grades it by hand.
 
 ``python -m sepbook.classroom [OUT]`` (``make student``) writes the student editions: every
 notebook of the table of contents with solutions replaced by stubs and outputs cleared.
+``python -m sepbook.classroom --teacher [OUT]`` (``make teacher``) writes the teacher's edition:
+the same notebooks with their solutions, and each written answer followed by its rubric
+(``chapters/teachers/rubrics.yml``).
 ``python -m sepbook.grade`` grades them (:mod:`sepbook.grade`).
 
 Chapter: for teachers
@@ -33,6 +37,11 @@ BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CODE_STUB = 'raise NotImplementedError("your answer here")'
 TEXT_STUB = "*Your answer here.*"
 KINDS = ("answer", "check", "discussion")
+#: The rubrics of the written answers, relative to the book's root.
+RUBRICS = Path("chapters/teachers/rubrics.yml")
+LEVELS = ("full", "half", "none")
+#: The tags that keep an answer cell's code out of the book's HTML (a student must see the stub).
+HIDDEN = ("remove-input", "hide-input")
 
 
 def marks(cell) -> dict | None:
@@ -130,7 +139,7 @@ def student_edition(notebook, name: str = "notebook"):
             if BEGIN not in cell.source:
                 raise ValueError(f"{where}: a solution cell without a {BEGIN!r} region")
             cell.source = clear_solution(cell.source, where)
-            tags = [t for t in cell.metadata.get("tags", []) if t != "hide-input"]
+            tags = [t for t in cell.metadata.get("tags", []) if t not in HIDDEN]
             cell.metadata["tags"] = tags
             if not tags:
                 del cell.metadata["tags"]
@@ -139,8 +148,38 @@ def student_edition(notebook, name: str = "notebook"):
     return student
 
 
-def write_student_editions(out: Path, root: Path = ROOT) -> list[Path]:
-    """Write the student edition of every book notebook with exercises under ``out``."""
+def rubrics(root: Path = ROOT) -> dict[str, dict[str, str]]:
+    """The rubric of every written answer, by exercise label: ``{'full': ..., 'half': ..., 'none': ...}``."""
+    path = root / RUBRICS
+    found = yaml.safe_load(path.read_text()) or {}
+    for label, rubric in found.items():
+        if set(rubric) != set(LEVELS):
+            raise ValueError(f"{path}: the rubric of {label} has {sorted(rubric)}; expected {list(LEVELS)}")
+    return found
+
+
+def teacher_edition(notebook, rubric_of: dict[str, dict[str, str]], name: str = "notebook"):
+    """A copy of ``notebook`` with its solutions, each written answer followed by its rubric."""
+    teacher = copy.deepcopy(notebook)
+    cells = []
+    for cell in teacher.cells:
+        cells.append(cell)
+        mark = marks(cell)
+        if not mark or exercise_of(mark["grade_id"])[1] != "discussion":
+            continue
+        label = exercise_of(mark["grade_id"])[0]
+        if label not in rubric_of:
+            raise ValueError(f"{name}: the written answer {label} has no rubric in {RUBRICS}")
+        lines = [f"- **{level}**: {rubric_of[label][level]}" for level in LEVELS]
+        cells.append(nbformat.v4.new_markdown_cell(f"**Rubric for {label}** (one point)\n\n" + "\n".join(lines)))
+    teacher.cells = cells
+    return teacher
+
+
+def write_student_editions(out: Path, root: Path = ROOT, teacher: bool = False) -> list[Path]:
+    """Write the student edition (or, with ``teacher``, the teacher's edition) of every book notebook
+    with exercises under ``out``."""
+    rubric_of = rubrics(root) if teacher else {}
     written = []
     for path in book_notebooks(root):
         notebook = nbformat.read(path, as_version=4)
@@ -148,17 +187,22 @@ def write_student_editions(out: Path, root: Path = ROOT) -> list[Path]:
             continue
         target = out / path.relative_to(root / "chapters")
         target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(student_edition(notebook, str(path.relative_to(root))), target)
+        name = str(path.relative_to(root))
+        edition = teacher_edition(notebook, rubric_of, name) if teacher else student_edition(notebook, name)
+        nbformat.write(edition, target)
         written.append(target)
     return written
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sepbook.classroom", description=__doc__.split("\n")[0])
-    parser.add_argument("out", nargs="?", default=str(ROOT / "_build" / "student"),
-                        help="folder for the student editions (default: _build/student)")
-    out = Path(parser.parse_args(argv).out)
-    for path in write_student_editions(out):
+    parser.add_argument("out", nargs="?", default=None,
+                        help="folder for the editions (default: _build/student, or _build/teacher)")
+    parser.add_argument("--teacher", action="store_true",
+                        help="write the teacher's edition: solutions kept, a rubric after each written answer")
+    args = parser.parse_args(argv)
+    out = Path(args.out or ROOT / "_build" / ("teacher" if args.teacher else "student"))
+    for path in write_student_editions(out, teacher=args.teacher):
         print(path)
 
 

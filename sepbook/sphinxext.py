@@ -13,6 +13,9 @@ With it, the ecosystem's own ``jupyter-book build .`` builds the same book as ``
 - a page lists each script once: sphinx-thebe and sphinx-togglebutton add their inline settings
   each time documents are read, and the second ``const THEBE_JS_URL`` is a JavaScript error in
   every reader's console (``python -m sepbook.browser`` checks the console).
+- the notebooks a reader downloads from a page (``_sources/``) are the student editions: the
+  published book holds no solutions (``hide_solutions`` leaves out the written ones, and the answer
+  cells' code is removed from the HTML), and the download button must not hand them back.
 
 Chapter: preface
 """
@@ -64,10 +67,21 @@ def _scripts_once(app, pagename, templatename, context, doctree) -> None:
     scripts[:] = kept
 
 
+def _student_downloads(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    from sepbook.classroom import write_student_editions
+
+    root = Path(app.srcdir)
+    if (root / "chapters").is_dir():
+        write_student_editions(Path(app.outdir) / "_sources" / "chapters", root)
+
+
 def setup(app) -> dict:
     os.environ.setdefault(STATIC_ENV, "1")
     app.connect("config-inited", _execution_mode)
     app.connect("env-get-outdated", _freshly_executed)
     app.connect("html-page-context", _scripts_once, priority=900)
+    app.connect("build-finished", _student_downloads)
     app.add_css_file("sepbook.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

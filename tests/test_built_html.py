@@ -4,6 +4,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 
@@ -120,3 +121,19 @@ def test_formulas_are_typeset_by_the_book_s_own_mathjax(html):
         for url in mathjax:
             assert not _outside(url) and (page.parent / url.split("?")[0]).resolve().is_file(), \
                 f"{page.relative_to(html)}: MathJax from {url}, not from the book"
+
+
+def test_the_published_book_holds_no_solution_in_its_pages_or_downloads(html):
+    """Graded exercises are answered in the teacher's edition only: the pages leave out the answer
+    cells' code and the written solutions, and the notebook a reader downloads is the student edition."""
+    pages = [p for p in classroom.book_notebooks() if classroom.exercises(nbformat.read(p, as_version=4))]
+    assert pages
+    for notebook in pages:
+        relative = notebook.relative_to(ROOT)
+        page = (html / relative.with_suffix(".html")).read_text()
+        assert "BEGIN SOLUTION" not in page, f"{relative}: solution code in the page"
+        assert not re.search(r'class="[^"]*\bsolution\b', page), f"{relative}: a written solution in the page"
+        download = nbformat.read(html / "_sources" / relative, as_version=4)
+        text = "\n".join(cell.source for cell in download.cells)
+        assert "BEGIN SOLUTION" not in text and "{solution}" not in text, f"{relative}: the download holds solutions"
+        assert classroom.CODE_STUB in text or classroom.TEXT_STUB in text, f"{relative}: the download has no stub"

@@ -54,7 +54,7 @@ def test_every_exercise_is_marked_as_nbgrader_reads_it(path):
         if kind == "answer":
             assert cell.cell_type == "code" and mark["solution"] and not mark["grade"]
             assert cell.source.count(classroom.BEGIN) == 1 == cell.source.count(classroom.END)
-            assert "hide-input" in cell.metadata.get("tags", []), "the HTML hides the solution"
+            assert "remove-input" in cell.metadata.get("tags", []), "the HTML leaves the solution out"
         elif kind == "check":
             assert cell.cell_type == "code" and mark["grade"] and mark["locked"] and not mark["solution"]
             (checker,) = re.findall(r"\b(check_\w+)\(", cell.source)
@@ -102,7 +102,8 @@ def test_every_stub_fails_its_check_with_your_answer_here(students):
             if not mark or cell.cell_type != "code":
                 continue
             if mark["solution"]:
-                assert classroom.CODE_STUB in cell.source and "hide-input" not in cell.metadata.get("tags", [])
+                tags = cell.metadata.get("tags", [])
+                assert classroom.CODE_STUB in cell.source and not set(tags) & set(classroom.HIDDEN)
                 exec(cell.source, namespace)
             else:
                 with pytest.raises(AssertionError, match="NotImplementedError: your answer here"):
@@ -135,3 +136,42 @@ def test_make_student_runs_the_classroom_module():
     makefile = (ROOT / "Makefile").read_text()
     recipe = re.search(r"^student:.*\n\t(.+)$", makefile, re.M)
     assert recipe and "-m sepbook.classroom $(STUDENT_DIR)" in recipe.group(1)
+
+
+# ----------------------------------------------------------------------------- the teacher's edition
+
+
+def test_every_written_answer_has_a_rubric_and_every_rubric_an_answer():
+    written = {r["label"] for r in classroom.exercise_rows() if r["discussed"]}
+    assert set(classroom.rubrics()) == written
+
+
+def test_the_teachers_edition_keeps_the_solutions_and_adds_each_rubric_after_its_answer(tmp_path):
+    classroom.main(["--teacher", str(tmp_path)])
+    rubric_of = classroom.rubrics()
+    for path in NOTEBOOKS:
+        book, edition = _read(path), _read(tmp_path / path.relative_to(ROOT / "chapters"))
+        written = [e for e in classroom.exercises(book) if any(
+            classroom.exercise_of(classroom.marks(c)["grade_id"]) == (e.label, "discussion")
+            for c in book.cells if classroom.marks(c))]
+        assert len(edition.cells) == len(book.cells) + len(written), path.name
+        for before, after in zip(edition.cells, edition.cells[1:]):
+            mark = classroom.marks(before)
+            if mark and classroom.exercise_of(mark["grade_id"])[1] == "discussion":
+                label = classroom.exercise_of(mark["grade_id"])[0]
+                assert after.source.startswith(f"**Rubric for {label}**")
+                assert all(rubric_of[label][level] in after.source for level in classroom.LEVELS)
+        solutions = [c.source for c in book.cells if (classroom.marks(c) or {}).get("solution")]
+        assert all(s in [c.source for c in edition.cells] for s in solutions), path.name
+
+
+def test_a_written_answer_without_a_rubric_is_named(tmp_path):
+    notebook = _read(NOTEBOOKS[0])
+    with pytest.raises(ValueError, match=r"the written answer ex-\S+ has no rubric"):
+        classroom.teacher_edition(notebook, {}, "page")
+
+
+def test_student_editions_hold_no_rubric(students):
+    text = "\n".join(c.source for p in NOTEBOOKS for c in _read(_edition(students, p)).cells)
+    assert "**Rubric for" not in text
+    assert not any(r["full"][:60] in text for r in classroom.rubrics().values())
