@@ -285,14 +285,6 @@ def write_all(root: str | Path, seconds: float = 3.0) -> dict[str, str]:
             "TRANSFER_DATA": str(write_transfer(root / "transfer", seconds=seconds))}
 
 
-def seconds_needed(cfg: dict) -> float:
-    """The shortest song, in seconds, that holds one training excerpt of a chapter's settings."""
-    if "segment_seconds" in cfg:
-        return cfg["segment_seconds"]
-    if "excerpt_seconds" in cfg:
-        return cfg["excerpt_seconds"]
-    return math.ceil(cfg["frames"] * cfg["hop"] / cfg["sr"] * 10) / 10
-
 
 # --------------------------------------------------------------------------------------------
 # what a paper configuration costs: a few steps on this CPU, scaled

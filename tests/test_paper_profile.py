@@ -271,3 +271,26 @@ def test_set_reads_python_literals_and_names_bad_settings(capsys):
     assert "--set: expected NAME=VALUE" in capsys.readouterr().err
     with pytest.raises(ValueError, match="foundations has no setting 'stepz'"):
         results.main(["foundations", "--profile", "paper", "--set", "stepz=3"])
+
+
+def test_a_song_folder_whose_files_differ_in_length_or_lack_a_file_is_named(tmp_path):
+    from sepbook.layouts import read_stem_folder
+
+    realdata._write(tmp_path / "song" / "vocals.wav", realdata.stem("vocals", 1.0))
+    realdata._write(tmp_path / "song" / "accompaniment.wav", realdata.stem("other", 1.5))
+    with pytest.raises(ValueError, match=r"song/accompaniment\.wav: 66150 samples, but vocals\.wav has 44100"):
+        read_stem_folder(tmp_path / "song", ("vocals", "accompaniment"), 8000)
+    with pytest.raises(FileNotFoundError, match=r"song/bass\.wav is missing"):
+        read_stem_folder(tmp_path / "song", ("vocals", "bass"), 8000)
+    assert set(read_stem_folder(tmp_path / "song", ("vocals", "bass"), 8000, optional=True)) == {"vocals"}
+
+
+def test_holding_out_by_a_list_that_matches_no_song_or_every_song_is_named():
+    from sepbook.tracks import hold_out, track_from_stems
+
+    songs = [track_from_stems(name, [np.zeros(8)], ("x",)) for name in ("a", "b")]
+    assert [t.name for t in hold_out(songs, ["b"])[1]] == ["b"]
+    with pytest.raises(ValueError, match="train/: none of the 2 songs is on the set's validation list"):
+        hold_out(songs, ["z"], "train/")
+    with pytest.raises(ValueError, match="every song is on the set's validation list"):
+        hold_out(songs, ["a", "b"])
