@@ -43,11 +43,28 @@ class Bank:
                   for offset in range(0, length - frames + 1, frames)]
         return torch.stack(pieces) if pieces else self.frames.new_zeros(0, *self.frames.shape[:2], frames)
 
-    def positions(self, batch: int, frames: int, rng: np.random.Generator) -> np.ndarray:
-        """``batch`` random excerpt starts, uniform over all positions where ``frames`` frames fit in a song."""
+    def positions(self, batch: int, frames: int, rng: np.random.Generator,
+                  avoid: np.ndarray | None = None) -> np.ndarray:
+        """``batch`` random excerpt starts, uniform over all positions where ``frames`` frames fit in a song.
+
+        ``avoid[i]`` (optional) is a song that excerpt ``i`` must not come from (``-1``: none); the
+        other songs keep their relative chances.
+        """
         positions = self.lengths - frames + 1
         songs = rng.choice(len(positions), size=batch, p=positions / positions.sum())
+        if avoid is not None:
+            clashes = np.flatnonzero(songs == avoid)
+            if len(clashes) and len(positions) < 2:
+                raise ValueError("avoid: a bank of one song cannot avoid it; expected at least two songs")
+            for i in clashes:
+                weights = positions.astype(float)
+                weights[avoid[i]] = 0.0
+                songs[i] = rng.choice(len(positions), p=weights / weights.sum())
         return self.starts[songs] + (rng.random(batch) * positions[songs]).astype(np.int64)
+
+    def song_of(self, starts: np.ndarray) -> np.ndarray:
+        """The song each excerpt start of ``starts`` lies in."""
+        return np.searchsorted(self.starts, starts, side="right") - 1
 
     def take(self, starts: np.ndarray, frames: int) -> torch.Tensor:
         """The excerpts beginning at ``starts``, ``(len(starts), channels, rows, frames)``."""

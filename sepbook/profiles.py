@@ -17,7 +17,7 @@ import os
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from sepbook.soundfonts import TRAINING_FONTS
+from sepbook.soundfonts import HELD_OUT_FONT, TRAINING_FONTS
 
 PROFILES = ("tiny", "book", "paper")
 ENV_VAR = "SEPBOOK_PROFILE"
@@ -73,34 +73,47 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
         ),
     },
     # Adversarial semi-supervised separation (Stoller et al. 2018): U-Net separator, one critic per source.
-    # Sizes of the three systems are shared; alpha_V / alpha_VA are the paper's alpha (= beta) of V and VA.
+    # Sizes of the systems are shared. Each system starts from a supervised separator (start_steps),
+    # then trains `steps` more updates (early-stopped by `patience` validations) at each setting of
+    # its grid, chosen on validation: lrs for the supervised systems, alphas_V / alphas_VA (alpha =
+    # beta, the paper's 0.01 / 0.001 and a tenth of it) for V and VA. A step of V or VA takes
+    # n_critic critic updates (the paper's 5); critic_warmup critic updates come first.
     "adversarial": {
         "tiny": dict(
             dataset="synthetic", sr=8192, n_fft=256, hop=128, frames=32, song_seconds=5.0,
             paired_style="pop", domain_styles=("rock", "jazz", "electronic"), mismatched_style="quartet",
             n_paired=8, n_paired_eval=2, songs_per_third=3, data_seed=0,
             unet_base=8, unet_depth=3, critic_base=8, critic_strided_layers=3, critic_frequency_layers=1,
-            critic_hidden=16, batch_size=8, steps=160, lr=1e-3, critic_lr=1e-3, n_critic=2, gp_weight=10.0,
-            alpha_V=0.01, alpha_VA=0.001, valid_every=40, patience=None, eval_window=None,
-            seeds=(0,), ablation_seeds=(0,), scarce_fraction=0.25, fonts=TRAINING_FONTS,
+            critic_hidden=16, batch_size=8, start_steps=120, steps=60, lr=1e-3, critic_lr=1e-3, n_critic=2,
+            critic_warmup=20, gp_weight=10.0, lrs=(1e-3,), alphas_V=(0.01,), alphas_VA=(0.001,),
+            valid_every=20, patience=3, eval_window=None,
+            seeds=(0,), ablation_seeds=(0,), scarce_fraction=0.25,
+            paired_fonts=TRAINING_FONTS[:1], other_fonts=TRAINING_FONTS[1:] + (HELD_OUT_FONT,),
+            paired_voice_db=0.0, other_voice_db=-6.0, paired_formant_shift=(0.8, 0.95),
         ),
         "book": dict(
             dataset="synthetic", sr=8192, n_fft=256, hop=128, frames=32, song_seconds=12.0,
             paired_style="pop", domain_styles=("rock", "jazz", "electronic"), mismatched_style="quartet",
-            n_paired=24, n_paired_eval=6, songs_per_third=8, data_seed=0,
+            n_paired=12, n_paired_eval=6, songs_per_third=8, data_seed=0,
             unet_base=8, unet_depth=3, critic_base=16, critic_strided_layers=3, critic_frequency_layers=1,
-            critic_hidden=32, batch_size=16, steps=1000, lr=5e-4, critic_lr=5e-4, n_critic=2, gp_weight=10.0,
-            alpha_V=0.01, alpha_VA=0.001, valid_every=100, patience=None, eval_window=None,
-            seeds=(0, 1, 2), ablation_seeds=(0, 1, 2), scarce_fraction=0.25, fonts=TRAINING_FONTS,
+            critic_hidden=32, batch_size=16, start_steps=1500, steps=800, lr=5e-4, critic_lr=5e-4, n_critic=5,
+            critic_warmup=200, gp_weight=10.0, lrs=(5e-4, 1.25e-4), alphas_V=(0.01, 0.001),
+            alphas_VA=(0.001, 0.0001), valid_every=50, patience=5, eval_window=None,
+            seeds=(0, 1, 2), ablation_seeds=(0, 1, 2), scarce_fraction=0.25,
+            paired_fonts=TRAINING_FONTS[:1], other_fonts=TRAINING_FONTS[1:] + (HELD_OUT_FONT,),
+            paired_voice_db=0.0, other_voice_db=-6.0, paired_formant_shift=(0.8, 0.95),
         ),
         "paper": dict(
             dataset="dsd100+medleydb+ccmixter+ikala", sr=8192, n_fft=512, hop=256, frames=64, song_seconds=None,
             paired_style=None, domain_styles=None, mismatched_style=None,
             n_paired=None, n_paired_eval=None, songs_per_third=None, data_seed=0,
             unet_base=16, unet_depth=4, critic_base=32, critic_strided_layers=4, critic_frequency_layers=2,
-            critic_hidden=32, batch_size=64, steps=200_000, lr=5e-5, critic_lr=5e-5, n_critic=5, gp_weight=10.0,
-            alpha_V=0.01, alpha_VA=0.001, valid_every=1000, patience=6, eval_window=None,
+            critic_hidden=32, batch_size=64, start_steps=100_000, steps=100_000, lr=5e-5, critic_lr=5e-5,
+            n_critic=5, critic_warmup=1000, gp_weight=10.0, lrs=(5e-5, 1.25e-5), alphas_V=(0.01, 0.001),
+            alphas_VA=(0.001, 0.0001), valid_every=1000, patience=6, eval_window=None,
             seeds=(0,), ablation_seeds=(), scarce_fraction=0.25,
+            paired_fonts=None, other_fonts=None, paired_voice_db=0.0, other_voice_db=0.0,
+            paired_formant_shift=None,
         ),
     },
     # Score as supervision (Hung, Wichern and Le Roux 2021): a transcriptor as the separator's critic.

@@ -187,7 +187,8 @@ def train_one(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path) -
     splits = _data(chapter, cfg)
     name = f"{variant}-seed{seed}"
     started = time.perf_counter()
-    options = {"prerequisites": prerequisites(chapter, cfg, variant, seed, scratch)} if requires(module, variant) else {}
+    needed = requires(module, variant, cfg)
+    options = {"prerequisites": prerequisites(chapter, cfg, variant, seed, scratch)} if needed else {}
     model, history = module.train(cfg, splits, variant, seed, checkpoint=scratch / f"{name}.pt", progress=False,
                                   checkpoint_every=max(1, cfg.get("steps", 500) // 10), live=False, **options)
     trained = time.perf_counter() - started
@@ -222,8 +223,11 @@ def _await_record(path: Path, poll_seconds: float = 2.0) -> dict:
     return json.loads(path.read_text())
 
 
-def requires(module: ModuleType, variant: str) -> tuple[str, ...]:
-    """The variants ``variant`` starts from (same seed), from the recipe's ``REQUIRES``."""
+def requires(module: ModuleType, variant: str, cfg: dict | None = None) -> tuple[str, ...]:
+    """The runs (same seed) ``variant`` starts from or chooses among: the recipe's ``requires(cfg,
+    variant)`` where its run names depend on the settings, else its ``REQUIRES`` table."""
+    if callable(getattr(module, "requires", None)):
+        return tuple(module.requires(cfg, variant))
     return tuple(getattr(module, "REQUIRES", {}).get(variant, ()))
 
 
@@ -231,7 +235,7 @@ def prerequisites(chapter: str, cfg: dict, variant: str, seed: int, scratch: Pat
     """The trained models ``variant`` starts from, read back from their float16 weights in ``scratch``."""
     module = recipe(chapter)
     models = {}
-    for name in requires(module, variant):
+    for name in requires(module, variant, cfg):
         path = scratch / f"{name}-seed{seed}.weights.pt"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: {variant!r} seed {seed} starts from {name!r}, which is not trained yet")
@@ -240,9 +244,10 @@ def prerequisites(chapter: str, cfg: dict, variant: str, seed: int, scratch: Pat
 
 
 def _thin(history: dict) -> dict:
-    keep = {k: v[HISTORY_STRIDE - 1::HISTORY_STRIDE] for k, v in history.items()
-            if k not in ("valid", "valid_step")}
-    return keep | {"valid_step": history["valid_step"], "valid": history["valid"]}
+    """Every tenth value of the per-step logs (lists as long as ``history['step']``); the rest whole."""
+    per_step = {k for k, v in history.items() if isinstance(v, list) and len(v) == len(history["step"])
+                and k not in ("valid", "valid_step", "best_step")}
+    return {k: v[HISTORY_STRIDE - 1::HISTORY_STRIDE] if k in per_step else v for k, v in history.items()}
 
 
 def _worker(job):
@@ -281,12 +286,12 @@ def produce(chapter: str, profile: str = "book", workers: int | None = None, out
     commit = _commit()
     how = f"{distributed.world()} processes together" if parallel else f"{workers} workers"
     _say(f"{chapter} ({profile}): {len(todo)} of {len(module.runs(cfg))} runs to train on {how}")
-    missing = {r for _, _, v, _, _ in todo for r in requires(module, v)} - {v for v, _ in module.runs(cfg)}
+    missing = {r for _, _, v, _, _ in todo for r in requires(module, v, cfg)} - {v for v, _ in module.runs(cfg)}
     if missing:
         raise ValueError(f"{chapter}: REQUIRES names {sorted(missing)}, which are not runs of the recipe")
 
     def ready(job) -> bool:
-        return all((scratch / f"{name}-seed{job[3]}.json").is_file() for name in requires(module, job[2]))
+        return all((scratch / f"{name}-seed{job[3]}.json").is_file() for name in requires(module, job[2], cfg))
 
     def report(record) -> None:
         _say(f"  {record['variant']} seed {record['seed']}: {record['wall_seconds'] / 60:.1f} min")
@@ -383,7 +388,7 @@ def write(chapter: str, cfg: dict, scratch: Path, out: Path, session_seconds: fl
     return out
 
 
-#: A chapter with at most this many runs commits every run's checkpoint (every seed, every ablation),
+#: A chapter with at most this many runs that score rows commits all their checkpoints (every seed, every ablation),
 #: so that :mod:`sepbook.verify` can re-derive each of its rows; a larger one (transfer's hundreds of
 #: fine-tunes) commits seed 0 of its compared systems, and its other rows are covered by retraining.
 ALL_CHECKPOINTS_UP_TO_RUNS = 40
@@ -393,9 +398,9 @@ def kept_checkpoints(module: ModuleType, cfg: dict, records: list[dict]) -> list
     """The runs (``VARIANT-seedS``) whose float16 weights go into the committed ``checkpoints/``: seed 0 of
     the systems the page shows, and every run that scores rows unless the chapter has very many."""
     shown = [f"{variant}-seed{cfg['seeds'][0]}" for variant in module.VARIANTS]  # what the page draws and plays
-    if len(records) > ALL_CHECKPOINTS_UP_TO_RUNS:
-        return shown
     scored = [f"{r['variant']}-seed{r['seed']}" for r in records if r["rows"]]
+    if len(scored) > ALL_CHECKPOINTS_UP_TO_RUNS:
+        return shown
     return scored + [name for name in shown if name not in scored]
 
 

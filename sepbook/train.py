@@ -203,6 +203,7 @@ def fit(
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 0,
     stop_after: int | None = None,
+    patience: int | None = None,
     device: str | torch.device | None = None,
     amp: bool | None = None,
     progress: bool = True,
@@ -216,7 +217,8 @@ def fit(
     ``functools.partial(step_batches, dataset, batch_size, seed)``). Give either ``loss_fn`` (plain
     supervised training with one Adam optimiser at ``lr``) or ``step_fn`` with its ``optimizers``
     (a dict name -> optimiser over parts of ``model``). ``keep_best=(name, "min" | "max")`` restores,
-    at the end, the weights of the validation with the best ``name``. If ``checkpoint`` names an
+    at the end, the weights of the validation with the best ``name``; with ``patience`` training also
+    stops once that many validations in a row bring no improvement. If ``checkpoint`` names an
     existing file the run resumes from it; one is written every ``checkpoint_every`` steps and at the
     end. ``stop_after`` ends the run early at that step (to show or test an interruption). ``amp``
     (default: on for CUDA) runs the step under the device's own :func:`autocast_dtype` (bfloat16
@@ -231,6 +233,9 @@ def fit(
     writes the checkpoint, which every process resumes from.
     """
     _check_fit_arguments(loss_fn, step_fn, optimizers, batches, steps, valid_every, keep_best)
+    if patience is not None and (keep_best is None or isinstance(patience, bool) or patience < 1):
+        raise ValueError(f"patience: expected a positive number of validations together with keep_best, "
+                         f"got patience={patience!r}, keep_best={keep_best!r}")
     parallel = distributed.init()  # False, and nothing done, outside torchrun
     device = pick_device(device) if not isinstance(device, torch.device) else device
     device = distributed.local_device(device)
@@ -268,6 +273,8 @@ def fit(
         distributed.broadcast_state(model)  # DDP does this for the plain step above
     main = distributed.is_main()
     end = min(steps, stop_after) if stop_after is not None else steps
+    if exhausted(history, patience):
+        end = start  # a resumed run that had already stopped early
     bar = progress_bar(steps, start, progress and main, desc=label)
     curve = LiveCurve(title=label) if live and progress and main else None
     done = start
@@ -289,12 +296,14 @@ def fit(
                 best = _validate(model, valid_fn, history, done, keep_best, best)
                 if curve is not None:
                     curve.update(history)
+                if exhausted(history, patience):
+                    break
             if checkpoint is not None and checkpoint_every and done % checkpoint_every == 0:
                 _save(checkpoint, model, optimizers, done, history, best, scaler, device)
     bar.close()
     if checkpoint is not None:
         _save(checkpoint, model, optimizers, done, history, best, scaler, device)
-    if best and done == steps:
+    if best and (done == steps or exhausted(history, patience)):
         model.load_state_dict(best["model"])
     model.eval()
     return history
@@ -321,6 +330,13 @@ def _log(history: dict[str, list], step: int, logs: Mapping[str, float]) -> None
         history.setdefault(name, []).append(float(value))
 
 
+def exhausted(history: Mapping[str, list], patience: int | None) -> bool:
+    """Whether the last ``patience`` validations of ``history`` all failed to beat an earlier best."""
+    steps = history["valid_step"]
+    return patience is not None and bool(history.get("best_step")) and \
+        sum(step > history["best_step"][-1] for step in steps) >= patience
+
+
 def _validate(model, valid_fn, history, done, keep_best, best) -> dict:
     model.eval()
     with torch.no_grad():
@@ -339,6 +355,7 @@ def _validate(model, valid_fn, history, done, keep_best, best) -> dict:
     if better:
         weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         best = {"step": done, "value": value, "model": weights}
+        history.setdefault("best_step", []).append(done)  # every step that set a new best
     return best
 
 

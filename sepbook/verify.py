@@ -100,7 +100,7 @@ def chain(book: results.BookResults, run: tuple[str, int]) -> list[tuple[str, in
     module = results.recipe(book.chapter)
     variant, seed = run
     before = []
-    for name in results.requires(module, variant):
+    for name in results.requires(module, variant, book.cfg):
         if (name, seed) not in book.models:
             before += [r for r in chain(book, (name, seed)) if r not in before]
     return before + [run]

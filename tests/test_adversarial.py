@@ -145,7 +145,10 @@ def test_build_gives_each_system_its_critics(cfg, variant, critics):
 
 def test_weights_follow_the_system(cfg):
     assert training.weights(cfg, "baseline") == (0.0, 0.0)
-    assert training.weights(cfg, "V") == (cfg["alpha_V"], cfg["alpha_V"])
+    assert training.weights(cfg, "V", 0.01) == (0.01, 0.01)
+    assert training.weights(cfg, "upper bound", 0.01) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="alpha"):
+        training.weights(cfg, "V")
     assert training.weights(cfg, "VA") == (cfg["alpha_VA"], cfg["alpha_VA"])
     assert training.weights(cfg, "V (mismatched)") == training.weights(cfg, "V")
     with pytest.raises(ValueError, match="'AV'"):

@@ -66,22 +66,37 @@ class Domains:
         return pd.DataFrame(rows).set_index("domain")
 
 
+def domain_sound(cfg: Mapping[str, Any], style: str) -> tuple[tuple[str, ...] | None, float]:
+    """The SoundFonts that play ``style``'s accompaniment and its voice's level (dB): the paired
+    style sounds one way, every other style another, so the domains differ as recordings do."""
+    if style == cfg["paired_style"]:
+        return cfg["paired_fonts"], cfg["paired_voice_db"]
+    return cfg["other_fonts"], cfg["other_voice_db"]
+
+
 def style_tracks(style: str, n: int, cfg: Mapping[str, Any]) -> list[Track]:
-    """``n`` synthetic songs of ``style``: voice = the 'vocals' stem, accompaniment = all other stems."""
+    """``n`` synthetic songs of ``style``: voice = the 'vocals' stem, accompaniment = all other stems,
+    played and mixed as :func:`domain_sound` says."""
     from sepbook.synth import STYLES, synthesize_songs
 
     if style not in STYLES:
         raise ValueError(f"style: unknown style {style!r}; choose one of {sorted(STYLES)}")
     lineup = STYLES[style].instruments
+    shift = cfg.get("paired_formant_shift") if style == cfg["paired_style"] else None
+    # the paired domain's singer may have a voice of its own (formants relative to an adult male's)
+    sound = replace(STYLES[style], formant_shift=tuple(shift)) if shift else STYLES[style]
     # A style without a singer (the quartet) gets one, so every domain has a voice to extract.
     instruments = lineup if "vocals" in lineup else ("vocals",) + tuple(lineup)
+    fonts, voice_db = domain_sound(cfg, style)
     first_seed = seeds.derive(cfg["data_seed"], "adversarial", style) % 2**31
-    songs = synthesize_songs(n, first_seed, seconds=cfg["song_seconds"], sr=cfg["sr"], style=style,
-                             instruments=instruments, fonts=cfg.get("fonts"))
+    songs = synthesize_songs(n, first_seed, seconds=cfg["song_seconds"], sr=cfg["sr"], style=sound,
+                             instruments=instruments, fonts=fonts)
     tracks = []
     for song in songs:
         voice = song.stems["vocals"]
-        tracks.append(track_from_stems(song.name, [song.mixture - voice, voice], SOURCES, style))
+        accompaniment = song.mixture - voice
+        tracks.append(track_from_stems(song.name, [accompaniment, voice * np.float32(10 ** (voice_db / 20))],
+                                       SOURCES, style))
     return tracks
 
 
@@ -91,13 +106,14 @@ def _thirds(tracks: Sequence[Track]) -> tuple[list[Track], list[Track], list[Tra
 
 
 def build_domains(cfg: Mapping[str, Any]) -> Domains:
-    """Synthesise the songs (mono, ``cfg['sr']``) and split them as the paper does.
+    """Synthesise the songs (mono, ``cfg['sr']``) and split them as the paper does (its Sec. 4.2).
 
     ``paired_style`` plays DSD100: ``n_paired`` paired songs, ``n_paired_eval`` each for
     validation and test. Each of the ``domain_styles`` plays MedleyDB, CCMixter and iKala in turn:
-    ``3 * songs_per_third`` songs in thirds, the first for semi-supervised training (half its
-    songs give unlabelled mixtures, the other half solo stems, so no mixture meets its own stems),
-    the others for validation and test. The ``paper`` profile reads the real datasets instead.
+    ``3 * songs_per_third`` songs in thirds, the first for semi-supervised training, the others for
+    validation and test. The first third gives both the unlabelled mixtures and the solo stems,
+    "to eliminate dataset bias as a confounding factor"; the batches keep a mixture from meeting
+    its own stems (:func:`.spectrograms.solo_batch`). The ``paper`` profile reads the real datasets.
     """
     if cfg["dataset"] != "synthetic":
         return load_real_domains(cfg)
@@ -108,13 +124,32 @@ def build_domains(cfg: Mapping[str, Any]) -> Domains:
                       roles={paired_style: PAPER_ROLES[0]}, paired_domain=paired_style)
     for style, role in zip(cfg["domain_styles"], PAPER_ROLES[1:]):
         semi, valid, test = _thirds(style_tracks(style, 3 * cfg["songs_per_third"], cfg))
-        half = max(1, len(semi) // 2)
-        domains.unlabelled += semi[:half]
-        domains.solo += semi[half:]
+        domains.unlabelled += semi
+        domains.solo += semi
         domains.valid += valid
         domains.test += test
         domains.roles[style] = role
     return domains
+
+
+def disjoint_domains(domains: Domains) -> Domains:
+    """The book's first reading of the split, kept as an ablation: each domain's unlabelled mixtures
+    from one half of its semi-supervised songs and its solo stems from the other half, so the
+    critics can tell the two song sets apart (dataset bias) instead of real from separated."""
+    unlabelled, solo = [], []
+    for domain in dict.fromkeys(t.domain for t in domains.unlabelled):
+        own = [t for t in domains.unlabelled if t.domain == domain]
+        half = max(1, len(own) // 2)
+        unlabelled += own[:half]
+        solo += own[half:] or own
+    notes = dict(domains.notes, disjoint="unlabelled mixtures and solo stems from disjoint halves of the songs")
+    return replace(domains, unlabelled=unlabelled, solo=solo, notes=notes)
+
+
+def upper_domains(domains: Domains) -> Domains:
+    """``domains`` with the unlabelled songs' true pairs added to the paired set: what a supervised
+    separator reaches if the unlabelled songs came with their stems, the best the critics could give."""
+    return replace(domains, paired=domains.paired + domains.unlabelled)
 
 
 def _check_styles(cfg: Mapping[str, Any]) -> None:
@@ -137,10 +172,9 @@ def mismatched_domains(cfg: Mapping[str, Any], domains: Domains, style: str | No
         raise ValueError("mismatched_style: this profile names no mismatched style (the real datasets have none)")
     if style in domains.roles:
         raise ValueError(f"style: {style!r} is already one of the experiment's domains {sorted(domains.roles)}")
-    n_mix, n_solo = len(domains.unlabelled), len(domains.solo)
-    tracks = style_tracks(style, n_mix + n_solo, cfg)
+    tracks = style_tracks(style, len(domains.unlabelled), cfg)
     notes = dict(domains.notes, **{style: "unlabelled data from a style absent from validation and test"})
-    return replace(domains, unlabelled=tracks[:n_mix], solo=tracks[n_mix:], notes=notes,
+    return replace(domains, unlabelled=tracks, solo=list(tracks), notes=notes,
                    roles={**domains.roles, style: "(mismatched)"})
 
 

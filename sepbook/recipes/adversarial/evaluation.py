@@ -78,9 +78,16 @@ def separate_channel(model: torch.nn.Module, wave: torch.Tensor) -> torch.Tensor
     return stft.inverse(torch.polar(magnitude, spec.angle().expand_as(magnitude)), len(wave))
 
 
+def scored(variant: str) -> bool:
+    """Whether a run scores the test songs: the chosen systems and the ablations do; the supervised
+    starts and the candidates a system is chosen among (``'V @ alpha 0.01'``) never see them."""
+    return " @ " not in variant and not variant.endswith(" start")
+
+
 def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.Module],
              tracks: Sequence[Track]) -> list[dict]:
-    """BSS Eval v4 (museval) of every ``(variant, seed) -> model`` on every track, as report rows.
+    """BSS Eval v4 (museval) of every ``(variant, seed) -> model`` on every track, as report rows;
+    runs that are not :func:`scored` give none.
 
     With ``eval_window`` of ``None`` each track is scored as one frame (the paper's track-wise
     metrics); otherwise the median over windows of that many seconds.
@@ -88,10 +95,28 @@ def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.M
     rows = []
     for track in tracks:  # song by song: the models scored against one song share its BSS Eval reference solve
         for (variant, seed), model in models.items():
+            if not scored(variant):
+                continue
             scores = metrics.bss_eval(track.sources, separate(model, track.mixture), cfg["sr"],
                                       window_seconds=cfg["eval_window"], hop_seconds=cfg["eval_window"])
             rows += report.bss_rows(scores, SOURCES, variant=variant, seed=seed, song=track.name,
                                     domain=track.domain, metrics=("SDR", "SIR", "SAR"))
+    return rows
+
+
+MIXTURE = "mixture"
+
+
+def reference_rows(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> list[dict]:
+    """The unprocessed mixture as the estimate of both sources, scored like the systems (no seed):
+    the floor every system must clear."""
+    rows = []
+    for track in tracks:
+        mixture = torch.as_tensor(track.mixture, dtype=torch.float32)
+        scores = metrics.bss_eval(track.sources, mixture.expand(len(SOURCES), *mixture.shape), cfg["sr"],
+                                  window_seconds=cfg["eval_window"], hop_seconds=cfg["eval_window"])
+        rows += report.bss_rows(scores, SOURCES, variant=MIXTURE, seed=None, song=track.name,
+                                domain=track.domain, metrics=("SDR", "SIR", "SAR"))
     return rows
 
 

@@ -38,14 +38,19 @@ def magnitudes(cfg: Mapping[str, Any], waves: torch.Tensor) -> torch.Tensor:
 class SpectrogramSets:
     """The training sets as :class:`Bank` s, and fixed validation excerpts.
 
-    Channels: ``paired`` mixture, accompaniment, vocals; ``unlabelled`` mixture; ``solo``
-    accompaniment, vocals (other songs); ``valid`` ``(excerpts, 3, freq, frames)`` as ``paired``.
+    Channels: ``paired`` mixture, accompaniment, vocals; ``unlabelled`` mixture, accompaniment,
+    vocals (the true stems serve only the critic diagnostics, never training); ``solo``
+    accompaniment, vocals; ``valid`` ``(excerpts, 3, freq, frames)`` as ``paired``, and
+    ``held_out`` the same for the validation songs outside the paired domain. ``partner[i]`` is the
+    solo song that is unlabelled song ``i`` (``-1`` if none), which a critic batch must not pair with it.
     """
 
     paired: Bank
     unlabelled: Bank
     solo: Bank
     valid: torch.Tensor
+    held_out: torch.Tensor
+    partner: np.ndarray
 
 
 def _bank(cfg: Mapping[str, Any], tracks: Sequence[Track], channels: str, name: str) -> Bank:
@@ -62,14 +67,23 @@ def _bank(cfg: Mapping[str, Any], tracks: Sequence[Track], channels: str, name: 
     return Bank.of(specs)
 
 
+def _spread(excerpts: torch.Tensor, most: int) -> torch.Tensor:
+    if len(excerpts) <= most:
+        return excerpts
+    return excerpts[torch.linspace(0, len(excerpts) - 1, most).long()]
+
+
 def spectrogram_sets(cfg: Mapping[str, Any], domains: Domains, max_valid_excerpts: int = 256) -> SpectrogramSets:
     """:class:`SpectrogramSets` of ``domains`` (at most ``max_valid_excerpts`` validation excerpts)."""
     valid = _bank(cfg, domains.valid, "mav", "valid").excerpts(cfg["frames"])
-    if len(valid) > max_valid_excerpts:
-        valid = valid[torch.linspace(0, len(valid) - 1, max_valid_excerpts).long()]
+    outside = [t for t in domains.valid if t.domain != domains.paired_domain] or domains.valid
+    held_out = _bank(cfg, outside, "mav", "valid").excerpts(cfg["frames"])
+    solo_names = [t.name for t in domains.solo]
+    partner = np.array([solo_names.index(t.name) if t.name in solo_names else -1 for t in domains.unlabelled])
     return SpectrogramSets(_bank(cfg, domains.paired, "mav", "paired"),
-                           _bank(cfg, domains.unlabelled, "m", "unlabelled"),
-                           _bank(cfg, domains.solo, "av", "solo"), valid)
+                           _bank(cfg, domains.unlabelled, "mav", "unlabelled"),
+                           _bank(cfg, domains.solo, "av", "solo"),
+                           _spread(valid, max_valid_excerpts), _spread(held_out, max_valid_excerpts), partner)
 
 
 def random_loudness(magnitude: torch.Tensor, rng: np.random.Generator,
@@ -93,16 +107,31 @@ def paired_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step:
 def unlabelled_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step: int,
                      repeat: int = 0) -> torch.Tensor:
     """Log-magnitude unlabelled mixtures ``(batch, 1, F, frames)``, each at a random loudness."""
+    return critic_batch(cfg, sets, seed, step, repeat)[0]
+
+
+def critic_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step: int,
+                 repeat: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """What the critics compare at one update: unlabelled mixtures ``(batch, 1, F, frames)`` and real
+    solo excerpts per source ``{name: (batch, 1, F, frames)}``, all at random loudness.
+
+    Unlabelled and solo songs may be the same songs (the paper's split); solo excerpt ``i`` is then
+    drawn from any song but mixture ``i``'s, so no mixture meets its own stems in a batch.
+    """
     rng = seeds.rng(seed, "unlabelled", step, repeat)
-    return log_magnitude(random_loudness(sets.unlabelled.draw(cfg["batch_size"], cfg["frames"], rng), rng))
+    starts = sets.unlabelled.positions(cfg["batch_size"], cfg["frames"], rng)
+    mixtures = log_magnitude(random_loudness(sets.unlabelled.channel(0).take(starts, cfg["frames"]), rng))
+    avoid = sets.partner[sets.unlabelled.song_of(starts)]
+    solos = {}
+    for index, name in enumerate(SOURCES):
+        rng = seeds.rng(seed, "solo", name, step, repeat)
+        bank = sets.solo.channel(index)
+        excerpt = bank.take(bank.positions(len(starts), cfg["frames"], rng, avoid=avoid), cfg["frames"])
+        solos[name] = log_magnitude(random_loudness(excerpt, rng))
+    return mixtures, solos
 
 
 def solo_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step: int,
                repeat: int = 0) -> dict[str, torch.Tensor]:
-    """Real solo excerpts per source, ``{name: (batch, 1, F, frames)}``, drawn independently, random loudness."""
-    batches = {}
-    for index, name in enumerate(SOURCES):
-        rng = seeds.rng(seed, "solo", name, step, repeat)
-        excerpt = sets.solo.channel(index).draw(cfg["batch_size"], cfg["frames"], rng)
-        batches[name] = log_magnitude(random_loudness(excerpt, rng))
-    return batches
+    """Real solo excerpts per source, ``{name: (batch, 1, F, frames)}``, as :func:`critic_batch` draws them."""
+    return critic_batch(cfg, sets, seed, step, repeat)[1]
