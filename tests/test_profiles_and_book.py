@@ -47,7 +47,7 @@ def test_overrides_replace_settings_and_accept_json_lists():
     cfg = profiles.settings("foundations", "tiny", steps=7, lr=1, seeds=[4, 5], sources=["vocals", "bass"])
     assert cfg["steps"] == 7 and cfg["lr"] == 1
     assert cfg["seeds"] == (4, 5) and cfg["sources"] == ("vocals", "bass")  # lists read back from JSON
-    assert profiles.settings("adversarial", "tiny", patience=3)["patience"] == 3  # None defaults take a value
+    assert profiles.settings("adversarial", "tiny", eval_window=3.0)["eval_window"] == 3.0  # None defaults take a value
 
 
 def test_unknown_override_message_lists_exactly_the_overridable_settings():

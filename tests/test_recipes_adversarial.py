@@ -12,8 +12,8 @@ from sepbook.banks import Bank
 from sepbook.recipes.adversarial.spectrograms import (paired_batch, random_loudness, solo_batch, spectrogram_sets,
                                                       unlabelled_batch)
 
-SMALL = dict(song_seconds=2.0, n_paired=2, n_paired_eval=1, songs_per_third=2, steps=6, valid_every=3,
-             batch_size=2, n_critic=1, frames=16, seeds=(0,), ablation_seeds=(0,))
+SMALL = dict(song_seconds=2.0, n_paired=2, n_paired_eval=1, songs_per_third=2, start_steps=6, steps=6, valid_every=3,
+             batch_size=2, n_critic=1, critic_warmup=2, patience=None, frames=16, seeds=(0,), ablation_seeds=(0,))
 QUIET = dict(progress=False, live=False)
 
 
@@ -43,17 +43,47 @@ def same(a, b):
 # ----------------------------------------------------------------------------- contract
 
 
-def test_runs_cover_every_system_and_seed_plus_the_ablations():
-    cfg = adversarial.config("tiny", seeds=(0, 1), ablation_seeds=(0,))
-    assert adversarial.runs(cfg) == [("baseline", 0), ("V", 0), ("VA", 0), ("baseline", 1), ("V", 1), ("VA", 1),
-                                     ("V (scarce)", 0), ("V (mismatched)", 0)]
+def test_runs_come_after_what_they_need_and_cover_every_system_seed_and_ablation():
+    cfg = adversarial.config("tiny", seeds=(0, 1), ablation_seeds=(0,), lrs=(1e-3, 5e-4),
+                             alphas_V=(0.01, 0.001), alphas_VA=(0.001, 0.0001))
+    runs = adversarial.runs(cfg)
+    assert len(runs) == len(set(runs))
+    for position, (variant, seed) in enumerate(runs):
+        for needed in adversarial.requires(cfg, variant):
+            assert (needed, seed) in runs[:position], (variant, needed)
+    for seed in (0, 1):
+        assert {v for v, s in runs if s == seed} >= {*adversarial.STARTS, *adversarial.VARIANTS}
+    assert [run for run in runs if run[0] in adversarial.ABLATIONS] == [(a, 0) for a in adversarial.ABLATIONS]
+    assert adversarial.requires(cfg, "V") == ("V @ alpha 0.01", "V @ alpha 0.001")
+    assert adversarial.requires(cfg, "V @ alpha 0.01") == ("supervised start",)
+    assert adversarial.requires(cfg, "upper bound @ lr 0.001") == ("upper start",)
+    assert adversarial.requires(cfg, "V (scarce)") == ("supervised start", "V @ alpha 0.01", "V @ alpha 0.001")
+    # the scored runs are the chosen systems and the ablations; starts and candidates never see a test song
+    assert {v for v, _ in runs if adversarial.scored(v)} == {*adversarial.VARIANTS, *adversarial.ABLATIONS}
     # the paper profile has no mismatched style, so no mismatched ablation
     assert adversarial.runs(adversarial.config("paper", ablation_seeds=(0,)))[-1] == ("V (scarce)", 0)
+
+
+def test_every_system_chooses_among_grids_of_equal_size():
+    cfg = adversarial.config("book")
+    sizes = {name: len(adversarial.candidates(cfg, name)) for name in adversarial.VARIANTS}
+    assert len(set(sizes.values())) == 1 and sizes["V"] >= 2, sizes
+    assert cfg["n_critic"] == 5  # the paper's number of critic updates per separator update
+    with pytest.raises(ValueError, match="alphas_V"):
+        adversarial.config("tiny", alphas_V=(0.01, 0.001))  # lrs and alphas_VA have one value each
+    with pytest.raises(ValueError, match="lrs"):
+        adversarial.config("tiny", lrs=())
 
 
 @pytest.mark.slow
 def test_training_domains_swap_in_the_ablations_data(cfg, domains):
     assert adversarial.training_domains(cfg, domains, "V") is domains
+    assert adversarial.training_domains(cfg, domains, "V @ alpha 0.01") is domains
+    upper = adversarial.training_domains(cfg, domains, "upper bound @ lr 0.001")
+    assert [t.name for t in upper.paired] == [t.name for t in domains.paired + domains.unlabelled]
+    assert upper.test == domains.test and upper.valid == domains.valid
+    disjoint = adversarial.training_domains(cfg, domains, "V (disjoint halves)")
+    assert not {t.name for t in disjoint.unlabelled} & {t.name for t in disjoint.solo}
     scarce = adversarial.training_domains(cfg, domains, "V (scarce)")
     assert len(scarce.unlabelled) < len(domains.unlabelled) and scarce.test == domains.test
     mismatched = adversarial.training_domains(cfg, domains, "V (mismatched)")
@@ -88,7 +118,11 @@ def test_paper_profile_without_data_names_what_is_missing(monkeypatch):
 
 
 def test_domains_are_disjoint_and_play_the_papers_roles(domains):
-    names = [t.name for tracks in domains.sets().values() for t in tracks]
+    # as in the paper, the unlabelled mixtures and the solo stems come from the same songs...
+    assert [t.name for t in domains.unlabelled] == [t.name for t in domains.solo]
+    # ...and no other set shares a song with another
+    sets = [domains.paired, domains.unlabelled, domains.valid, domains.test]
+    names = [t.name for tracks in sets for t in tracks]
     assert len(names) == len(set(names)), "a song appears in two sets"
     assert domains.roles == {"pop": "DSD100", "rock": "MedleyDB", "jazz": "CCMixter", "electronic": "iKala"}
     assert {t.domain for t in domains.paired} == {"pop"}
@@ -170,12 +204,21 @@ def test_excerpts_never_straddle_songs_of_different_lengths():
 # ----------------------------------------------------------------------------- training
 
 
-def test_interrupted_adversarial_run_resumes_exactly(cfg, domains, tmp_path):
+@pytest.fixture(scope="module")
+def start(cfg, domains):
+    return adversarial.train(cfg, domains, "supervised start", 0, **QUIET)[0]
+
+
+def test_interrupted_adversarial_run_resumes_exactly(cfg, domains, start, tmp_path):
     """Separator, critics and both optimisers: a run stopped at step 4 and resumed equals one that never stopped."""
-    straight, straight_history = adversarial.train(cfg, domains, "VA", 0, checkpoint=tmp_path / "straight.pt", **QUIET)
-    _, partial = adversarial.train(cfg, domains, "VA", 0, checkpoint=tmp_path / "cut.pt", stop_after=4, **QUIET)
+    va, before = "VA @ alpha 0.001", {"supervised start": start}
+    straight, straight_history = adversarial.train(cfg, domains, va, 0, prerequisites=before,
+                                                   checkpoint=tmp_path / "straight.pt", **QUIET)
+    _, partial = adversarial.train(cfg, domains, va, 0, prerequisites=before, checkpoint=tmp_path / "cut.pt",
+                                   stop_after=4, **QUIET)
     assert partial["step"] == [1, 2, 3, 4]
-    resumed, history = adversarial.train(cfg, domains, "VA", 0, checkpoint=tmp_path / "cut.pt", **QUIET)
+    resumed, history = adversarial.train(cfg, domains, va, 0, prerequisites=before, checkpoint=tmp_path / "cut.pt",
+                                         **QUIET)
 
     assert history["step"] == list(range(1, cfg["steps"] + 1))
     for key in ("Ls", "Lu", "vocals_wasserstein", "accompaniment_gradient_penalty"):
@@ -193,24 +236,29 @@ def test_interrupted_adversarial_run_resumes_exactly(cfg, domains, tmp_path):
             assert same(state, b["optimizers"][name]["state"][p]), name
 
 
-def test_each_system_logs_its_own_terms(cfg, domains):
-    _, baseline = adversarial.train(cfg, domains, "baseline", 0, **QUIET)
-    _, v = adversarial.train(cfg, domains, "V", 0, **QUIET)
+def test_each_system_logs_its_own_terms_and_critics_their_diagnostics(cfg, domains, start):
+    before = {"supervised start": start}
+    _, baseline = adversarial.train(cfg, domains, "baseline @ lr 0.001", 0, prerequisites=before, **QUIET)
+    _, v = adversarial.train(cfg, domains, "V @ alpha 0.01", 0, prerequisites=before, **QUIET)
     assert "vocals_wasserstein" not in baseline and set(baseline["Lu"]) == {0.0} and set(baseline["Ladd"]) == {0.0}
     assert len(v["vocals_wasserstein"]) == cfg["steps"] and "accompaniment_wasserstein" not in v
     assert all(x != 0 for x in v["Lu"]) and all(x > 0 for x in v["Ladd"])
     assert v["valid_step"] == [3, 6] and all(np.isfinite(x["valid L_s"]) for x in v["valid"])
+    assert set(baseline["valid"][0]) == {"valid L_s"}
+    assert set(v["valid"][0]) == {"valid L_s", "vocals: held-out solos", "vocals: true stems", "vocals: estimates",
+                                  "cosine(grad L_u, grad L_s)"}
+    assert all(-1 <= x["cosine(grad L_u, grad L_s)"] <= 1 for x in v["valid"])
 
 
 @pytest.fixture(scope="module")
 def learning():
     """The baseline trained for 150 steps on slightly larger data, and the same separator untrained."""
-    cfg = adversarial.config("tiny", **dict(SMALL, song_seconds=3.0, n_paired=3, steps=150, valid_every=50,
+    cfg = adversarial.config("tiny", **dict(SMALL, song_seconds=3.0, n_paired=3, start_steps=150, valid_every=50,
                                             batch_size=8, lr=3e-3))
     domains = adversarial.data(cfg)
     training.seed_everything(0)
     untrained = adversarial.build(cfg, "baseline").eval()
-    trained, history = adversarial.train(cfg, domains, "baseline", 0, **QUIET)
+    trained, history = adversarial.train(cfg, domains, "supervised start", 0, **QUIET)
     return cfg, domains, untrained, trained, history
 
 
@@ -330,3 +378,52 @@ def test_gains_table_puts_the_papers_gain_beside_ours(cfg):
     assert table.loc[("V", "out-of-domain"), ("SDR V.", "ours")] == 0.5
     assert table.loc[("V", "Test set"), ("SDR V.", "paper")] == evaluation.paper_gain("V", "SDR V.") == 0.48
     assert table.loc[("VA", "out-of-domain"), ("SDR V.", "paper")] == "–"  # the paper pools no such subset
+
+
+# ----------------------------------------------------------------------------- mechanisms of the split and the choice
+
+
+def test_a_critic_batch_never_pairs_a_mixture_with_its_own_stems(cfg):
+    """Three songs, each unlabelled and solo (the paper's split), told apart by their magnitude: whatever the
+    random loudness in [0.2, 1.2], song k's excerpts lie in [0.2, 1.2] * 100**k."""
+    from sepbook.recipes.adversarial.spectrograms import SpectrogramSets, critic_batch
+
+    levels = torch.tensor([1.0, 100.0, 10000.0])
+    frames = torch.cat([torch.full((3, 4, 40), float(level)) for level in levels], dim=-1)
+    bank = Bank(frames, np.array([0, 40, 80]), np.array([40, 40, 40]))
+    sets = SpectrogramSets(paired=bank, unlabelled=bank, solo=Bank(frames[1:], bank.starts, bank.lengths),
+                           valid=torch.zeros(0), held_out=torch.zeros(0), partner=np.array([0, 1, 2]))
+
+    def song(excerpts):
+        return torch.log10(torch.expm1(excerpts[:, 0, 0, 0]) / 0.2).floor().long() // 2
+
+    small = dict(cfg, batch_size=64, frames=8)
+    for step in range(20):
+        mixtures, solos = critic_batch(small, sets, seed=0, step=step)
+        assert set(song(mixtures).tolist()) == {0, 1, 2}
+        for name in adversarial.SOURCES:
+            assert not (song(solos[name]) == song(mixtures)).any(), (step, name)
+    # without the rule, the same draws would pair some: the check can fail
+    unguarded = SpectrogramSets(**{**sets.__dict__, "partner": np.array([-1, -1, -1])})
+    clashes = sum(int((song(critic_batch(small, unguarded, 0, step)[1]["vocals"]) ==
+                       song(critic_batch(small, unguarded, 0, step)[0])).sum()) for step in range(20))
+    assert clashes > 0
+
+
+@pytest.mark.slow
+def test_the_choice_of_alpha_never_reads_a_test_song(cfg, domains):
+    """Poison every test song with NaN: the candidates train to the same weights and the same alpha is chosen."""
+    from dataclasses import replace
+
+    grid = dict(lrs=(1e-3, 3e-4), alphas_V=(0.01, 0.001), alphas_VA=(0.001, 0.0001))
+    two = adversarial.config("tiny", **dict(SMALL, **grid))
+    poisoned = replace(domains, test=[replace(t, mixture=t.mixture * np.nan, sources=t.sources * np.nan)
+                                      for t in domains.test])
+    clean_models, clean = adversarial.train_systems(two, domains, ["V"], 0, **QUIET)
+    dirty_models, dirty = adversarial.train_systems(two, poisoned, ["V"], 0, **QUIET)
+    assert clean["V"]["chosen"] == dirty["V"]["chosen"] and clean["V"]["candidates"] == dirty["V"]["candidates"]
+    assert all(np.isfinite(loss) for loss in clean["V"]["candidates"].values())
+    assert same(weights(clean_models["V"]), weights(dirty_models["V"]))
+    # the choice is the candidate with the lowest validation loss, whichever it is
+    losses = clean["V"]["candidates"]
+    assert clean["V"]["chosen"] == min(losses, key=losses.get) and len(losses) == 2

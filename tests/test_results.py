@@ -11,7 +11,8 @@ from sepbook import profiles, report, results
 
 #: Tiny runs: a few steps on a few short songs.
 SHRINK = {
-    "adversarial": dict(steps=4, valid_every=2, seeds=(0,), ablation_seeds=(), song_seconds=2.0, n_paired=2,
+    "adversarial": dict(start_steps=4, steps=4, critic_warmup=1, n_critic=1, valid_every=2, seeds=(0,),
+                        ablation_seeds=(), song_seconds=2.0, n_paired=2,
                         n_paired_eval=1, songs_per_third=2, batch_size=2, frames=16),
     "foundations": dict(steps=4, valid_every=2, seeds=(0,), n_train=3, n_test=2, song_seconds=2.0, hidden=16,
                         batch_size=4),
@@ -40,6 +41,13 @@ def produced(data_root, tmp_path_factory):
     for chapter, overrides in SHRINK.items():
         out[chapter] = results.produce(chapter, "tiny", workers=1, out=tmp_path_factory.mktemp(chapter), **overrides)
     return out
+
+
+def scored_runs(chapter):
+    """The runs that score test songs: not pre-training, nor the adversarial starts and candidates."""
+    module, cfg = results.recipe(chapter), cfg_of(chapter)
+    scored = getattr(module, "scored", lambda variant: not variant.startswith("pre-"))
+    return {(v, s) for v, s in module.runs(cfg) if scored(v)}
 
 
 def cfg_of(chapter):
@@ -73,7 +81,7 @@ def test_produce_writes_metrics_with_the_report_columns(produced, chapter):
     assert tuple(rows[0]) == report.COLUMNS
     module, cfg = results.recipe(chapter), cfg_of(chapter)
     trained = {(r["variant"], r["seed"]) for r in rows if r["seed"] != ""}
-    runs = {(v, str(s)) for v, s in module.runs(cfg)}
+    runs = {(v, str(s)) for v, s in scored_runs(chapter)}
     assert runs <= trained   # every run scored; a run may also score its parts (metatasnet's stage 1)
     parts = {(f"{v} (stage {i})", s) for v, s in runs for i in range(1, len(cfg.get("stages", ())))}
     assert trained <= runs | parts
@@ -110,8 +118,7 @@ def test_manifest_records_settings_provenance_and_runs(produced, chapter):
 def test_checkpoints_are_float16_and_load_with_weights_only(produced, chapter):
     module, cfg = results.recipe(chapter), cfg_of(chapter)
     paths = sorted((produced[chapter] / "checkpoints").glob("*.pt"))
-    scored = {(v, s) for v, s in module.runs(cfg) if not v.startswith("pre-")}  # pre-training scores nothing
-    kept = scored | {(v, 0) for v in module.VARIANTS}  # and the page's systems at seed 0
+    kept = scored_runs(chapter) | {(v, 0) for v in module.VARIANTS}  # and the page's systems at seed 0
     assert [p.name for p in paths] == sorted(f"{v}-seed{s}.pt" for v, s in kept)
     assert json.loads((produced[chapter] / "manifest.json").read_text())["checkpoints"] == [p.name for p in paths]
     for path in paths:
@@ -128,8 +135,7 @@ def test_checkpoints_are_float16_and_load_with_weights_only(produced, chapter):
 def test_load_verifies_the_results_against_their_checkpoints(produced, chapter):
     loaded = results.load(chapter, "tiny", folder=produced[chapter])
     module = results.recipe(chapter)
-    assert set(loaded.models) == {(v, s) for v, s in module.runs(cfg_of(chapter)) if not v.startswith("pre-")} \
-        | {(v, 0) for v in module.VARIANTS}
+    assert set(loaded.models) == scored_runs(chapter) | {(v, 0) for v in module.VARIANTS}
     assert set(loaded.histories) == set(results.recipe(chapter).runs(cfg_of(chapter)))
     assert len(loaded.rows) == len(read_csv(produced[chapter] / "metrics.csv"))
     assert results.verify(loaded) <= results.TOLERANCE_DB

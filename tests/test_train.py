@@ -119,6 +119,28 @@ def test_keep_best_restores_the_weights_of_the_best_validation(mode, scores):
     assert _same(_weights(model), seen[1])
 
 
+def test_patience_stops_after_that_many_validations_without_progress_and_keeps_the_best(tmp_path):
+    scores = [3.0, 1.0, 2.0, 2.5, 1.5, 0.5, 0.1]  # the best comes at the second validation, then three misses
+    seen = []
+
+    def valid_fn(model):
+        seen.append(_weights(model))
+        return {"score": scores[len(seen) - 1]}
+
+    model = _model()
+    history = fit(model, _loss, _batches(), steps=70, lr=1e-2, valid_fn=valid_fn, valid_every=10,
+                  keep_best=("score", "min"), patience=3, checkpoint=tmp_path / "run.pt", **QUIET)
+    assert history["valid_step"] == [10, 20, 30, 40, 50] and history["step"][-1] == 50
+    assert history["best_step"] == [10, 20]
+    assert _same(_weights(model), seen[1])
+    # resuming a run that stopped early trains nothing more
+    again = fit(_model(), _loss, _batches(), steps=70, lr=1e-2, valid_fn=valid_fn, valid_every=10,
+                keep_best=("score", "min"), patience=3, checkpoint=tmp_path / "run.pt", **QUIET)
+    assert again["step"][-1] == 50 and len(seen) == 5
+    with pytest.raises(ValueError, match="patience"):
+        fit(_model(), _loss, _batches(), steps=10, valid_fn=valid_fn, patience=3, **QUIET)  # nothing to keep
+
+
 def test_without_keep_best_the_last_weights_stay():
     seen = []
 

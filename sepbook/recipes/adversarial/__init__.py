@@ -132,6 +132,25 @@ def train(cfg: Mapping[str, Any], domains: Domains, variant: str, seed: int = 0,
     return training.train(cfg, sets, variant, seed, start=prerequisites[needed[0]], setting=setting, **options)
 
 
+def train_systems(cfg: Mapping[str, Any], domains: Domains, names, seed: int = 0, **options):
+    """Train the systems ``names`` on ``seed`` as ``make results`` does, each run once and after
+    the runs it needs; -> ``(models, histories)``, both keyed by run name (the starts, every
+    candidate and the chosen systems). ``options`` go to :func:`sepbook.train.fit`."""
+    models, histories = {}, {}
+
+    def run(variant: str) -> None:
+        for needed in requires(cfg, variant):
+            if needed not in models:
+                run(needed)
+        done = {name: models[name] for name in requires(cfg, variant)}
+        models[variant], histories[variant] = train(cfg, domains, variant, seed, prerequisites=done, **options)
+
+    for name in names:
+        if name not in models:
+            run(name)
+    return models, histories
+
+
 __all__ = ["ABLATIONS", "CHAPTER", "PAPER", "PAPER_ROLES", "SOURCES", "STARTS", "VARIANTS", "Domains", "ablations",
            "build", "candidates", "config", "data", "evaluate", "front_end", "n_bins", "reference_rows", "requires", "runs",
-           "scored", "separate", "system", "train", "training_domains"]
+           "scored", "separate", "system", "train", "train_systems", "training_domains"]

@@ -143,7 +143,7 @@ def with_subsets(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]):
 def paper_table(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], profile: str, digits: int = 2):
     """The paper's Fig. 2 layout, ours (mean ± std over seeds) beside the paper's number in each cell."""
     frame = with_subsets(cfg, rows)
-    frame = frame[frame["subset"] != OUT_OF_DOMAIN]
+    frame = frame[(frame["subset"] != OUT_OF_DOMAIN) & frame["variant"].isin(PAPER["systems"])]
     paper = {(label, subset, system): values[i] for label, by_subset in PAPER["table"].items()
              for subset, values in by_subset.items() for i, system in enumerate(PAPER["systems"])}
     return report.paper_table(frame, index="row", columns=("subset", "variant"), paper=paper, profile=profile,
@@ -157,11 +157,40 @@ def gains(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], variant: st
     return report.gains(frame, variant, baseline, by=("subset", "row"))
 
 
+def headroom_table(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], row: str = "SDR V.", digits: int = 2):
+    """Mean ``row`` (over songs, then seeds) of the mixture, the baseline, the upper bound and the
+    semi-supervised systems per subset, with the headroom (upper bound minus baseline) beside it."""
+    frame = with_subsets(cfg, rows)
+    frame = frame[(frame["row"] == row) & (frame["subset"] != TEST_SET)]
+    systems = [s for s in (MIXTURE, "baseline", "upper bound", "V", "VA") if s in set(frame["variant"])]
+    per_seed = frame[frame["variant"].isin(systems)].groupby(["subset", "variant", "seed"], dropna=False)["value"].mean()
+    table = per_seed.groupby(["subset", "variant"]).mean().unstack("variant")[systems]
+    if {"baseline", "upper bound"} <= set(systems):
+        table["headroom"] = table["upper bound"] - table["baseline"]
+    order = [s for s in [*PAPER_ROLES, OUT_OF_DOMAIN] if s in table.index]
+    table = table.loc[order].round(digits)
+    table.columns.name, table.index.name = f"{row}, dB (mean over songs and seeds)", "subset"
+    return table
+
+
+def choices(histories: Mapping[tuple[str, int], Mapping[str, Any]], digits: int = 4):
+    """How each system was chosen: for every (system, seed), each candidate's validation ``L_s``
+    and which one won. Read from the chosen runs' histories; the test songs play no part."""
+    import pandas as pd
+
+    records = []
+    for (variant, seed), history in histories.items():
+        for candidate, loss in history.get("candidates", {}).items():
+            records.append({"system": variant, "seed": seed, "candidate": candidate.split(" @ ")[1],
+                            "validation L_s": round(loss, digits), "chosen": candidate == history["chosen"]})
+    return pd.DataFrame(records).set_index(["system", "seed", "candidate"])
+
+
 def ablation_table(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], digits: int = 2):
     """The ablations beside the baseline and V, on the out-of-domain test songs of the ablation seeds."""
     frame = with_subsets(cfg, rows)
     frame = frame[(frame["subset"] == OUT_OF_DOMAIN) & frame["seed"].isin(cfg["ablation_seeds"])]
-    variants = ["baseline", "V", *sorted(set(frame["variant"]) - {"baseline", "V", "VA"})]
+    variants = ["baseline", "V", *sorted(set(frame["variant"]) - {"baseline", "V", "VA", "upper bound", MIXTURE})]
     return report.table(frame, index="row", columns=("variant",), digits=digits, column_order=[variants],
                         index_order=[label for label, _, _ in METRIC_ROWS])
 

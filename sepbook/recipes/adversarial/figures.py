@@ -73,15 +73,16 @@ def plot_critic_curves(histories: Mapping[tuple[str, int], Mapping[str, list]], 
         _, axes = plt.subplots(1, 2, figsize=(12, 3.4))
     colors = {("V", "vocals"): "C0", ("VA", "vocals"): "C1", ("VA", "accompaniment"): "C2"}
     labelled = set()
-    for (variant, seed), history in histories.items():
-        if variant not in variants:
+    for (variant, seed), history in trained(histories).items():
+        system = variant.split(" @ ")[0].split(" (")[0]
+        if system not in variants:
             continue
         for name in SOURCES:
             if f"{name}_wasserstein" not in history:
                 continue
-            color = colors.get((variant, name), "C3")
-            label = None if (variant, name) in labelled else f"{variant}: {name} critic"
-            labelled.add((variant, name))
+            color = colors.get((system, name), "C3")
+            label = None if (system, name) in labelled else f"{system}: {name} critic"
+            labelled.add((system, name))
             for ax, key in zip(axes, ("wasserstein", "gradient_penalty")):
                 ax.plot(history["step"], smoothed(history[f"{name}_{key}"], smooth), color=color, lw=1.2,
                         alpha=0.85, label=label)
@@ -91,15 +92,85 @@ def plot_critic_curves(histories: Mapping[tuple[str, int], Mapping[str, list]], 
     return axes
 
 
-def plot_losses(histories: Mapping[tuple[str, int], Mapping[str, list]], smooth: int = 10, axes=None):
-    """Training ``L_s`` (smoothed) and validation ``L_s`` of every (variant, seed)."""
+def trained(histories: Mapping[tuple[str, int], Mapping[str, Any]]) -> dict:
+    """The histories of runs that trained (a chosen system only records its choice)."""
+    return {key: history for key, history in histories.items() if history.get("step")}
+
+
+#: What each critic diagnostic is called in a history, and how the page names it.
+DIAGNOSTICS = {"held-out solos": "real solos (held-out songs)", "true stems": "true stems of unlabelled songs",
+               "estimates": "separator's estimates of them"}
+COSINE = "cosine(grad L_u, grad L_s)"
+
+
+def plot_diagnostics(histories: Mapping[tuple[str, int], Mapping[str, Any]], variants: Sequence[str] = ("V", "VA"),
+                     axes=None):
+    """How informative the critics are, at every validation of the candidate runs of ``variants``:
+    (left) each voice critic's mean score of held-out real solos, of the unlabelled songs' true voices
+    and of the separator's estimates of them; (right) the cosine between the separator's gradients of
+    ``L_u`` and of the validation ``L_s``, for every run, above 0 where the critics help."""
     import matplotlib.pyplot as plt
 
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(12, 3.4))
+    styles = {"held-out solos": ("C2", "-"), "true stems": ("C0", "--"), "estimates": ("C3", ":")}
+    labelled = set()
+    for (variant, seed), history in trained(histories).items():
+        if variant.split(" @ ")[0].split(" (")[0] not in variants or not history["valid"]:
+            continue
+        if COSINE not in history["valid"][0]:
+            continue
+        steps = history["valid_step"]
+        for key, (color, line) in styles.items():
+            label = None if key in labelled else DIAGNOSTICS[key]
+            labelled.add(key)
+            axes[0].plot(steps, [v[f"vocals: {key}"] for v in history["valid"]], line, color=color, lw=1, alpha=0.7,
+                         label=label)
+        axes[1].plot(steps, [v[COSINE] for v in history["valid"]], "o-", ms=2, lw=1, alpha=0.7,
+                     label=f"{variant}, seed {seed}")
+    axes[0].set(xlabel="separator step (after the start)", ylabel="mean critic score",
+                title="what the voice critics score")
+    axes[1].axhline(0, color="k", lw=0.8)
+    axes[1].set(xlabel="separator step (after the start)", ylabel="cosine", title="$\\nabla L_u$ against "
+                "$\\nabla L_s$ (validation)")
+    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=6, ncol=2)
+    return axes
+
+
+def diagnostics_table(histories: Mapping[tuple[str, int], Mapping[str, Any]], digits: int = 2):
+    """Per critic run, at its kept (best-validation) step: each critic's mean scores, the gradient
+    cosine, and a flag where the critic scores the true stems of the unlabelled songs below held-out
+    real solos (it tells songs apart, not real from separated)."""
+    import pandas as pd
+
+    records = []
+    for (variant, seed), history in trained(histories).items():
+        if not history["valid"] or COSINE not in history["valid"][0]:
+            continue
+        at = history["valid_step"].index(history["best_step"][-1]) if history.get("best_step") else -1
+        kept = history["valid"][at]
+        for name in SOURCES:
+            if f"{name}: estimates" not in kept:
+                continue
+            record = {"run": variant, "seed": seed, "critic": name, "kept step": history["valid_step"][at]}
+            record |= {words: round(kept[f"{name}: {key}"], digits) for key, words in DIAGNOSTICS.items()}
+            record["cosine"] = round(kept[COSINE], 3)
+            record["true stems below real solos"] = kept[f"{name}: true stems"] < kept[f"{name}: held-out solos"]
+            records.append(record)
+    return pd.DataFrame(records).set_index(["run", "seed", "critic"])
+
+
+def plot_losses(histories: Mapping[tuple[str, int], Mapping[str, list]], smooth: int = 10, axes=None):
+    """Training ``L_s`` (smoothed) and validation ``L_s`` of every (variant, seed) that trained."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 3.4))
+    histories = trained(histories)
     variants = list(dict.fromkeys(v for v, _ in histories))
     for (variant, seed), history in histories.items():
-        color = f"C{variants.index(variant)}"
+        color = f"C{variants.index(variant) % 10}"
         label = f"{variant}" if seed == min(s for v, s in histories if v == variant) else None
         axes[0].plot(history["step"], smoothed(history["Ls"], smooth), color=color, lw=1.1, label=label)
         axes[1].plot(history["valid_step"], [v["valid L_s"] for v in history["valid"]], "o-", color=color, ms=3, lw=1.1, label=label)
@@ -202,6 +273,6 @@ def gradient_reading(stats: Mapping[str, float]) -> str:
 
 def final_wasserstein(histories: Mapping[tuple[str, int], Mapping[str, list]]) -> tuple[float, float]:
     """The smallest and largest last Wasserstein estimate over every critic of every run."""
-    ends = [history[f"{name}_wasserstein"][-1] for history in histories.values()
+    ends = [history[f"{name}_wasserstein"][-1] for history in trained(histories).values()
             for name in SOURCES if f"{name}_wasserstein" in history]
     return min(ends), max(ends)
