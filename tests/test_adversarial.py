@@ -17,6 +17,7 @@ from sepbook.recipes import adversarial
 from sepbook.recipes.adversarial import training
 from sepbook.recipes.adversarial.training import adversarial_step, critic_step, separator_step
 from mutants import negated
+from helpers import same, snapshot
 
 FREQ, FRAMES = 16, 16
 SMALL_MODELS = dict(unet_base=4, unet_depth=2, critic_base=4, critic_strided_layers=2, critic_frequency_layers=1,
@@ -48,14 +49,6 @@ def tiny_batch(batch=3, seed=0):
 def solo_batch(seed=1):
     _, solo = tiny_batch(seed=seed)
     return {name: solo[:, k:k + 1] for k, name in enumerate(adversarial.SOURCES)}
-
-
-def snapshot(module):
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def same(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 

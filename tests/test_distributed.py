@@ -20,26 +20,15 @@ from torch import nn
 from sepbook import distributed, train
 from sepbook.datasets import step_batches
 from sepbook.train import fit
+from helpers import QUIET as HELPERS_QUIET, Pairs, snapshot
 
 WORLD = 2
 STEPS = 12
-QUIET = dict(progress=False, live=False, device="cpu")
-
-
-class _Pairs(torch.utils.data.Dataset):
-    """Items that depend only on their index, as the book's datasets do."""
-
-    def __len__(self):
-        return 64
-
-    def __getitem__(self, index):
-        g = torch.Generator().manual_seed(index)
-        x = torch.randn(8, generator=g)
-        return {"x": x, "y": x.roll(1) * 0.5}
+QUIET = dict(HELPERS_QUIET, device="cpu")
 
 
 def _batches(batch_size=8):
-    return partial(step_batches, _Pairs(), batch_size, 3)
+    return partial(step_batches, Pairs(), batch_size, 3)
 
 
 def _model(dropout=0.0):
@@ -53,14 +42,10 @@ def _loss(model, batch):
     return torch.mean((model["body"](batch["x"]) - batch["y"]) ** 2)
 
 
-def _weights(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
 def _plain():
     model = _model()
     history = fit(model, _loss, _batches(), steps=STEPS, lr=1e-2, grad_clip=0.05, seed=1, **QUIET)
-    return {"weights": _weights(model), "loss": history["loss"]}
+    return {"weights": snapshot(model), "loss": history["loss"]}
 
 
 def _split():
@@ -92,7 +77,7 @@ def _custom():
                   "b": torch.optim.SGD(model["b"].parameters(), 1e-2, momentum=0.9)}
     history = fit(model, step_fn=_two_part_step, optimizers=optimizers, batches=_batches(), steps=STEPS,
                   **QUIET)
-    return {"weights": _weights(model), "loss_b": history["loss_b"]}
+    return {"weights": snapshot(model), "loss_b": history["loss_b"]}
 
 
 def _resume(folder):
@@ -104,7 +89,7 @@ def _resume(folder):
     torch.manual_seed(1234 + distributed.rank())  # a new process would not continue the old one's draws
     resumed = _model(dropout=0.3)
     history = fit(resumed, _loss, _batches(), steps=STEPS, seed=1, checkpoint=checkpoint, **QUIET)
-    return {"straight": _weights(straight), "resumed": _weights(resumed), "steps": history["step"]}
+    return {"straight": snapshot(straight), "resumed": snapshot(resumed), "steps": history["step"]}
 
 
 def _writes(folder):
@@ -260,7 +245,7 @@ def test_a_single_process_never_starts_torch_distributed():
 # ----------------------------------------------------------------------------- resume and checkpoints
 
 
-def test_resumed_under_ddp_the_run_ends_with_the_uninterrupted_weights(runs):
+def test_resumed_under_ddp_the_run_ends_with_the_uninterruptedsnapshot(runs):
     for rank in range(WORLD):
         outcome = _outcome(runs, "resume", rank)
         assert outcome["steps"] == list(range(1, STEPS + 1))

@@ -19,10 +19,10 @@ from sepbook.recipes import activity
 from sepbook.recipes.activity import training
 from sepbook.recipes.activity.data import batches, load_tracks, n_frames, training_sets
 from sepbook.recipes.adversarial.spectrograms import magnitudes
+from helpers import QUIET
 
 SMALL = dict(n_train=5, n_valid=1, n_test=2, song_seconds=4.0, steps=150, valid_every=50, batch_size=4,
              seeds=(0, 1))
-QUIET = dict(progress=False, live=False)
 MUSDB = ("vocals", "drums", "bass", "other")
 MEDLEY = ("vocals", "bass", "drums", "piano", "electric_guitar", "acoustic_guitar")
 

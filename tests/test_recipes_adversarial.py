@@ -11,10 +11,10 @@ from sepbook.recipes.adversarial.data import mismatched_domains, scarce_domains
 from sepbook.banks import Bank
 from sepbook.recipes.adversarial.spectrograms import (paired_batch, random_loudness, solo_batch, spectrogram_sets,
                                                       unlabelled_batch)
+from helpers import QUIET, same, snapshot
 
 SMALL = dict(song_seconds=2.0, n_paired=2, n_paired_eval=1, songs_per_third=2, start_steps=6, steps=6, valid_every=3,
              batch_size=2, n_critic=1, critic_warmup=2, patience=None, frames=16, seeds=(0,), ablation_seeds=(0,))
-QUIET = dict(progress=False, live=False)
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +30,6 @@ def domains(cfg):
 @pytest.fixture(scope="module")
 def sets(cfg, domains):
     return spectrogram_sets(cfg, domains)
-
-
-def weights(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def same(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # ----------------------------------------------------------------------------- contract
@@ -224,7 +216,7 @@ def test_interrupted_adversarial_run_resumes_exactly(cfg, domains, start, tmp_pa
     for key in ("Ls", "Lu", "vocals_wasserstein", "accompaniment_gradient_penalty"):
         assert history[key] == straight_history[key], key
     assert history["valid"] == straight_history["valid"]
-    assert same(weights(straight), weights(resumed))  # the best weights, critics included
+    assert same(snapshot(straight), snapshot(resumed))  # the best weights, critics included
     a = torch.load(tmp_path / "straight.pt", weights_only=True)
     b = torch.load(tmp_path / "cut.pt", weights_only=True)
     assert {k.split(".")[0] for k in a["model"]} == {"separator", "critics"}
@@ -423,7 +415,7 @@ def test_the_choice_of_alpha_never_reads_a_test_song(cfg, domains):
     dirty_models, dirty = adversarial.train_systems(two, poisoned, ["V"], 0, **QUIET)
     assert clean["V"]["chosen"] == dirty["V"]["chosen"] and clean["V"]["candidates"] == dirty["V"]["candidates"]
     assert all(np.isfinite(loss) for loss in clean["V"]["candidates"].values())
-    assert same(weights(clean_models["V"]), weights(dirty_models["V"]))
+    assert same(snapshot(clean_models["V"]), snapshot(dirty_models["V"]))
     # the choice is the candidate with the lowest validation loss, whichever it is
     losses = clean["V"]["candidates"]
     assert clean["V"]["chosen"] == min(losses, key=losses.get) and len(losses) == 2

@@ -11,9 +11,9 @@ from sepbook.exercises import check_generated_conv, check_si_sdr_loss
 from sepbook.recipes import metatasnet
 from sepbook.recipes.metatasnet import evaluation
 from sepbook.recipes.metatasnet.data import batches, training_banks
+from helpers import QUIET
 
 SMALL = dict(n_train=4, n_valid=1, n_test=2, song_seconds=4.0, steps=100, valid_every=50, seeds=(0, 1))
-QUIET = dict(progress=False, live=False)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -9,10 +9,10 @@ from sepbook import report
 from sepbook.recipes import transcription
 from sepbook.recipes.transcription import evaluation, training
 from sepbook.recipes.transcription.data import batches, magnitudes, training_sets
+from helpers import QUIET
 
 SMALL = dict(n_train=6, n_valid=1, n_test=2, song_seconds=3.0, transcriptor_steps=150, separator_steps=40,
              fine_tune_steps=4, valid_every=50, lr=3e-3, seeds=(0,))
-QUIET = dict(progress=False, live=False)
 
 
 @pytest.fixture(scope="module")

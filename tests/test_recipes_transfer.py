@@ -16,13 +16,13 @@ from sepbook.models.chimera import freeze_all_but_mask
 from sepbook.recipes import transfer
 import importlib
 from sepbook.recipes.transfer import evaluation
+from helpers import QUIET
 
 # Four Dagstuhl training songs, not two: on two, whole fine-tuning overfits within 80 steps (its
 # held-out curve peaks at step 20 and ends at the mixture), a real effect but not what this bar tests.
 SMALL = dict(songs={"musdb": (3, 0, 0), "slakh": (3, 0, 0), "bach10": (2, 2, 1), "dagstuhl": (4, 3, 1),
                     "remixpacks": (3, 3, 1)},
              song_seconds=4.0, pretrain_steps=200, finetune_steps=80, seeds=(0,))
-QUIET = dict(progress=False, live=False)
 transfer_data = importlib.import_module("sepbook.recipes.transfer.data")
 
 

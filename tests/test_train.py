@@ -7,18 +7,7 @@ from torch import nn
 
 from sepbook.datasets import step_batches
 from sepbook.train import autocast_dtype, fit, load_checkpoint, save_checkpoint, supervised_step, to_device
-
-
-class _Pairs(torch.utils.data.Dataset):
-    """Items that depend only on their index, as the book's datasets do."""
-
-    def __len__(self):
-        return 64
-
-    def __getitem__(self, index):
-        g = torch.Generator().manual_seed(index)
-        x = torch.randn(8, generator=g)
-        return {"x": x, "y": x.roll(1) * 0.5}
+from helpers import QUIET as HELPERS_QUIET, Pairs, same, snapshot
 
 
 def _model():
@@ -31,24 +20,16 @@ def _loss(model, batch):
 
 
 def _batches():
-    return partial(step_batches, _Pairs(), 4, 3)
+    return partial(step_batches, Pairs(), 4, 3)
 
 
-def _weights(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _same(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-QUIET = dict(progress=False, live=False, device="cpu")
+QUIET = dict(HELPERS_QUIET, device="cpu")
 
 
 # ----------------------------------------------------------------------------- resume
 
 
-def test_interrupted_then_resumed_run_ends_with_identical_weights(tmp_path):
+def test_interrupted_then_resumed_run_ends_with_identicalsnapshot(tmp_path):
     straight = _model()
     fit(straight, _loss, _batches(), steps=30, seed=1, **QUIET)
 
@@ -57,12 +38,12 @@ def test_interrupted_then_resumed_run_ends_with_identical_weights(tmp_path):
     first = fit(interrupted, _loss, _batches(), steps=30, seed=1, checkpoint=checkpoint, checkpoint_every=5,
                 stop_after=13, **QUIET)
     assert first["step"] == list(range(1, 14))
-    assert not _same(_weights(interrupted), _weights(straight))
+    assert not same(snapshot(interrupted), snapshot(straight))
     fresh = _model()  # a new process would start from a new model object
     history = fit(fresh, _loss, _batches(), steps=30, seed=1, checkpoint=checkpoint, **QUIET)
 
     assert history["step"] == list(range(1, 31))
-    assert _same(_weights(straight), _weights(fresh))
+    assert same(snapshot(straight), snapshot(fresh))
 
 
 def test_resume_restores_every_optimiser_of_a_custom_step(tmp_path):
@@ -90,7 +71,7 @@ def test_resume_restores_every_optimiser_of_a_custom_step(tmp_path):
     assert set(history) >= {"step", "loss_a", "loss_b"} and len(history["loss_b"]) == 12
     run(checkpoint=tmp_path / "c.pt", stop_after=5)
     resumed, _ = run(checkpoint=tmp_path / "c.pt")
-    assert _same(_weights(straight), _weights(resumed))
+    assert same(snapshot(straight), snapshot(resumed))
 
 
 def test_fit_reduces_loss_and_records_validation():
@@ -108,15 +89,15 @@ def test_keep_best_restores_the_weights_of_the_best_validation(mode, scores):
     seen = []
 
     def valid_fn(model):
-        seen.append(_weights(model))
+        seen.append(snapshot(model))
         return {"score": scores[len(seen) - 1]}
 
     model = _model()
     history = fit(model, _loss, _batches(), steps=30, lr=1e-2, valid_fn=valid_fn, valid_every=10,
                   keep_best=("score", mode), **QUIET)
     assert [v["score"] for v in history["valid"]] == scores
-    assert not _same(seen[1], seen[2])  # training moved on after the best validation
-    assert _same(_weights(model), seen[1])
+    assert not same(seen[1], seen[2])  # training moved on after the best validation
+    assert same(snapshot(model), seen[1])
 
 
 def test_patience_stops_after_that_many_validations_without_progress_and_keeps_the_best(tmp_path):
@@ -124,7 +105,7 @@ def test_patience_stops_after_that_many_validations_without_progress_and_keeps_t
     seen = []
 
     def valid_fn(model):
-        seen.append(_weights(model))
+        seen.append(snapshot(model))
         return {"score": scores[len(seen) - 1]}
 
     model = _model()
@@ -132,7 +113,7 @@ def test_patience_stops_after_that_many_validations_without_progress_and_keeps_t
                   keep_best=("score", "min"), patience=3, checkpoint=tmp_path / "run.pt", **QUIET)
     assert history["valid_step"] == [10, 20, 30, 40, 50] and history["step"][-1] == 50
     assert history["best_step"] == [10, 20]
-    assert _same(_weights(model), seen[1])
+    assert same(snapshot(model), seen[1])
     # resuming a run that stopped early trains nothing more
     again = fit(_model(), _loss, _batches(), steps=70, lr=1e-2, valid_fn=valid_fn, valid_every=10,
                 keep_best=("score", "min"), patience=3, checkpoint=tmp_path / "run.pt", **QUIET)
@@ -145,12 +126,12 @@ def test_without_keep_best_the_last_weights_stay():
     seen = []
 
     def valid_fn(model):
-        seen.append(_weights(model))
+        seen.append(snapshot(model))
         return {"score": 10.0 - len(seen)}  # the first validation is the best, but nobody asked to keep it
 
     model = _model()
     fit(model, _loss, _batches(), steps=20, lr=1e-2, valid_fn=valid_fn, valid_every=10, **QUIET)
-    assert not _same(seen[0], seen[1]) and _same(_weights(model), seen[-1])
+    assert not same(seen[0], seen[1]) and same(snapshot(model), seen[-1])
 
 
 def test_keep_best_names_a_metric_validation_does_not_report():
@@ -189,8 +170,8 @@ def test_checkpoint_is_loadable_with_weights_only(tmp_path):
     assert isinstance(raw["torch_rng"], torch.Tensor)
     other = _model()
     load_checkpoint(checkpoint, other)  # the last weights, to resume from
-    assert not _same(_weights(other), raw["best"]["model"])
-    assert _same(_weights(model), raw["best"]["model"])  # fit returned the best (step 3) weights
+    assert not same(snapshot(other), raw["best"]["model"])
+    assert same(snapshot(model), raw["best"]["model"])  # fit returned the best (step 3) weights
 
 
 def test_save_and_load_checkpoint_round_trip(tmp_path):
@@ -204,7 +185,7 @@ def test_save_and_load_checkpoint_round_trip(tmp_path):
             p.add_(1.0)
     state = load_checkpoint(path, other, torch.optim.Adam(other.parameters()))
     assert state["step"] == 7 and state["history"] == {"loss": [1.0]}
-    assert _same(_weights(model), _weights(other))
+    assert same(snapshot(model), snapshot(other))
     with pytest.raises(ValueError, match="'critics'"):
         load_checkpoint(path, _model(), {"critics": torch.optim.Adam(_model().parameters())})
 
@@ -297,7 +278,7 @@ def test_autocast_dtype_is_what_the_device_computes_natively(device, capability,
 def _one_step(scaler, grad_clip):
     model = _model().eval()                       # no dropout: both runs see the same function
     optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
-    batch = next(iter(step_batches(_Pairs(), 8, seed=0)))[1]
+    batch = next(iter(step_batches(Pairs(), 8, seed=0)))[1]
     supervised_step(lambda m, b: 100 * _loss(m, b), grad_clip, scaler)(model, {"model": optimiser}, batch)
     return [p.detach().clone() for p in model.parameters()]
 

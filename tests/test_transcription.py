@@ -35,6 +35,7 @@ from sepbook.recipes import transcription
 from sepbook.recipes.transcription import training
 from sepbook.recipes.transcription.data import n_bins, window
 from mutants import detached, edited, negated
+from helpers import snapshot
 
 B, K, P, F, T = 2, 3, 8, 16, 8   # batch, instruments, pitches, frequency bins, frames
 BAND = 4                          # BandCritic: instrument j lives in bins [BAND j, BAND (j + 1))
@@ -56,10 +57,6 @@ def random_rolls(batch=B, k=K, p=P, frames=T, seed=0, density=0.3):
 def tiny_transcriptor(seed=0, n_bins=F, k=K, p=P, hidden=16):
     torch.manual_seed(seed)
     return Transcriptor(n_bins, k, p, channels=4, hidden=hidden)
-
-
-def snapshot(module):
-    return {name: value.detach().clone() for name, value in module.state_dict().items()}
 
 
 def changed(before, module):
