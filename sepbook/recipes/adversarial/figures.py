@@ -155,6 +155,8 @@ def diagnostics_table(histories: Mapping[tuple[str, int], Mapping[str, Any]], di
                 continue
             record = {"run": variant, "seed": seed, "critic": name, "kept step": history["valid_step"][at]}
             record |= {words: round(kept[f"{name}: {key}"], digits) for key, words in DIAGNOSTICS.items()}
+            record["true - held-out"] = round(kept[f"{name}: true stems"] - kept[f"{name}: held-out solos"], digits)
+            record["estimates - true"] = round(kept[f"{name}: estimates"] - kept[f"{name}: true stems"], digits)
             record["cosine"] = round(kept[COSINE], 3)
             record["true stems below real solos"] = kept[f"{name}: true stems"] < kept[f"{name}: held-out solos"]
             records.append(record)
