@@ -84,14 +84,20 @@ def test_fit_reduces_loss_and_records_validation():
 # ----------------------------------------------------------------------------- best model
 
 
-@pytest.mark.parametrize("mode, scores", [("min", [3.0, 1.0, 2.0]), ("max", [1.0, 3.0, 2.0])])
-def test_keep_best_restores_the_weights_of_the_best_validation(mode, scores):
+def _scripted(scores):
+    """A validation that reports ``scores`` in turn and keeps a snapshot of the weights it saw."""
     seen = []
 
     def valid_fn(model):
         seen.append(snapshot(model))
         return {"score": scores[len(seen) - 1]}
 
+    return valid_fn, seen
+
+
+@pytest.mark.parametrize("mode, scores", [("min", [3.0, 1.0, 2.0]), ("max", [1.0, 3.0, 2.0])])
+def test_keep_best_restores_the_weights_of_the_best_validation(mode, scores):
+    valid_fn, seen = _scripted(scores)
     model = _model()
     history = fit(model, _loss, _batches(), steps=30, lr=1e-2, valid_fn=valid_fn, valid_every=10,
                   keep_best=("score", mode), **QUIET)
@@ -101,13 +107,8 @@ def test_keep_best_restores_the_weights_of_the_best_validation(mode, scores):
 
 
 def test_patience_stops_after_that_many_validations_without_progress_and_keeps_the_best(tmp_path):
-    scores = [3.0, 1.0, 2.0, 2.5, 1.5, 0.5, 0.1]  # the best comes at the second validation, then three misses
-    seen = []
-
-    def valid_fn(model):
-        seen.append(snapshot(model))
-        return {"score": scores[len(seen) - 1]}
-
+    # the best comes at the second validation, then three misses
+    valid_fn, seen = _scripted([3.0, 1.0, 2.0, 2.5, 1.5, 0.5, 0.1])
     model = _model()
     history = fit(model, _loss, _batches(), steps=70, lr=1e-2, valid_fn=valid_fn, valid_every=10,
                   keep_best=("score", "min"), patience=3, checkpoint=tmp_path / "run.pt", **QUIET)
