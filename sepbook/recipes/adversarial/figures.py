@@ -14,6 +14,7 @@ from sepbook.losses.adversarial import critic_input_gradient, log_magnitude
 from sepbook.plot import smoothed
 from sepbook.recipes.adversarial.data import SOURCES, Domains
 from sepbook.recipes.adversarial.spectrograms import magnitudes, n_bins
+from sepbook.recipes.adversarial.training import system as system_of
 from sepbook.tracks import Track
 
 
@@ -74,7 +75,7 @@ def plot_critic_curves(histories: Mapping[tuple[str, int], Mapping[str, list]], 
     colors = {("V", "vocals"): "C0", ("VA", "vocals"): "C1", ("VA", "accompaniment"): "C2"}
     labelled = set()
     for (variant, seed), history in trained(histories).items():
-        system = variant.split(" @ ")[0].split(" (")[0]
+        system = system_of(variant)
         if system not in variants:
             continue
         for name in SOURCES:
@@ -116,7 +117,7 @@ def plot_diagnostics(histories: Mapping[tuple[str, int], Mapping[str, Any]], var
     styles = {"held-out solos": ("C2", "-"), "true stems": ("C0", "--"), "estimates": ("C3", ":")}
     labelled = set()
     for (variant, seed), history in trained(histories).items():
-        if variant.split(" @ ")[0].split(" (")[0] not in variants or not history["valid"]:
+        if system_of(variant) not in variants or not history["valid"]:
             continue
         if COSINE not in history["valid"][0]:
             continue

@@ -107,7 +107,15 @@ def paired_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step:
 def unlabelled_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step: int,
                      repeat: int = 0) -> torch.Tensor:
     """Log-magnitude unlabelled mixtures ``(batch, 1, F, frames)``, each at a random loudness."""
-    return critic_batch(cfg, sets, seed, step, repeat)[0]
+    return _mixtures(cfg, sets, seed, step, repeat)[0]
+
+
+def _mixtures(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step: int,
+              repeat) -> tuple[torch.Tensor, np.ndarray]:
+    """:func:`unlabelled_batch` and the excerpt starts it cut."""
+    rng = seeds.rng(seed, "unlabelled", step, repeat)
+    starts = sets.unlabelled.positions(cfg["batch_size"], cfg["frames"], rng)
+    return log_magnitude(random_loudness(sets.unlabelled.channel(0).take(starts, cfg["frames"]), rng)), starts
 
 
 def critic_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step: int,
@@ -118,9 +126,7 @@ def critic_batch(cfg: Mapping[str, Any], sets: SpectrogramSets, seed: int, step:
     Unlabelled and solo songs may be the same songs (the paper's split); solo excerpt ``i`` is then
     drawn from any song but mixture ``i``'s, so no mixture meets its own stems in a batch.
     """
-    rng = seeds.rng(seed, "unlabelled", step, repeat)
-    starts = sets.unlabelled.positions(cfg["batch_size"], cfg["frames"], rng)
-    mixtures = log_magnitude(random_loudness(sets.unlabelled.channel(0).take(starts, cfg["frames"]), rng))
+    mixtures, starts = _mixtures(cfg, sets, seed, step, repeat)
     avoid = sets.partner[sets.unlabelled.song_of(starts)]
     solos = {}
     for index, name in enumerate(SOURCES):
