@@ -419,3 +419,51 @@ def test_the_choice_of_alpha_never_reads_a_test_song(cfg, domains):
     # the choice is the candidate with the lowest validation loss, whichever it is
     losses = clean["V"]["candidates"]
     assert clean["V"]["chosen"] == min(losses, key=losses.get) and len(losses) == 2
+
+
+def test_headroom_table_is_the_upper_bound_minus_the_baseline_per_subset(cfg):
+    rows = fake_rows(gain=1.0)  # every system but the baseline, the upper bound included, +1 dB outside pop
+    rows += [dict(r, variant=evaluation.MIXTURE, seed=None, value=-10.0) for r in rows if r["variant"] == "baseline"
+             and r["seed"] == 0]
+    table = evaluation.headroom_table(cfg, rows)
+    assert list(table.index) == [*adversarial.PAPER_ROLES, evaluation.OUT_OF_DOMAIN]
+    assert list(table.columns) == [evaluation.MIXTURE, "baseline", "upper bound", "V", "VA", "headroom"]
+    assert table.loc["DSD100", "headroom"] == 0.0 and table.loc[evaluation.OUT_OF_DOMAIN, "headroom"] == 1.0
+    assert table.loc["iKala", "baseline"] == 6.0 and table.loc["iKala", evaluation.MIXTURE] == -10.0
+
+
+def test_choices_show_every_candidate_and_mark_the_one_kept():
+    histories = {("V", 0): {"chosen": "V @ alpha 0.001", "candidates": {"V @ alpha 0.01": 0.3, "V @ alpha 0.001": 0.2}},
+                 ("V @ alpha 0.01", 0): {"step": [1], "valid": []}}
+    table = evaluation.choices(histories)
+    assert list(table.index) == [("V", 0, "alpha 0.01"), ("V", 0, "alpha 0.001")]
+    assert list(table["chosen"]) == [False, True] and list(table["validation L_s"]) == [0.3, 0.2]
+
+
+def test_diagnostics_table_reads_the_kept_step_and_flags_a_critic_that_scores_true_stems_low():
+    from sepbook.recipes.adversarial import figures
+
+    def at(held, true, fake, cosine):
+        return {"valid L_s": 0.1, "vocals: held-out solos": held, "vocals: true stems": true,
+                "vocals: estimates": fake, figures.COSINE: cosine}
+
+    histories = {("V @ alpha 0.01", 0): {"step": [1, 2], "valid_step": [50, 100], "best_step": [50],
+                                         "valid": [at(2.0, 1.0, -3.0, 0.5), at(9.0, 9.5, 0.0, -0.5)]},
+                 ("baseline @ lr 0.001", 0): {"step": [1], "valid_step": [50], "valid": [{"valid L_s": 0.1}]}}
+    table = figures.diagnostics_table(histories)
+    (row,) = table.to_dict("records")
+    assert table.index[0] == ("V @ alpha 0.01", 0, "vocals") and row["kept step"] == 50
+    assert row["true stems below real solos"] and row["true - held-out"] == -1.0 and row["estimates - true"] == -4.0
+    assert row["cosine"] == 0.5
+
+
+def test_a_run_without_what_it_starts_from_is_refused_by_name(cfg, domains):
+    with pytest.raises(ValueError, match="prerequisites.*'V @ alpha 0.01'.*supervised start"):
+        adversarial.train(cfg, domains, "V @ alpha 0.01", 0, **QUIET)
+
+
+def test_a_bank_of_one_song_cannot_avoid_it():
+    bank = Bank(torch.zeros(1, 2, 40), np.array([0]), np.array([40]))
+    assert (bank.positions(4, 8, np.random.default_rng(0), avoid=np.array([-1] * 4)) >= 0).all()
+    with pytest.raises(ValueError, match="avoid"):
+        bank.positions(4, 8, np.random.default_rng(0), avoid=np.zeros(4, dtype=int))
