@@ -9,8 +9,8 @@ several (``$WORLD_SIZE`` > 1) and, in every process:
 - builds each step's *global* batch, a pure function of ``(seed, step)`` as always, and keeps its
   own ``batch_size / WORLD_SIZE`` items of it (:func:`shard`), so that the processes see distinct data;
 - averages the gradients over the processes before anything reads them (clipping, the optimiser):
-  DDP does it during backward for a plain loss (:func:`wrap`), a hook on every optimiser for a
-  custom step with several optimisers (:func:`averaged_gradients`). On GPUs, BatchNorm layers become
+  DDP does it during backward for a plain loss (:func:`wrap`), the update rule after each backward
+  of a custom step with several optimisers (:func:`average_gradients`). On GPUs, BatchNorm layers become
   SyncBatchNorm, so batch statistics are those of the global batch. N processes thus compute the
   update one process computes on the global batch, up to float rounding, for any loss that is a
   mean over the batch's items. Two things differ: random draws inside a step (dropout, a gradient
@@ -258,25 +258,17 @@ def wrap(model: nn.Module, loss_fn: Callable, device: torch.device) -> Callable:
     return loss
 
 
-@contextmanager
-def averaged_gradients(optimizers: Mapping[str, torch.optim.Optimizer]) -> Iterator[None]:
-    """Within the block, each optimiser averages its gradients over the processes just before it steps.
+def average_gradients(parameters: Sequence[nn.Parameter]) -> None:
+    """Average the gradients of ``parameters`` over the processes, in place (alone: nothing).
 
     For custom steps, which DDP does not fit: it averages only in a backward that follows one forward
     through its wrapper, while a step here may update critics ``n_critic`` times and then the separator
-    with the critics frozen, through a gradient penalty's double backward. Averaging at
-    ``optimizer.step()`` gives the same numbers as long as the step does not read the gradients between
-    backward and ``step()`` (clipping them, say); none of the book's custom steps does. Alone: nothing.
+    with the critics frozen, through a gradient penalty's double backward. The update rule
+    (:class:`sepbook.train.UpdateRule`) calls it after each backward and before anything reads the
+    gradients (unscaling, clipping, the optimiser).
     """
-    def hook(optimizer, args, kwargs):
-        _average([p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None])
-
-    handles = [opt.register_step_pre_hook(hook) for opt in optimizers.values()] if active() else []
-    try:
-        yield
-    finally:
-        for handle in handles:  # the optimisers are the caller's: leave them as they came
-            handle.remove()
+    if active():
+        _average([p.grad for p in parameters if p.grad is not None])
 
 
 def _average(tensors: Sequence[torch.Tensor]) -> None:

@@ -16,6 +16,7 @@ Chapter: foundations/first_separator
 """
 from __future__ import annotations
 
+import contextvars
 import math
 import sys
 from pathlib import Path
@@ -155,32 +156,67 @@ def autocast_dtype(device: str | torch.device, capability: tuple[int, int] | Non
     return torch.bfloat16 if major >= 8 else torch.float16
 
 
-def supervised_step(loss_fn: LossFn, grad_clip: float | None = 5.0,
-                    scaler: torch.amp.GradScaler | None = None) -> StepFn:
-    """The plain step: ``loss_fn(model, batch)``, backward, one optimiser step.
+class UpdateRule:
+    """How every training step turns a loss into an update: backward, then average the gradients
+    over the processes (custom steps under torchrun), unscale them (float16), clip their norm to
+    ``grad_clip`` (unless 0 or None), and step.
 
-    Before the step the gradient norm is clipped to ``grad_clip`` (unless 0 or
-    None). A loss made of terms may return ``(loss, {name: term})``; the terms
-    are logged beside ``loss``. With a ``scaler`` (float16 training) the loss is
-    scaled before backward and the gradients unscaled before clipping, so that
-    small float16 gradients do not underflow to zero.
+    :func:`fit` puts the rule it trains with in force for its loop (``with rule: ...``), and every
+    step, plain or custom, applies its losses through :func:`update`; outside ``fit`` the rule is
+    plain: backward and step. With a ``scaler`` (float16 training) the loss is scaled before
+    backward so that small float16 gradients do not underflow to zero, and a step whose scaled
+    gradients overflowed is skipped.
+    Chapter: foundations/first_separator
+    """
+
+    def __init__(self, grad_clip: float | None = None, scaler: torch.amp.GradScaler | None = None,
+                 average: bool = False):
+        self.grad_clip, self.scaler, self.average = grad_clip, scaler, average
+        self._token: contextvars.Token | None = None
+
+    def __call__(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        optimizer.zero_grad(set_to_none=True)
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        if self.average:
+            distributed.average_gradients(parameters)
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(optimizer)  # skipped when the scaled gradients overflowed
+            self.scaler.update()
+        else:
+            optimizer.step()
+
+    def __enter__(self) -> "UpdateRule":
+        self._token = _RULE.set(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _RULE.reset(self._token)
+
+
+# outside fit: no clipping, no scaling; gradients averaged if the process is one of several
+_RULE: contextvars.ContextVar[UpdateRule] = contextvars.ContextVar("update rule", default=UpdateRule(average=True))
+
+
+def update(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One update of ``optimizer``'s parameters down ``loss``, by the :class:`UpdateRule` in force."""
+    _RULE.get()(optimizer, loss)
+
+
+def supervised_step(loss_fn: LossFn) -> StepFn:
+    """The plain step: ``loss_fn(model, batch)``, then one :func:`update` of the model.
+
+    A loss made of terms may return ``(loss, {name: term})``; the terms are logged beside ``loss``.
     """
 
     def step(model, optimizers, batch):
-        optimizer = optimizers["model"]
-        optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model, batch)
         loss, terms = loss if isinstance(loss, tuple) else (loss, {})
-        (scaler.scale(loss) if scaler is not None else loss).backward()
-        if scaler is not None:
-            scaler.unscale_(optimizer)
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        if scaler is not None:
-            scaler.step(optimizer)  # skipped when the scaled gradients overflowed
-            scaler.update()
-        else:
-            optimizer.step()
+        update(optimizers["model"], loss)
         logged = {name: float(value.detach()) for name, value in terms.items()}
         return {"loss": float(loss.detach()), **logged}
 
@@ -216,14 +252,14 @@ def fit(
     ``batches(start_step)`` yields ``(step, batch)`` pairs from ``start_step`` on (e.g.
     ``functools.partial(step_batches, dataset, batch_size, seed)``). Give either ``loss_fn`` (plain
     supervised training with one Adam optimiser at ``lr``) or ``step_fn`` with its ``optimizers``
-    (a dict name -> optimiser over parts of ``model``). ``keep_best=(name, "min" | "max")`` restores,
-    at the end, the weights of the validation with the best ``name``; with ``patience`` training also
-    stops once that many validations in a row bring no improvement. If ``checkpoint`` names an
-    existing file the run resumes from it; one is written every ``checkpoint_every`` steps and at the
-    end. ``stop_after`` ends the run early at that step (to show or test an interruption). ``amp``
+    (a dict name -> optimiser over parts of ``model``). Every update clips the gradient norm to
+    ``grad_clip`` (:class:`UpdateRule`). ``keep_best=(name, "min" | "max")`` restores, at the end,
+    the weights of the validation with the best ``name``; with ``patience`` training also stops once
+    that many validations in a row bring no improvement. If ``checkpoint`` names an existing file
+    the run resumes from it; one is written every ``checkpoint_every`` steps and at the end.
+    ``stop_after`` ends the run early at that step (to show or test an interruption). ``amp``
     (default: on for CUDA) runs the step under the device's own :func:`autocast_dtype` (bfloat16
-    when forced on the CPU), with gradient scaling for float16; a custom ``step_fn`` has no scaler,
-    so on a GPU without bfloat16 it runs in full precision.
+    when forced on the CPU), with gradient scaling for float16.
     ``live`` redraws the loss curve at every validation in a live notebook (never in the static book).
     Any non-finite logged value stops training with ``FloatingPointError``.
 
@@ -232,62 +268,25 @@ def fit(
     gradients averaged over the processes; logs are their mean; rank 0 validates, shows progress and
     writes the checkpoint, which every process resumes from.
     """
-    _check_fit_arguments(loss_fn, step_fn, optimizers, batches, steps, valid_every, keep_best)
-    if patience is not None and (keep_best is None or isinstance(patience, bool) or patience < 1):
-        raise ValueError(f"patience: expected a positive number of validations together with keep_best, "
-                         f"got patience={patience!r}, keep_best={keep_best!r}")
-    parallel = distributed.init()  # False, and nothing done, outside torchrun
-    device = pick_device(device) if not isinstance(device, torch.device) else device
-    device = distributed.local_device(device)
-    amp = (device.type == "cuda") if amp is None else amp
-    dtype = (autocast_dtype(device) or torch.bfloat16) if amp else None
-    if dtype == torch.float16 and step_fn is not None:
-        dtype = None
-    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-    model.to(device)
-    distributed.sync_batchnorm(model, device)
+    _check_fit_arguments(loss_fn, step_fn, optimizers, batches, steps, valid_every, keep_best, patience)
+    run = Runtime(model, device, amp)
     custom = step_fn is not None
     if not custom:
         optimizers = {"model": torch.optim.Adam(model.parameters(), lr=lr)}
-    history, start, best = new_history(), 0, {}
-    resume = checkpoint is not None and Path(checkpoint).is_file()
-    distributed.check_agreement(resume, f"whether checkpoint {checkpoint} exists")
-    if resume:
-        state = load_checkpoint(checkpoint, model, optimizers, map_location=str(device))
-        start, history, best = state["step"], state["history"], state["best"]
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        if parallel:
-            distributed.restore_rng(state.get("ranks", []), state["torch_rng"], device, seed, start,
-                                    str(checkpoint))
-        else:
-            torch.set_rng_state(state["torch_rng"].cpu())
-            if state.get("cuda_rng") and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
-    else:
-        torch.manual_seed(distributed.rank_seed(seed))  # seed itself when alone
-    if not custom:
-        loss = distributed.wrap(model, loss_fn, device) if parallel else loss_fn
-        step_fn = supervised_step(loss, grad_clip, scaler)
-    elif parallel:
-        distributed.broadcast_state(model)  # DDP does this for the plain step above
-    main = distributed.is_main()
+    start, history, best = run.resume(checkpoint, model, optimizers, seed)
+    step_fn = run.share(model, step_fn) if custom else supervised_step(run.distribute(model, loss_fn))
     end = min(steps, stop_after) if stop_after is not None else steps
     if exhausted(history, patience):
         end = start  # a resumed run that had already stopped early
-    bar = progress_bar(steps, start, progress and main, desc=label)
-    curve = LiveCurve(title=label) if live and progress and main else None
+    bar = progress_bar(steps, start, progress and run.main, desc=label)
+    curve = LiveCurve(title=label) if live and progress and run.main else None
     done = start
     model.train()
-    with distributed.averaged_gradients(optimizers if custom else {}):
+    with UpdateRule(grad_clip, run.scaler, average=run.parallel and custom):
         for step, batch in batches(start):
             if step >= end:
                 break
-            batch = distributed.shard(batch)  # this process's share of the global batch (all when alone)
-            with torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16,
-                                enabled=dtype is not None):
-                logs = step_fn(model, optimizers, to_device(batch, device))
-            logs = distributed.mean_logs(logs)
+            logs = run.step(step_fn, model, optimizers, batch)
             _log(history, step + 1, logs)
             done = step + 1
             bar.update(1)
@@ -299,25 +298,82 @@ def fit(
                 if exhausted(history, patience):
                     break
             if checkpoint is not None and checkpoint_every and done % checkpoint_every == 0:
-                _save(checkpoint, model, optimizers, done, history, best, scaler, device)
+                run.save(checkpoint, model, optimizers, done, history, best)
     bar.close()
     if checkpoint is not None:
-        _save(checkpoint, model, optimizers, done, history, best, scaler, device)
+        run.save(checkpoint, model, optimizers, done, history, best)
     if best and (done == steps or exhausted(history, patience)):
         model.load_state_dict(best["model"])
     model.eval()
     return history
 
 
-def _save(checkpoint, model, optimizers, done, history, best, scaler, device) -> None:
-    """Write the checkpoint: from rank 0 alone, with every process's RNG state, while the others wait."""
-    if not distributed.active():
-        save_checkpoint(checkpoint, model, optimizers, done, history, best, scaler)
-        return
-    ranks = distributed.rng_states(device)  # a collective: every process takes part
-    if distributed.is_main():
-        save_checkpoint(checkpoint, model, optimizers, done, history, best, scaler, ranks=ranks)
-    distributed.barrier()
+class Runtime:
+    """Where :func:`fit` trains: the device, its mixed precision, and the processes, one or (under
+    ``torchrun``) several (:mod:`sepbook.distributed`). Alone, every method is plain PyTorch.
+
+    Attributes: ``device``; ``dtype``, the autocast type or None; ``scaler``, a ``GradScaler`` for
+    float16 or None; ``parallel``, whether several processes train; ``main``, whether this one is rank 0.
+    """
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device | None, amp: bool | None):
+        self.parallel = distributed.init()  # False, and nothing done, outside torchrun
+        device = pick_device(device) if not isinstance(device, torch.device) else device
+        self.device = distributed.local_device(device)
+        amp = (self.device.type == "cuda") if amp is None else amp
+        self.dtype = (autocast_dtype(self.device) or torch.bfloat16) if amp else None
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype == torch.float16 else None
+        self.main = distributed.is_main()
+        model.to(self.device)
+        distributed.sync_batchnorm(model, self.device)
+
+    def resume(self, checkpoint, model, optimizers, seed) -> tuple[int, dict, dict]:
+        """``(start step, history, best)`` from ``checkpoint`` if it exists (weights, optimisers, scaler
+        and every process's random state loaded), else a fresh start with torch seeded from ``seed``."""
+        resume = checkpoint is not None and Path(checkpoint).is_file()
+        distributed.check_agreement(resume, f"whether checkpoint {checkpoint} exists")
+        if not resume:
+            torch.manual_seed(distributed.rank_seed(seed))  # seed itself when alone
+            return 0, new_history(), {}
+        state = load_checkpoint(checkpoint, model, optimizers, map_location=str(self.device))
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if self.parallel:
+            distributed.restore_rng(state.get("ranks", []), state["torch_rng"], self.device, seed,
+                                    state["step"], str(checkpoint))
+        else:
+            torch.set_rng_state(state["torch_rng"].cpu())
+            if state.get("cuda_rng") and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        return state["step"], state["history"], state["best"]
+
+    def distribute(self, model: torch.nn.Module, loss_fn: LossFn) -> LossFn:
+        """``loss_fn`` through DDP, which averages the gradients during backward (alone: ``loss_fn``)."""
+        return distributed.wrap(model, loss_fn, self.device) if self.parallel else loss_fn
+
+    def share(self, model: torch.nn.Module, step_fn: StepFn) -> StepFn:
+        """A custom step, with rank 0's weights given to every process (DDP does this for the plain step)."""
+        if self.parallel:
+            distributed.broadcast_state(model)
+        return step_fn
+
+    def step(self, step_fn, model, optimizers, batch) -> dict[str, float]:
+        """One step on this process's share of the global ``batch``; -> its logs, averaged over processes."""
+        batch = to_device(distributed.shard(batch), self.device)
+        with torch.autocast(device_type=self.device.type, dtype=self.dtype or torch.bfloat16,
+                            enabled=self.dtype is not None):
+            logs = step_fn(model, optimizers, batch)
+        return distributed.mean_logs(logs)
+
+    def save(self, checkpoint, model, optimizers, done, history, best) -> None:
+        """Write the checkpoint: from rank 0 alone, with every process's RNG state, while the others wait."""
+        if not distributed.active():
+            save_checkpoint(checkpoint, model, optimizers, done, history, best, self.scaler)
+            return
+        ranks = distributed.rng_states(self.device)  # a collective: every process takes part
+        if distributed.is_main():
+            save_checkpoint(checkpoint, model, optimizers, done, history, best, self.scaler, ranks=ranks)
+        distributed.barrier()
 
 
 def _log(history: dict[str, list], step: int, logs: Mapping[str, float]) -> None:
@@ -359,7 +415,8 @@ def _validate(model, valid_fn, history, done, keep_best, best) -> dict:
     return best
 
 
-def _check_fit_arguments(loss_fn, step_fn, optimizers, batches, steps, valid_every, keep_best) -> None:
+def _check_fit_arguments(loss_fn, step_fn, optimizers, batches, steps, valid_every, keep_best,
+                         patience) -> None:
     if (loss_fn is None) == (step_fn is None):
         raise ValueError("fit: give either loss_fn (plain supervised training) or step_fn, not both or neither")
     if step_fn is not None and not optimizers:
@@ -372,3 +429,6 @@ def _check_fit_arguments(loss_fn, step_fn, optimizers, batches, steps, valid_eve
         raise ValueError(f"valid_every must be positive, got {valid_every}")
     if keep_best is not None and (len(keep_best) != 2 or keep_best[1] not in ("min", "max")):
         raise ValueError(f"keep_best: expected (metric name, 'min' or 'max'), got {keep_best!r}")
+    if patience is not None and (keep_best is None or isinstance(patience, bool) or patience < 1):
+        raise ValueError(f"patience: expected a positive number of validations together with keep_best, "
+                         f"got patience={patience!r}, keep_best={keep_best!r}")

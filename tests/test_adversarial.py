@@ -5,6 +5,8 @@ updates, what it leaves alone and which way it moves things. The ``..._catches``
 mutated loss into the training module (monkeypatch, the package is untouched) to show that the
 step checks would notice a sign flip or a cut gradient.
 """
+from functools import partial
+
 import pytest
 import torch
 from torch import nn
@@ -17,7 +19,7 @@ from sepbook.recipes import adversarial
 from sepbook.recipes.adversarial import training
 from sepbook.recipes.adversarial.training import adversarial_step, critic_step, separator_step
 from mutants import negated
-from helpers import same, snapshot
+from helpers import check_update_rule, same, snapshot
 
 FREQ, FRAMES = 16, 16
 SMALL_MODELS = dict(unet_base=4, unet_depth=2, critic_base=4, critic_strided_layers=2, critic_frequency_layers=1,
@@ -439,3 +441,20 @@ def test_toy_mechanism_check_catches_a_flipped_sign(monkeypatch, name):
         monkeypatch.setattr(training, name, negated(getattr(training, name)))
     with pytest.raises(AssertionError):
         check_toy_mechanism()
+
+
+def test_the_adversarial_step_trains_through_the_update_rule():
+    """Gradient scaling (float16 on a T4) and clipping reach the critics' and the separator's updates."""
+    def make():
+        torch.manual_seed(0)
+        model = nn.ModuleDict({"separator": tiny_unet(), "critics": nn.ModuleDict(
+            {name: tiny_critic(k) for k, name in enumerate(adversarial.SOURCES)})})
+        optimizers = {"separator": torch.optim.SGD(model["separator"].parameters(), lr=1e-2),
+                      "critics": torch.optim.SGD(model["critics"].parameters(), lr=1e-2)}
+        mixture, targets = tiny_batch(seed=2)
+        batch = {"unlabelled": [mixture, mixture], "solo": [solo_batch(), solo_batch(3)],
+                 "generators": [torch.Generator().manual_seed(4), torch.Generator().manual_seed(5)],
+                 "mixture": mixture, "targets": targets, "unlabelled_separator": tiny_batch(seed=6)[0]}
+        return model, optimizers, batch
+
+    check_update_rule(make, partial(adversarial_step, alpha=0.1, beta=0.1, gp_weight=10.0), updates=2)

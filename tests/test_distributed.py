@@ -19,7 +19,7 @@ from torch import nn
 
 from sepbook import distributed, train
 from sepbook.datasets import step_batches
-from sepbook.train import fit
+from sepbook.train import fit, update
 from helpers import QUIET as HELPERS_QUIET, Pairs, snapshot
 
 WORLD = 2
@@ -62,10 +62,8 @@ def _split():
 def _two_part_step(model, optimizers, batch):
     logs = {}
     for name in ("a", "b"):
-        optimizers[name].zero_grad()
         loss = torch.mean((model[name](batch["x"]) - batch["y"]) ** 2)
-        loss.backward()
-        optimizers[name].step()
+        update(optimizers[name], loss)  # the update rule averages over the processes before stepping
         logs[f"loss_{name}"] = float(loss.detach())
     return logs
 

@@ -5,9 +5,11 @@ import pytest
 import torch
 from torch import nn
 
+from sepbook import train
 from sepbook.datasets import step_batches
-from sepbook.train import autocast_dtype, fit, load_checkpoint, save_checkpoint, supervised_step, to_device
-from helpers import QUIET as HELPERS_QUIET, Pairs, same, snapshot
+from sepbook.train import (UpdateRule, autocast_dtype, fit, load_checkpoint, save_checkpoint, supervised_step,
+                           to_device, update)
+from helpers import QUIET as HELPERS_QUIET, Pairs, check_update_rule, same, snapshot
 
 
 def _model():
@@ -224,8 +226,8 @@ def test_supervised_step_clips_the_gradient_norm():
     def loss_fn(m, b):
         return (m(b["x"]) - b["y"] - 1).pow(2).mean()  # gradient norm 400 at zero weights
 
-    step = supervised_step(loss_fn, grad_clip=0.5)
-    logs = step(model, {"model": torch.optim.SGD(model.parameters(), lr=1.0)}, batch)
+    with UpdateRule(grad_clip=0.5):
+        logs = supervised_step(loss_fn)(model, {"model": torch.optim.SGD(model.parameters(), lr=1.0)}, batch)
     assert logs == {"loss": 1.0}
     assert model.weight.norm().item() == pytest.approx(0.5)  # one SGD step of a gradient clipped to norm 0.5
 
@@ -240,8 +242,7 @@ def test_supervised_step_logs_the_terms_of_a_loss_and_steps_on_their_total():
         first, second = m(b["x"]).sum(), 3 * m(b["x"]).sum()
         return first + second, {"first": first, "second": second}
 
-    logs = supervised_step(loss_fn, grad_clip=None)(model, {"model": torch.optim.SGD(model.parameters(), lr=0.1)},
-                                                    batch)
+    logs = supervised_step(loss_fn)(model, {"model": torch.optim.SGD(model.parameters(), lr=0.1)}, batch)
     assert logs == {"loss": 4.0, "first": 1.0, "second": 3.0}
     assert model.weight.item() == pytest.approx(1.0 - 0.1 * 4)  # the gradient of the total, not of a term
 
@@ -280,7 +281,8 @@ def _one_step(scaler, grad_clip):
     model = _model().eval()                       # no dropout: both runs see the same function
     optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
     batch = next(iter(step_batches(Pairs(), 8, seed=0)))[1]
-    supervised_step(lambda m, b: 100 * _loss(m, b), grad_clip, scaler)(model, {"model": optimiser}, batch)
+    with UpdateRule(grad_clip, scaler):
+        supervised_step(lambda m, b: 100 * _loss(m, b))(model, {"model": optimiser}, batch)
     return [p.detach().clone() for p in model.parameters()]
 
 
@@ -299,3 +301,42 @@ def test_gradient_scaler_state_survives_a_checkpoint(tmp_path):
     path = save_checkpoint(tmp_path / "c.pt", model, None, 3, {"step": []}, scaler=scaler)
     assert load_checkpoint(path)["scaler"]["scale"] == 2.0 ** 7
     assert load_checkpoint(save_checkpoint(tmp_path / "d.pt", model, None, 3, {"step": []}))["scaler"] == {}
+
+
+def test_the_plain_step_trains_through_the_update_rule():
+    def make():
+        torch.manual_seed(0)
+        model = _model().eval()
+        return model, {"model": torch.optim.SGD(model.parameters(), lr=0.1)}, next(iter(step_batches(Pairs(), 8, seed=0)))[1]
+
+    check_update_rule(make, supervised_step(lambda m, b: 100 * _loss(m, b)))
+
+
+def test_a_step_that_steps_by_hand_fails_the_update_rule_check():
+    def by_hand(model, optimizers, batch):
+        optimizers["model"].zero_grad()
+        _loss(model, batch).backward()
+        optimizers["model"].step()
+
+    def make():
+        torch.manual_seed(0)
+        model = _model().eval()
+        return model, {"model": torch.optim.SGD(model.parameters(), lr=0.1)}, next(iter(step_batches(Pairs(), 8, seed=0)))[1]
+
+    with pytest.raises(AssertionError, match="overflowed"):
+        check_update_rule(make, by_hand)
+
+
+def test_fit_puts_its_rule_in_force_for_custom_steps_only_while_it_trains():
+    seen = []
+
+    def step(model, optimizers, batch):
+        seen.append(train._RULE.get())
+        update(optimizers["model"], _loss(model, batch))
+        return {}
+
+    model = _model()
+    fit(model, step_fn=step, optimizers={"model": torch.optim.SGD(model.parameters(), lr=0.1)},
+        batches=_batches(), steps=2, grad_clip=0.25, **QUIET)
+    assert [rule.grad_clip for rule in seen] == [0.25, 0.25]
+    assert train._RULE.get().grad_clip is None and train._RULE.get().scaler is None

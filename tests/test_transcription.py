@@ -6,6 +6,7 @@ value. Each such loss has a *check* that raises ``AssertionError`` unless the re
 and the ``..._catches`` tests run the check on mutated copies (sign flipped, gradient cut, a
 detach removed, the one-instrument-per-source target dropped) to prove it would notice.
 """
+from functools import partial
 import math
 
 import numpy as np
@@ -35,7 +36,7 @@ from sepbook.recipes import transcription
 from sepbook.recipes.transcription import training
 from sepbook.recipes.transcription.data import n_bins, window
 from mutants import detached, edited, negated
-from helpers import snapshot
+from helpers import check_update_rule, snapshot
 
 B, K, P, F, T = 2, 3, 8, 16, 8   # batch, instruments, pitches, frequency bins, frames
 BAND = 4                          # BandCritic: instrument j lives in bins [BAND j, BAND (j + 1))
@@ -813,3 +814,28 @@ def test_fine_tune_separator_update_ignores_the_transcriptor_loss(cfg):
                             batch, critic=critic, template=template, clip=True, harmonic=True, mix_weight=1.0)
     for (name, a), b in zip(model["separator"].named_parameters(), reference["separator"].parameters()):
         assert torch.allclose(a, b, atol=1e-6), name
+
+
+@pytest.mark.parametrize("adversary", [None, "ATL", "AML"])
+def test_step_3_trains_both_parts_through_the_update_rule(cfg, adversary):
+    """Gradient scaling (float16 on a T4) and clipping reach the separator's and the transcriptor's updates."""
+    def make():
+        model = built(cfg, "fine-tune")
+        optimizers = {name: torch.optim.SGD(model[name].parameters(), lr=1e-2)
+                      for name in ("separator", "transcriptor")}
+        return model, optimizers, tiny_batch(cfg, seed=2)
+
+    check_update_rule(make, partial(training.fine_tune_step, template=training.template_of(cfg),
+                                    mix_weight=cfg["mix_weight"], adversary=adversary,
+                                    adversarial_weight=cfg["adversarial_weight"]))
+
+
+def test_step_2_trains_through_the_update_rule(cfg):
+    critic = built(cfg, "transcriptor", seed=1)["transcriptor"].requires_grad_(False)
+
+    def make():
+        model = built(cfg, "isolated c+h-mix")
+        return model, {"separator": torch.optim.SGD(model["separator"].parameters(), lr=1e-2)}, tiny_batch(cfg)
+
+    check_update_rule(make, partial(training.separator_step, critic=critic, template=training.template_of(cfg),
+                                    clip=True, harmonic=True, mix_weight=0.5))

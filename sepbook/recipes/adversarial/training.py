@@ -28,7 +28,7 @@ from sepbook.models.unet import UNet
 from sepbook.recipes.adversarial.data import SOURCES
 from sepbook.recipes.adversarial.spectrograms import (SpectrogramSets, critic_batch, paired_batch,
                                                       unlabelled_batch)
-from sepbook.train import fit, seed_everything
+from sepbook.train import fit, seed_everything, update
 
 #: The systems the page compares; each is chosen on validation among its candidate settings.
 VARIANTS: tuple[str, ...] = ("baseline", "upper bound", "V", "VA")
@@ -96,17 +96,16 @@ def critic_step(critics, optimizer, separator, mixture, solo, gp_weight,
     """
     with torch.no_grad():
         estimates = separator(mixture)
-    optimizer.zero_grad(set_to_none=True)
-    logs = {}
+    logs, total = {}, 0
     for name, critic in critics.items():
         fake = estimates[:, SOURCES.index(name)].unsqueeze(1)
         real = solo[name]
         loss, distance = wasserstein_critic_loss(critic, real, fake)
         penalty = one_sided_gradient_penalty(critic, real, fake, generator)
-        (loss + gp_weight * penalty).backward()
+        total = total + loss + gp_weight * penalty
         logs[f"{name}_wasserstein"] = float(distance)
         logs[f"{name}_gradient_penalty"] = float(penalty.detach())
-    optimizer.step()
+    update(optimizer, total)
     return logs
 
 
@@ -124,9 +123,7 @@ def separator_step(separator, optimizer, critics, mixture, targets, unlabelled,
             loss_u = unsupervised_loss(critics, estimates, SOURCES)
         loss_add = additive_penalty(estimates, unlabelled)
     total = loss_s + alpha * loss_u + beta * loss_add
-    optimizer.zero_grad(set_to_none=True)
-    total.backward()
-    optimizer.step()
+    update(optimizer, total)
     return {"loss": float(total.detach()), "Ls": float(loss_s.detach()),
             "Lu": float(loss_u.detach()), "Ladd": float(loss_add.detach())}
 
@@ -291,7 +288,9 @@ def train(cfg: Mapping[str, Any], sets: SpectrogramSets, variant: str, seed: int
     steps = cfg["start_steps"] if first else cfg["steps"]
     step = partial(adversarial_step, alpha=alpha, beta=beta, gp_weight=cfg["gp_weight"])
     batches = partial(step_batches, cfg, sets, variant, seed, offset=0 if first else cfg["start_steps"])
+    # grad_clip=None: the committed runs trained without clipping, and a change would change them
     history = fit(model, step_fn=step, optimizers=optimizers, batches=batches, steps=steps, seed=seed,
+                  grad_clip=fit_options.pop("grad_clip", None),
                   valid_fn=lambda m: validation(m, sets), valid_every=cfg["valid_every"],
                   keep_best=("valid L_s", "min"), patience=None if first else cfg["patience"],
                   checkpoint=checkpoint, progress=progress, label=f"{variant} seed {seed}", **fit_options)

@@ -17,6 +17,7 @@ from sepbook import metrics, report
 from sepbook.recipes.metatasnet.data import at_rates
 from sepbook.recipes.metatasnet.training import CONTROL, VARIANTS, build, parameters, stage_loss
 from sepbook.tracks import Track
+from sepbook.train import update
 
 #: The reference repository's MUSDB18 test results (BSS Eval v4 SDR in dB, median of frames,
 #: median of tracks) for Meta-TasNet and, beside it, Open-Unmix; and the paper's claim.
@@ -150,9 +151,7 @@ def measure_step(cfg: Mapping[str, Any], variant: str, steps: int = 5) -> dict[s
     times = []
     for _ in range(steps + 1):  # the first step warms up and is not timed
         started = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        stage_loss(model, batch)[0].backward()
-        optimizer.step()
+        update(optimizer, stage_loss(model, batch)[0])
         times.append(time.perf_counter() - started)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"parameters": float(parameters(model)), "step seconds": float(np.median(times[1:])),

@@ -18,7 +18,7 @@ from sepbook.losses.transcription import (clip_mask, critic_loss, harmonic_mask,
 from sepbook.models.transcriptor import ClipClassifier, Transcriptor
 from sepbook.models.unet import UNet
 from sepbook.recipes.transcription.data import Sets, batches, n_bins
-from sepbook.train import fit, pick_device, seed_everything
+from sepbook.train import fit, pick_device, seed_everything, update
 
 #: Critics, trained first on mixtures and their scores (or clip labels).
 CRITICS: tuple[str, ...] = ("transcriptor", "classifier")
@@ -94,9 +94,7 @@ def separator_step(model, optimizers, batch, *, critic, template, clip, harmonic
     """Step 2: one separator update against the frozen ``critic`` (which gets no gradient)."""
     loss, loss_critic, loss_mix, _ = score_loss(model["separator"], critic, batch, template, clip, harmonic,
                                                 mix_weight)
-    optimizers["separator"].zero_grad(set_to_none=True)
-    loss.backward()
-    optimizers["separator"].step()
+    update(optimizers["separator"], loss)
     return {"loss": float(loss.detach()), "L_tr-sep": float(loss_critic.detach()), "L_mix": float(loss_mix.detach())}
 
 
@@ -118,9 +116,7 @@ def fine_tune_step(model, optimizers, batch, *, template, mix_weight, adversary,
             separator, transcriptor, batch, template, True, True, mix_weight)
         if adversary == "AML":
             loss = loss + w * reassembled_loss(transcriptor, estimates, rolls)
-        optimizers["separator"].zero_grad(set_to_none=True)
-        loss.backward()
-        optimizers["separator"].step()
+        update(optimizers["separator"], loss)
     finally:
         transcriptor.requires_grad_(True)
 
@@ -132,9 +128,7 @@ def fine_tune_step(model, optimizers, batch, *, template, mix_weight, adversary,
         loss_t = loss_t + w * interference_loss(transcriptor, estimates, rolls)
     if adversary == "AML":
         loss_t = loss_t + w * reassembly_detection_loss(transcriptor, estimates)
-    optimizers["transcriptor"].zero_grad(set_to_none=True)
-    loss_t.backward()
-    optimizers["transcriptor"].step()
+    update(optimizers["transcriptor"], loss_t)
     return {"loss": float(loss.detach()),
             "transcriptor loss": float(loss_t.detach()),
             "L_tr-sep": float(loss_critic.detach()),
@@ -174,6 +168,8 @@ def train(cfg: Mapping[str, Any], sets: Sets, variant: str, seed: int = 0, *,
     model = build(cfg, variant)
     device = pick_device(fit_options.get("device"))
     template = template_of(cfg).to(device)
+    # the custom steps of steps 2 and 3 do not clip (grad_clip=None): the committed runs trained so
+    custom = dict(grad_clip=None) | fit_options
     options = dict(seed=seed, valid_every=cfg["valid_every"], label=f"{variant} seed {seed}") | fit_options
     feed = partial(batches, cfg, sets, seed)
     if variant in CRITICS or variant == "supervised":
@@ -196,7 +192,7 @@ def train(cfg: Mapping[str, Any], sets: Sets, variant: str, seed: int = 0, *,
         optimizers = {"separator": torch.optim.Adam(model["separator"].parameters(), lr=cfg["lr"])}
         history = fit(model, step_fn=step, optimizers=optimizers, batches=feed, steps=cfg["separator_steps"],
                       valid_fn=partial(validation_loss, loss_fn, sets=sets), keep_best=("valid loss", "min"),
-                      **options)
+                      **options | custom)
         return model.cpu().eval(), history
     model["separator"].load_state_dict(prerequisites["isolated c+h-mix"]["separator"].state_dict())
     model["transcriptor"].load_state_dict(prerequisites["transcriptor"]["transcriptor"].state_dict())
@@ -205,5 +201,5 @@ def train(cfg: Mapping[str, Any], sets: Sets, variant: str, seed: int = 0, *,
     step = partial(fine_tune_step, template=template, mix_weight=cfg["mix_weight"], adversary=FINE_TUNED[variant],
                    adversarial_weight=cfg["adversarial_weight"])
     history = fit(model, step_fn=step, optimizers=optimizers, batches=feed, steps=cfg["fine_tune_steps"],
-                  **options)
+                  **options | custom)
     return model.cpu().eval(), history
