@@ -10,7 +10,7 @@ BOOK_FLAGS ?= -W -n --keep-going
 
 # Notebooks whose code is unchanged come from .jupyter_cache/; the others execute first, one per core.
 book: setup data
-	$(PY) -m sepbook.prebuild
+	$(PY) -m sepbook.build.prebuild
 	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
 	@echo "Open _build/html/index.html"
 
@@ -20,7 +20,7 @@ test: setup
 	$(PY) -m pytest -q -n auto --dist loadfile
 
 data: setup
-	$(PY) -m sepbook.corpora
+	$(PY) -m sepbook.data.corpora
 
 setup: $(READY) ffmpeg soundfonts bubblewrap chromium
 
@@ -36,7 +36,7 @@ $(READY): requirements.lock pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(READY)
 
-# The grader walls each submission in with bubblewrap (sepbook.sandbox); without it, grading
+# The grader walls each submission in with bubblewrap (sepbook.classroom.sandbox); without it, grading
 # needs --unsafe-no-sandbox, so a machine that cannot install it only hears about it.
 bubblewrap:
 	@command -v bwrap >/dev/null && exit 0; \
@@ -46,7 +46,7 @@ bubblewrap:
 		echo "bubblewrap is missing: the grader needs it to run submissions apart ('sudo apt-get install bubblewrap')." >&2; \
 	fi
 
-# The browser check (python -m sepbook.browser) loads the built pages in a headless Chromium;
+# The browser check (python -m sepbook.build.browser) loads the built pages in a headless Chromium;
 # without it, only that check cannot run, so a machine that cannot install it only hears about it.
 chromium:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && exit 0; \
@@ -59,7 +59,7 @@ chromium:
 # Every page of the built book loaded in a real (headless) browser: images, players, formulas,
 # overflow at a phone's and a desktop's width, links, requests outside the book.
 browser-check: setup
-	$(PY) -m sepbook.browser
+	$(PY) -m sepbook.build.browser
 
 # musdb calls ffprobe even for WAV folders.
 ffmpeg:
@@ -82,13 +82,13 @@ results: setup
 	$(PY) -m sepbook.results $(CHAPTER)
 
 # Every committed number re-derived: every committed checkpoint on every test song, then a random
-# sample of runs trained again from scratch (sepbook/verify.py). VERIFY_FLAGS="--seed N" replays a draw.
+# sample of runs trained again from scratch (sepbook/results/verify.py). VERIFY_FLAGS="--seed N" replays a draw.
 VERIFY_FLAGS ?=
 verify: setup data
-	$(PY) -m sepbook.verify $(VERIFY_FLAGS)
+	$(PY) -m sepbook.results.verify $(VERIFY_FLAGS)
 
 # Student editions of every chapter with exercises: solutions replaced by stubs, outputs cleared.
-# Grade them with: $(PY) -m sepbook.grade FOLDER --csv marks.csv
+# Grade them with: $(PY) -m sepbook.classroom.grade FOLDER --csv marks.csv
 STUDENT_DIR ?= _build/student
 student: setup
 	$(PY) -m sepbook.classroom $(STUDENT_DIR)

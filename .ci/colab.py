@@ -299,7 +299,7 @@ def first_cell_and_page(outcome: Outcome, python: Path, venv: Path, notebook: Pa
 
 
 # tinysoundfont declares pyaudio for live playback; the book only renders offline and installs it
-# without (sepbook.soundfonts), so that one unmet requirement is expected.
+# without (sepbook.data.soundfonts), so that one unmet requirement is expected.
 EXPECTED_UNMET = re.compile(r"^tinysoundfont [^ ]+ requires pyaudio, which is not installed\.$", re.I)
 
 

@@ -38,7 +38,7 @@ def _timed(command: list[str] | str, cwd: Path = ROOT, **kwargs) -> float:
 
 
 def measure_synth() -> dict:
-    from sepbook.synth import synthesize_songs
+    from sepbook.data.synth import synthesize_songs
 
     n, seconds = 100, 8.0
     start = time.perf_counter()
@@ -52,7 +52,8 @@ def measure_quality(profile: str) -> dict:
     """BLSTM SI-SDRi over the oracle IRM's: trained live for ``tiny``, read from the committed results for ``book``."""
     import torch
 
-    from sepbook import report, results
+    from sepbook import results
+    from sepbook.experiments import report
     from sepbook.recipes import foundations
 
     start = time.perf_counter()
@@ -99,10 +100,10 @@ def measure_reproduce(chapter: str = "adversarial", variant: str = "V", seed: in
 
 
 def measure_verify() -> dict:
-    """``make verify`` (``python -m sepbook.verify``): its wall time against its 10-minute budget, and how
+    """``make verify`` (``python -m sepbook.results.verify``): its wall time against its 10-minute budget, and how
     many committed rows it re-derived."""
     out = Path(tempfile.mkdtemp()) / "verify.json"
-    took = _timed([sys.executable, "-m", "sepbook.verify", "--json", str(out)])
+    took = _timed([sys.executable, "-m", "sepbook.results.verify", "--json", str(out)])
     found = json.loads(out.read_text())
     shutil.rmtree(out.parent, ignore_errors=True)
     chapters = found["chapters"]
@@ -142,7 +143,7 @@ def measure_carryover() -> list[dict]:
 
 def measure_corpora() -> dict:
     """Every chapter's ``book`` data generated from nothing into an empty folder: time and disk."""
-    from sepbook import profiles
+    from sepbook.data import profiles
 
     folder = Path(tempfile.mkdtemp())
     chapters = list(profiles.SETTINGS)
@@ -275,11 +276,11 @@ def measure_book() -> list[dict]:
     """The tiny book built three ways in one run, into a scratch folder.
 
     1. every notebook executed inside the build, one after the other (``SEPBOOK_EXECUTE=force``);
-    2. ``make book``'s way from an empty cache, as CI builds: ``sepbook.prebuild`` executes the notebooks
+    2. ``make book``'s way from an empty cache, as CI builds: ``sepbook.build.prebuild`` executes the notebooks
        two at a time, then the build takes every output from the cache;
     3. ``make book`` again after a text-only edit of one page: nothing executes.
     """
-    from sepbook import prebuild
+    from sepbook.build import prebuild
 
     env = dict(os.environ, SEPBOOK_PROFILE="tiny")
     env.pop("SEPBOOK_EXECUTE", None)
@@ -289,7 +290,7 @@ def measure_book() -> list[dict]:
     shutil.rmtree(ROOT / prebuild.settings()["cache"], ignore_errors=True)
     shutil.rmtree(out / "_build", ignore_errors=True)
     start = time.perf_counter()
-    report = subprocess.run([sys.executable, "-m", "sepbook.prebuild"], env=env, check=True, cwd=ROOT,
+    report = subprocess.run([sys.executable, "-m", "sepbook.build.prebuild"], env=env, check=True, cwd=ROOT,
                             capture_output=True, text=True).stdout
     subprocess.run(build, env=env, check=True, cwd=ROOT)
     parallel = time.perf_counter() - start
@@ -302,7 +303,7 @@ def measure_book() -> list[dict]:
         notebook["cells"][0]["source"].append("\n\nA sentence added by the rebuild benchmark.")
         page.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "sepbook.prebuild"], env=env, check=True, cwd=ROOT)
+        subprocess.run([sys.executable, "-m", "sepbook.build.prebuild"], env=env, check=True, cwd=ROOT)
         subprocess.run(build, env=env, check=True, cwd=ROOT)
         rebuild = time.perf_counter() - start
     finally:
@@ -424,12 +425,12 @@ def measure_colab() -> dict:
 
 
 def measure_browser() -> dict:
-    """``make browser-check`` (``python -m sepbook.browser``) over the built book: every page in a
+    """``make browser-check`` (``python -m sepbook.build.browser``) over the built book: every page in a
     headless Chromium at two widths, against its 3-minute budget. Needs ``_build/html``."""
-    from sepbook import browser
+    from sepbook.build import browser
 
     pages = len(browser.pages(ROOT / "_build" / "html"))
-    took = _timed([sys.executable, "-m", "sepbook.browser"])
+    took = _timed([sys.executable, "-m", "sepbook.build.browser"])
     return {"what": f"browser check of the built book ({pages} pages at 390 and 1280 px, and the search page)",
             "seconds": took, "reference": "budget 180 s", "ratio": took / 180.0}
 
@@ -437,7 +438,8 @@ def measure_browser() -> dict:
 def _class_folder(size: int) -> Path:
     """``size`` submissions that answer every checked exercise as the book does: the chapter pages
     with exercises, in turn, each in a student's folder."""
-    from sepbook import classroom, grade
+    from sepbook import classroom
+    from sepbook.classroom import grade
 
     pages = [p for p in classroom.book_notebooks() if p.name in grade.book_tasks()]
     folder = Path(tempfile.mkdtemp(prefix="sepbook-class-"))
@@ -452,7 +454,7 @@ def measure_grading(size: int = 30, repeats: int = 3) -> list[dict]:
     """The grader on a class of ``size`` submissions in ``--exercises-only`` mode with bubblewrap
     (one worker per core) against its 5-minute budget; and what the sandbox adds per notebook:
     the same 7 pages graded one at a time with and without it, alternated ``repeats`` times."""
-    from sepbook import grade
+    from sepbook.classroom import grade
 
     folder = _class_folder(size)
     started = time.perf_counter()

@@ -2,7 +2,7 @@
 
 One training step is forward, loss, backward and optimiser step (Adam) on one fixed batch, on the
 CPU, with 1 and with 2 threads (``torch.set_num_threads``). Each book model and its reference are
-built at the same ``book``-profile sizes (:mod:`sepbook.profiles`: same STFT or encoder, hidden
+built at the same ``book``-profile sizes (:mod:`sepbook.data.profiles`: same STFT or encoder, hidden
 units, layers, channels, batch and excerpt length) and timed in the same process, interleaved:
 every round times one step of each, in alternating order, so a change of machine load hits both
 alike. After ``--warmup`` untimed steps each, the median of ``--steps`` timed steps is reported
@@ -170,10 +170,10 @@ def _adam_step(model, loss_fn, lr, clip=None):
 
 
 def _book_step(model, loss_fn, batch, lr):
-    """The book's own step: :func:`sepbook.train.supervised_step` (Adam, gradient norm clipped to 5)."""
+    """The book's own step: :func:`sepbook.experiments.train.supervised_step` (Adam, gradient norm clipped to 5)."""
     import torch
 
-    from sepbook.train import supervised_step
+    from sepbook.experiments.train import supervised_step
 
     step, optimizers = supervised_step(loss_fn), {"model": torch.optim.Adam(model.parameters(), lr=lr)}
     return lambda: step(model, optimizers, batch)
@@ -194,7 +194,7 @@ def _blstm_pair(n_sources: int):
 
         from sepbook.losses.masking import magnitude_loss
         from sepbook.models.blstm import blstm_separator
-        from sepbook.profiles import settings
+        from sepbook.data.profiles import settings
 
         _placeholder_torchaudio()
         from openunmix.model import OpenUnmix
@@ -415,7 +415,7 @@ def _unet_reference_base(cfg, equal: str) -> int:
 
 
 def _cfg(chapter):
-    from sepbook.profiles import settings
+    from sepbook.data.profiles import settings
 
     return settings(chapter, "book")
 

@@ -8,7 +8,7 @@ Chapter: foundations/stft_and_masks
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import librosa
 import numpy as np
@@ -249,3 +249,50 @@ def resynthesise(magnitude: torch.Tensor, mixture_spec: torch.Tensor, stft: STFT
     if magnitude.ndim == mixture_spec.ndim + 1:
         phase = phase.unsqueeze(-3)
     return stft.inverse(polar(magnitude, phase), length)
+
+
+# ----------------------------------------------------------------------------- the spectrogram chapters' front end
+# The adversarial, activity and transcription chapters feed their U-Nets log-compressed linear
+# magnitudes of one STFT, with the Nyquist bin dropped so that the bins halve evenly.
+
+
+def front_end(cfg: Mapping[str, Any]) -> STFT:
+    """The STFT of a chapter's settings (the adversarial paper: 512-point FFT, hop 256 at 8192 Hz)."""
+    return STFT(cfg["n_fft"], cfg["hop"])
+
+
+def n_bins(cfg: Mapping[str, Any]) -> int:
+    """Frequency bins the networks see: ``n_fft // 2``, the Nyquist bin dropped (257 -> 256 in the paper)."""
+    return cfg["n_fft"] // 2
+
+
+def magnitudes(cfg: Mapping[str, Any], waves: torch.Tensor) -> torch.Tensor:
+    """Linear STFT magnitudes of ``(..., time)`` waveforms without the Nyquist bin: ``(..., n_fft // 2, frames)``."""
+    return front_end(cfg)(torch.as_tensor(waves))[..., : n_bins(cfg), :].abs()
+
+
+def log_magnitude(magnitude: torch.Tensor) -> torch.Tensor:
+    """Log-normalise magnitudes, ``x -> log(1 + x)`` (Stoller et al. 2018, Sec. 4.3.1).
+
+    Any shape; values must be >= 0.
+    """
+    _check_magnitude(magnitude)
+    return torch.log1p(magnitude)
+
+
+def inverse_log_magnitude(log_mag: torch.Tensor) -> torch.Tensor:
+    """Undo :func:`log_magnitude`, ``y -> exp(y) - 1``; any shape."""
+    return torch.expm1(log_mag)
+
+
+def _check_magnitude(magnitude) -> None:
+    if not isinstance(magnitude, torch.Tensor):
+        raise ValueError(
+            f"magnitude: expected a torch tensor, got {type(magnitude).__name__}"
+        )
+    if magnitude.is_complex():
+        raise ValueError(
+            "magnitude: got a complex spectrogram; take its magnitude (abs) first"
+        )
+    if bool((magnitude < 0).any()):
+        raise ValueError("magnitude: magnitudes must be non-negative")

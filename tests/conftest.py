@@ -1,7 +1,7 @@
 import os
 
 import pytest
-from sepbook import profiles
+from sepbook.data import profiles
 
 os.environ.setdefault("SEPBOOK_PROFILE", "tiny")
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -28,7 +28,7 @@ class Pairs(torch.utils.data.Dataset):
 
 
 def check_update_rule(make, step, updates: int = 1) -> None:
-    """Check that a training step applies every loss through :func:`sepbook.train.update`.
+    """Check that a training step applies every loss through :func:`sepbook.experiments.train.update`.
 
     ``make()`` gives a fresh, identical ``(model, optimizers, batch)`` each call, with plain SGD
     optimisers (no momentum); ``step(model, optimizers, batch)`` runs the chapter's step once, which
@@ -36,7 +36,7 @@ def check_update_rule(make, step, updates: int = 1) -> None:
     runs on the CPU too) the step must move the weights as the plain rule does; under a scaler whose
     scaled gradients overflow it must move nothing; and a tiny ``grad_clip`` must bound every update.
     """
-    from sepbook.train import UpdateRule
+    from sepbook.experiments.train import UpdateRule
 
     def run(rule):
         model, optimizers, batch = make()

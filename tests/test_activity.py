@@ -1,6 +1,6 @@
 """The activity chapter (instrument-activation-aware separation, Hung and Lerch 2020): the residual
 U-Net, IASS and its activity head, the losses of sepbook.losses.activity, the inference weighting of
-sepbook.activity, activity-detection scores, and the two guitars of the synthesiser.
+sepbook.instrument_activity, activity-detection scores, and the two guitars of the synthesiser.
 
 Losses are tested for the direction they push and for where their gradient goes, not only their
 value. Each loss has a *check* that raises ``AssertionError`` unless the real loss behaves, and the
@@ -15,14 +15,14 @@ import torch
 from torch import nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
-from sepbook.activity import activity_weights, frame_activity, median_filter, weight_masks
+from sepbook.instrument_activity import activity_weights, frame_activity, median_filter, weight_masks
 from sepbook.audio import STFT
 from sepbook.losses.activity import activity_loss, masked_magnitude_loss, positive_weights
-from sepbook.losses.adversarial import log_magnitude
+from sepbook.audio import log_magnitude
 from sepbook.models.iass import IASS, ActivityHead
 from sepbook.models.unet import ResidualBlock, UNet
 from sepbook.recipes.activity.evaluation import detection_scores
-from sepbook.synth import synthesize_song
+from sepbook.data.synth import synthesize_song
 from mutants import detached, edited, negated
 
 B, K, F, T = 2, 3, 16, 37          # batch, instruments, frequency bins, frames (odd on purpose)
@@ -492,7 +492,7 @@ def rows_of(values, metric="SDR", source="piano", domain="medley"):
 def test_a_silenced_instrument_stays_in_the_comparison():
     """Song c, where IASS's detector silenced the piano (0 dB), counts against IASS: the claims' paired
     differences and the tables keep it instead of dropping it."""
-    from sepbook import claims
+    from sepbook.experiments import claims
     from sepbook.recipes.activity.evaluation import UNWEIGHTED, gain_rows, score_rows
     from sepbook.tracks import Track
 
@@ -514,7 +514,7 @@ def test_a_silenced_instrument_stays_in_the_comparison():
 
 
 def test_leakage_is_the_energy_in_the_rests_against_the_instruments_own():
-    from sepbook.activity import leakage_db
+    from sepbook.instrument_activity import leakage_db
 
     reference = torch.zeros(2, 2, 4)
     reference[0, :, :2] = 1.0                     # instrument 0 plays frames 0-1: energy 4

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from sepbook.losses.adversarial import (additive_penalty, log_magnitude, one_sided_gradient_penalty, supervised_loss,
-                                        wasserstein_critic_loss)
+from sepbook.losses.adversarial import (additive_penalty, one_sided_gradient_penalty, supervised_loss, wasserstein_critic_loss)
+from sepbook.audio import log_magnitude
 from sepbook.models.critic import Critic
 from sepbook.models.unet import UNet
 from sepbook.recipes import adversarial

@@ -4,13 +4,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from sepbook import audio, layouts, masks, metrics
-from sepbook.datasets import SongDataset
+from sepbook import audio, masks, metrics
+from sepbook.data import layouts
+from sepbook.data.datasets import SongDataset
 from sepbook.checks import check_audio
 
 
 def _musdb_without_bass(root):
-    from sepbook.synth import synthesize_song
+    from sepbook.data.synth import synthesize_song
 
     layouts.write_musdb(root, [synthesize_song(1, seconds=1.0, sr=8000)], sr=8000)
     next(root.glob("train/*/bass.wav")).unlink()

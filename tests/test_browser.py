@@ -1,4 +1,4 @@
-"""The browser check (:mod:`sepbook.browser`): on small pages broken on purpose, then on the built book.
+"""The browser check (:mod:`sepbook.build.browser`): on small pages broken on purpose, then on the built book.
 
 The book test runs after ``make book`` (``.ci/run`` sets ``SEPBOOK_REQUIRE_BUILD=1``, so a missing
 build fails rather than skips, and ``SEPBOOK_REQUIRE_BROWSER=1``, so a missing Chromium fails too)."""
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sepbook import browser
+from sepbook.build import browser
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,14 +8,15 @@ import nbformat
 import pytest
 import yaml
 
-from sepbook import book, prebuild, sphinxext
+from sepbook import book
+from sepbook.build import prebuild, sphinxext
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_ecosystems_build_command_gets_the_same_settings_as_make_book():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    assert "sepbook.sphinxext" in config["sphinx"]["extra_extensions"]
+    assert "sepbook.build.sphinxext" in config["sphinx"]["extra_extensions"]
     assert config["execute"]["execute_notebooks"] == "cache"
     assert not config["execute"]["cache"].startswith("_build"), "make clean must keep the cache"
     recipe = re.search(r"^book:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M).group(1)

@@ -8,7 +8,8 @@ import nbformat
 import pytest
 import yaml
 
-from sepbook import classroom, glance
+from sepbook import classroom
+from sepbook.results import glance
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,7 @@ soprano to bass by the right instruments, with rolls from the score."""
 import numpy as np
 import pytest
 
-from sepbook import chorales, soundfonts, synth
+from sepbook.data import chorales, soundfonts, synth
 
 SR = 8000
 

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sepbook import claims
-from sepbook.claims import HIGHER, LOWER, SAME, Claim, compare
+from sepbook.experiments import claims
+from sepbook.experiments.claims import HIGHER, LOWER, SAME, Claim, compare
 
 
 def rows(effect, songs=12, seeds=3, song_sd=1.0, seed_sd=0.3, noise=0.2, outlier=None, base=5.0, rng=0):

@@ -7,7 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sepbook import classroom, exercises
+from sepbook import classroom
+from sepbook.classroom import exercises
 
 ROOT = classroom.ROOT
 NOTEBOOKS = [p for p in classroom.book_notebooks() if "{exercise}" in p.read_text()]
@@ -40,7 +41,7 @@ def test_every_exercise_is_marked_as_nbgrader_reads_it(path):
     labels = {m for c in notebook.cells if c.cell_type == "markdown"
               for m in re.findall(r"\{exercise\}\n:label: (\S+)", c.source)}
     assert labels, f"{path.name} has no exercise"
-    assert {e.label for e in classroom.exercises(notebook)} == labels
+    assert {e.label for e in classroom.exercises_in(notebook)} == labels
     ids = [classroom.marks(c)["grade_id"] for c in notebook.cells if classroom.marks(c)]
     assert len(ids) == len(set(ids)), f"{path.name}: repeated grade_id"
     for cell in notebook.cells:
@@ -89,7 +90,7 @@ def test_student_editions_hold_no_solution_text_and_no_outputs(students):
         assert not leaked, f"{path.name}: solution text in the student edition: {leaked[:3]}"
         assert classroom.BEGIN not in text and classroom.END not in text
         assert all(c.outputs == [] and c.execution_count is None for c in edition.cells if c.cell_type == "code")
-        assert [e.label for e in classroom.exercises(edition)] == [e.label for e in classroom.exercises(book)]
+        assert [e.label for e in classroom.exercises_in(edition)] == [e.label for e in classroom.exercises_in(book)]
         assert len(edition.cells) == len(book.cells)
 
 
@@ -151,7 +152,7 @@ def test_the_teachers_edition_keeps_the_solutions_and_adds_each_rubric_after_its
     rubric_of = classroom.rubrics()
     for path in NOTEBOOKS:
         book, edition = _read(path), _read(tmp_path / path.relative_to(ROOT / "chapters"))
-        written = [e for e in classroom.exercises(book) if any(
+        written = [e for e in classroom.exercises_in(book) if any(
             classroom.exercise_of(classroom.marks(c)["grade_id"]) == (e.label, "discussion")
             for c in book.cells if classroom.marks(c))]
         assert len(edition.cells) == len(book.cells) + len(written), path.name

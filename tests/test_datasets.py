@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from sepbook import synth
-from sepbook.datasets import EQ_BANDS, SongDataset, equalise, step_batches
-from sepbook.synth import Song
+from sepbook.data import synth
+from sepbook.data.datasets import EQ_BANDS, SongDataset, equalise, step_batches
+from sepbook.data.synth import Song
 
 
 SR = 4000
@@ -182,7 +182,7 @@ def test_step_batches_visit_every_item_once_per_epoch():
 
 
 def test_from_musdb_reads_stereo_targets(tmp_path):
-    from sepbook import layouts
+    from sepbook.data import layouts
 
     songs = [make_song(i, seconds=0.5) for i in range(2)]
     for song in songs:
@@ -199,7 +199,7 @@ def test_from_musdb_reads_stereo_targets(tmp_path):
 
 
 def test_from_slakh_reads_rolls_from_midi(tmp_path):
-    from sepbook import layouts
+    from sepbook.data import layouts
 
     songs = [make_song(i) for i in range(2)]
     for song in songs:
@@ -242,7 +242,7 @@ def _peak_hz(x, sr):
 
 @pytest.mark.parametrize("semitones", [3, -5, 12])
 def test_pitch_shift_moves_the_fundamental_by_the_asked_interval(semitones):
-    from sepbook.datasets import pitch_shift
+    from sepbook.data.datasets import pitch_shift
 
     sr = 8000
     t = np.arange(sr) / sr
@@ -255,7 +255,7 @@ def test_pitch_shift_moves_the_fundamental_by_the_asked_interval(semitones):
 
 @pytest.mark.parametrize("rate", [0.8, 1.25])
 def test_time_stretch_changes_the_length_by_the_asked_factor(rate):
-    from sepbook.datasets import time_stretch
+    from sepbook.data.datasets import time_stretch
 
     sr = 8000
     tone = np.sin(2 * np.pi * 300 * np.arange(2 * sr) / sr).astype(np.float32)
@@ -278,7 +278,7 @@ def test_incoherent_mixing_draws_stems_from_different_songs():
 
 
 def test_bad_augmentations_are_named():
-    from sepbook.datasets import pitch_shift, time_stretch
+    from sepbook.data.datasets import pitch_shift, time_stretch
 
     tone = np.zeros(800, np.float32)
     with pytest.raises(ValueError, match="semitones.*12"):

@@ -1,4 +1,4 @@
-"""sepbook.distributed: fit under torchrun on 2 CPU processes (gloo) against one process on the global batch,
+"""sepbook.experiments.distributed: fit under torchrun on 2 CPU processes (gloo) against one process on the global batch,
 resume, who writes checkpoints and results, and the errors of a bad setup.
 
 The 2-process runs share one ``torch.multiprocessing.spawn`` (starting processes costs seconds); each
@@ -17,9 +17,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from sepbook import distributed, train
-from sepbook.datasets import step_batches
-from sepbook.train import fit, update
+from sepbook.experiments import distributed, train
+from sepbook.data.datasets import step_batches
+from sepbook.experiments.train import fit, update
 from helpers import QUIET as HELPERS_QUIET, Pairs, snapshot
 
 WORLD = 2
@@ -130,7 +130,8 @@ def _fake_recipe():
     """A recipe of two runs, b starting from a, trained with fit on the tiny pairs."""
     module = types.ModuleType("fake_recipe")
     module.VARIANTS = ("a", "b")
-    module.REQUIRES = {"b": ("a",)}
+    module.requires = lambda cfg, variant: ("a",) if variant == "b" else ()
+    module.reference_rows = lambda cfg, tracks: []
     module.config = lambda profile=None, **overrides: {"profile": profile or "tiny", "seeds": (0,),
                                                        "batch_size": 8} | overrides
     module.data = lambda cfg: types.SimpleNamespace(test=["song"])

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from sepbook import exercises
+from sepbook.classroom import exercises
 
 
 def _solution_weighting(probabilities, threshold, median_frames, pad="repeat", smooth=True):

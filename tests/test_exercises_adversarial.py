@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from sepbook import exercises
+from sepbook.classroom import exercises
 from sepbook.losses.adversarial import critic_input_gradient, one_sided_gradient_penalty
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from sepbook import exercises
+from sepbook.classroom import exercises
 
 
 def _solution_mask(notes, n_frames, frame_rate, sr, n_fft, n_harmonics, semitones=0.5, onset_shift=0.0):

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from sepbook import claims as rule
-from sepbook import glance, results
+from sepbook.experiments import claims as rule
+from sepbook import results
+from sepbook.results import glance
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,8 @@ import nbformat
 import pytest
 import torch
 
-from sepbook import classroom, exercises, grade, sandbox
+from sepbook import classroom
+from sepbook.classroom import exercises, grade, sandbox
 
 ROOT = classroom.ROOT
 PAGE = ROOT / "chapters/foundations/first_separator.ipynb"
@@ -160,7 +161,7 @@ def hostile(tmp_path_factory):
     _submit(folder, "halved", right.replace("return 10 *", "return 5 *"))
     _submit(folder, "constant",
             f"import torch\n\ndef my_si_sdr(estimate, reference):\n    return torch.tensor({copied})\n")
-    _submit(folder, "judge", "import sepbook.exercises as ex\nimport sepbook.metrics as metrics\n"
+    _submit(folder, "judge", "import sepbook.classroom.exercises as ex\nimport sepbook.metrics as metrics\n"
             "ex.check_si_sdr = lambda *a, **k: 'correct'\nmetrics.si_sdr = lambda e, r: e[..., 0] * 0\n" + zeros)
     _submit(folder, "snoop", snoop)
     _submit(folder, "loop", "while True:\n    pass\n")

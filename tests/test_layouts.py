@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sepbook import layouts, synth
-from sepbook.synth import Song
+from sepbook.data import layouts, synth
+from sepbook.data.synth import Song
 
 
 SR = 8000

@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from sepbook.activity import activity_weights, weight_masks
+from sepbook.instrument_activity import activity_weights, weight_masks
 from sepbook.audio import STFT
-from sepbook.losses.adversarial import log_magnitude
+from sepbook.audio import log_magnitude
 from sepbook.losses.clustering import (deep_clustering_loss, ideal_assignments, magnitude_weights,
                                        mask_inference_loss)
 from sepbook import masks as mask_module

@@ -1,6 +1,6 @@
 """Every chapter's ``paper`` configuration, end to end, on miniatures of the real datasets.
 
-The miniatures (:mod:`sepbook.realdata`) hold each real set's layout and quirks: MUSDB18-HQ's 16-bit
+The miniatures (:mod:`sepbook.results.realdata`) hold each real set's layout and quirks: MUSDB18-HQ's 16-bit
 stereo WAVs and its own validation songs, Slakh2100's ``metadata.yaml`` with two guitars, an
 unrendered stem, FLAC audio, MIDI with a tempo change and a normalised mix, the adversarial sets
 with an instrumental song, MedleyDB-style songs that lack some instruments. The runs go through the
@@ -25,8 +25,10 @@ import pytest
 import soundfile
 import yaml
 
-from sepbook import profiles, realdata, results
-from sepbook.layouts import musdb_validation_names
+from sepbook import results
+from sepbook.data import profiles
+from sepbook.results import realdata
+from sepbook.data.layouts import musdb_validation_names
 
 #: Sizes and steps only: the paper's rates, STFTs, frames, depths, sources and datasets are kept.
 SMALL: dict[str, dict] = {
@@ -275,7 +277,7 @@ def test_set_reads_python_literals_and_names_bad_settings(capsys):
 
 
 def test_a_song_folder_whose_files_differ_in_length_or_lack_a_file_is_named(tmp_path):
-    from sepbook.layouts import read_stem_folder
+    from sepbook.data.layouts import read_stem_folder
 
     realdata._write(tmp_path / "song" / "vocals.wav", realdata.stem("vocals", 1.0))
     realdata._write(tmp_path / "song" / "accompaniment.wav", realdata.stem("other", 1.5))

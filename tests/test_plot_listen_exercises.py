@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from sepbook import exercises, listen, plot
+from sepbook.book import listen, plot
+from sepbook.classroom import exercises
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 import pytest
 
-from sepbook import book, profiles
+from sepbook import book
+from sepbook.data import profiles
 
 
 def test_profile_from_environment(monkeypatch):

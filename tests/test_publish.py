@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from sepbook import soundfonts
+from sepbook.data import soundfonts
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "publish.yml"

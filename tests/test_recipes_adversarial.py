@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from sepbook import report
+from sepbook.experiments import report
 from sepbook.recipes import adversarial
 from sepbook.recipes.adversarial import evaluation, training
 from sepbook.recipes.adversarial.data import mismatched_domains, scarce_domains

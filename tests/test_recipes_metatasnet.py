@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from sepbook import report
-from sepbook.exercises import check_generated_conv, check_si_sdr_loss
+from sepbook.experiments import report
+from sepbook.classroom.exercises import check_generated_conv, check_si_sdr_loss
 from sepbook.recipes import metatasnet
 from sepbook.recipes.metatasnet import evaluation
+from sepbook.recipes.metatasnet.evaluation import separate_stages
 from sepbook.recipes.metatasnet.data import batches, training_banks
 from helpers import QUIET
 
@@ -161,18 +162,19 @@ def test_separate_returns_every_source_at_the_mixture_length(cfg, splits, learni
     song = splits.test[0]
     estimates = metatasnet.separate(model, song.mixture[:, :20001])
     assert estimates.shape == (4, 1, 20001)
-    low = metatasnet.separate(model, song.mixture[:, :8000:2], sr=4000)
-    assert low.shape == (4, 1, 4000)
+    low = separate_stages(model, song.mixture[:, :8000:2], sr=4000)
+    assert [stage.shape for stage in low] == [(4, 1, 4000), (4, 1, 8000)]
     stereo = metatasnet.separate(model, song.mixture.expand(2, -1)[:, :8000])
     assert stereo.shape == (4, 2, 8000) and torch.allclose(stereo[:, 0], stereo[:, 1], atol=1e-5)
-    pieces = metatasnet.separate(model, song.mixture[:, :16000], max_seconds=1.0)
-    assert pieces.shape == (4, 1, 16000)
+    pieces = separate_stages(model, song.mixture[:, :16000], max_seconds=1.0)[-1]
+    whole = separate_stages(model, song.mixture[:, :16000])[-1]
+    assert pieces.shape == (4, 1, 16000) and not torch.equal(pieces, whole)  # cut into 1 s pieces
 
 
 @pytest.mark.slow
 def test_separate_refuses_a_rate_that_no_stage_has(cfg, learning):
     with pytest.raises(ValueError, match=r"sr: expected one of the stages' sample rates \[4000, 8000\], got 44100"):
-        metatasnet.separate(learning[1], torch.randn(1, 44100), sr=44100)
+        separate_stages(learning[1], torch.randn(1, 44100), sr=44100)
     with pytest.raises(ValueError, match="mixture: expected"):
         metatasnet.separate(learning[1], torch.randn(44100))
 

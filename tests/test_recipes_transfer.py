@@ -9,8 +9,9 @@ import scipy.stats
 import soundfile
 import torch
 
-from sepbook import report, synth
-from sepbook.exercises import check_deep_clustering_loss, check_mask_only
+from sepbook.data import synth
+from sepbook.experiments import report
+from sepbook.classroom.exercises import check_deep_clustering_loss, check_mask_only
 from sepbook.losses.clustering import deep_clustering_loss, naive_deep_clustering_loss
 from sepbook.models.chimera import freeze_all_but_mask
 from sepbook.recipes import transfer
@@ -76,7 +77,7 @@ def test_remixpacks_pieces_are_the_drum_part_split_by_kit_piece():
 
 
 def test_remixpacks_pieces_of_a_sampled_song_play_through_its_soundfont_kit():
-    from sepbook.soundfonts import TRAINING_FONTS
+    from sepbook.data.soundfonts import TRAINING_FONTS
 
     song = synth.synthesize_song(5, seconds=4.0, sr=8000, style="rock", instruments=("bass", "drums"),
                                  fonts=TRAINING_FONTS[:1])

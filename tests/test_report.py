@@ -1,10 +1,10 @@
-"""sepbook.report: means and spread over seeds, tables with the paper's numbers, gains, verdicts."""
+"""sepbook.experiments.report: means and spread over seeds, tables with the paper's numbers, gains, verdicts."""
 import math
 
 import numpy as np
 import pytest
 
-from sepbook import report
+from sepbook.experiments import report
 
 
 def rows(per_seed: dict[str, list[float]], songs=(-1.0, 1.0), source="vocals", metric="SDR"):
@@ -121,7 +121,7 @@ def test_describe_gives_the_difference_its_spread_and_the_seeds_ahead():
 
 
 def test_describe_never_decides():
-    """Verdicts belong to sepbook.claims alone: the sentence has no verdict words, whatever the numbers."""
+    """Verdicts belong to sepbook.experiments.claims alone: the sentence has no verdict words, whatever the numbers."""
     for new in ([2.0, 3.5, 4.0], [0.0, 1.0, 2.0], [1.0, 2.0, 3.0]):
         text = describe([1.0, 2.0, 3.0], new).lower()
         assert not any(word in text for word in ("beat", "reproduc", "same", "within the", "better"))

@@ -7,7 +7,9 @@ import shutil
 import pytest
 import torch
 
-from sepbook import profiles, report, results
+from sepbook import results
+from sepbook.data import profiles
+from sepbook.experiments import report
 
 #: Tiny runs: a few steps on a few short songs.
 SHRINK = {
@@ -139,7 +141,7 @@ def test_load_verifies_the_results_against_their_checkpoints(produced, chapter):
     assert set(loaded.models) == scored_runs(chapter) | {(v, 0) for v in module.VARIANTS}
     assert set(loaded.histories) == set(results.recipe(chapter).runs(cfg_of(chapter)))
     assert len(loaded.rows) == len(read_csv(produced[chapter] / "metrics.csv"))
-    assert results.verify(loaded) <= results.TOLERANCE_DB
+    assert results.recheck(loaded) <= results.TOLERANCE_DB
     assert "tiny profile, seeds 0" in loaded.provenance()
 
 

@@ -1,4 +1,4 @@
-"""`make results` trains a run only after the runs it starts from (a recipe's REQUIRES), and hands them over."""
+"""`make results` trains a run only after the runs it starts from (a recipe's requires), and hands them over."""
 import types
 
 import pytest
@@ -12,8 +12,8 @@ ORDER: list[tuple[str, int]] = []
 def _fake_recipe(requires):
     module = types.ModuleType("fake_recipe")
     module.VARIANTS = ("a", "b")
-    module.REQUIRES = requires
-    module.PAPER = {"source": "none"}
+    module.requires = lambda cfg, variant: tuple(requires.get(variant, ()))
+    module.reference_rows = lambda cfg, tracks: []
     module.config = lambda profile=None, **overrides: {"profile": profile or "tiny", "seeds": (0, 1)} | overrides
     module.data = lambda cfg: types.SimpleNamespace(test=["song"])
     # b's runs first: the scheduler, not the list, must order them
@@ -73,5 +73,5 @@ def test_requires_and_prerequisites(fake, tmp_path):
 
 def test_a_requirement_that_is_no_variant_is_refused(fake, tmp_path):
     fake({"b": ("c",)})
-    with pytest.raises(ValueError, match="REQUIRES names \\['c'\\]"):
+    with pytest.raises(ValueError, match="requires\\(\\) names \\['c'\\]"):
         results.produce("fake", "tiny", workers=1, out=tmp_path / "out")

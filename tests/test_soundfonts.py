@@ -4,7 +4,7 @@ or bad name says what to install or choose."""
 import numpy as np
 import pytest
 
-from sepbook import soundfonts, synth
+from sepbook.data import soundfonts, synth
 
 FONTS = soundfonts.TRAINING_FONTS
 SR = 8000

@@ -1,8 +1,8 @@
-"""Tests for the score-driven synthesiser (sepbook.synth): determinism, exact stems, ground truth, errors."""
+"""Tests for the score-driven synthesiser (sepbook.data.synth): determinism, exact stems, ground truth, errors."""
 import numpy as np
 import pytest
 
-from sepbook.synth import (
+from sepbook.data.synth import (
     INSTRUMENTS,
     MUSDB_GROUPS,
     STYLES,

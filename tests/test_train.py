@@ -1,13 +1,13 @@
-"""sepbook.train.fit: exact resume, best-model selection, the NaN guard, checkpoints and argument checks."""
+"""sepbook.experiments.train.fit: exact resume, best-model selection, the NaN guard, checkpoints and argument checks."""
 from functools import partial
 
 import pytest
 import torch
 from torch import nn
 
-from sepbook import train
-from sepbook.datasets import step_batches
-from sepbook.train import (UpdateRule, autocast_dtype, fit, load_checkpoint, save_checkpoint, supervised_step,
+from sepbook.experiments import train
+from sepbook.data.datasets import step_batches
+from sepbook.experiments.train import (UpdateRule, autocast_dtype, fit, load_checkpoint, save_checkpoint, supervised_step,
                            to_device, update)
 from helpers import QUIET as HELPERS_QUIET, Pairs, check_update_rule, same, snapshot
 

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
 from sepbook.banks import Bank
-from sepbook.losses.adversarial import log_magnitude
+from sepbook.audio import log_magnitude
 from sepbook.losses.transcription import (
     clip_mask,
     critic_loss,
@@ -34,7 +34,8 @@ from sepbook.models.transcriptor import ClipClassifier, Transcriptor
 from sepbook.models.unet import UNet
 from sepbook.recipes import transcription
 from sepbook.recipes.transcription import training
-from sepbook.recipes.transcription.data import n_bins, window
+from sepbook.recipes.transcription.data import window
+from sepbook.audio import n_bins
 from mutants import detached, edited, negated
 from helpers import check_update_rule, snapshot
 

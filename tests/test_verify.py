@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from sepbook import results, verify
+from sepbook import results
+from sepbook.results import verify
 
 SHRINK = dict(steps=4, valid_every=2, seeds=(0, 1), n_train=3, n_test=2, song_seconds=2.0, hidden=16, batch_size=4)
 

@@ -19,19 +19,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-
-def log_magnitude(magnitude: torch.Tensor) -> torch.Tensor:
-    """Log-normalise magnitudes, ``x -> log(1 + x)`` (paper Sec. 4.3.1).
-
-    Any shape; values must be >= 0.
-    """
-    _check_magnitude(magnitude)
-    return torch.log1p(magnitude)
-
-
-def inverse_log_magnitude(log_mag: torch.Tensor) -> torch.Tensor:
-    """Undo :func:`log_magnitude`, ``y -> exp(y) - 1``; any shape."""
-    return torch.expm1(log_mag)
+from sepbook.audio import inverse_log_magnitude
 
 
 def supervised_loss(estimates: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -120,19 +108,6 @@ def one_sided_gradient_penalty(
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def _check_magnitude(magnitude) -> None:
-    if not isinstance(magnitude, torch.Tensor):
-        raise ValueError(
-            f"magnitude: expected a torch tensor, got {type(magnitude).__name__}"
-        )
-    if magnitude.is_complex():
-        raise ValueError(
-            "magnitude: got a complex spectrogram; take its magnitude (abs) first"
-        )
-    if bool((magnitude < 0).any()):
-        raise ValueError("magnitude: magnitudes must be non-negative")
 
 
 def _check(*, names=None, critics=None, **spectrograms: torch.Tensor) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
-from sepbook.losses.adversarial import log_magnitude
+from sepbook.audio import log_magnitude
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
 

@@ -17,21 +17,28 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from sepbook import metrics, profiles, report
+from sepbook.recipes import Paper, channel_by_channel
+from sepbook.recipes import from_scratch as requires  # noqa: F401 (the recipe contract's requires)
+from sepbook import metrics
+from sepbook.data import profiles
+from sepbook.experiments import report
 from sepbook.audio import resample
-from sepbook.datasets import SongDataset, step_batches
+from sepbook.data.datasets import SongDataset, step_batches
 from sepbook.losses.masking import magnitude_loss
 from sepbook.masks import ORACLE_KINDS as ORACLES, oracle_separation
 from sepbook.models.blstm import MaskSeparator, blstm_separator
-from sepbook.soundfonts import HELD_OUT_FONT
+from sepbook.data.soundfonts import HELD_OUT_FONT
 from sepbook.tracks import Track, hold_out, track_from_stems
-from sepbook.train import fit, seed_everything
+from sepbook.experiments.train import fit, seed_everything
 
 CHAPTER = "foundations"
 VARIANTS: tuple[str, ...] = ("BLSTM",)
 #: Foundations follows no single paper: the reference points are the mixture and the oracle masks.
-PAPER: dict[str, Any] = {"source": "no paper: the BLSTM is compared with the oracle masks on the same songs",
-                         "table": {}}
+PAPER = Paper(
+    source="no paper: the BLSTM is compared with the oracle masks on the same songs",
+    numbers={
+        "table": {},
+    })
 
 
 @dataclass
@@ -51,7 +58,7 @@ def config(profile: str | None = None, **overrides: Any) -> dict:
 def data(cfg: dict) -> Splits:
     """The corpus's training songs (the last tenth held out for validation; the real MUSDB18-HQ holds
     out musdb's own validation songs) and its test songs."""
-    from sepbook.layouts import musdb_validation_names
+    from sepbook.data.layouts import musdb_validation_names
 
     songs = load_tracks(cfg, "train")
     if cfg.get("dataset") == "musdb18hq":
@@ -76,8 +83,8 @@ def load_tracks(cfg: dict, subset: str) -> list[Track]:
 
     The synthetic corpus for ``tiny`` and ``book``; the real MUSDB18-HQ from ``$MUSDB_PATH`` for ``paper``.
     """
-    from sepbook.corpora import musdb_synth
-    from sepbook.layouts import musdb_track_arrays, open_musdb
+    from sepbook.data.corpora import musdb_synth
+    from sepbook.data.layouts import musdb_track_arrays, open_musdb
 
     if cfg.get("dataset") == "musdb18hq":
         if not os.environ.get("MUSDB_PATH"):
@@ -121,10 +128,11 @@ def build(cfg: dict, variant: str = "BLSTM") -> MaskSeparator:
 
 @torch.no_grad()
 def separate(model: torch.nn.Module, mixture: torch.Tensor) -> torch.Tensor:
-    """Run a waveform separator on one mixture ``(channels, time)``; returns ``(K, channels, time)`` on the CPU."""
+    """Run the mono separator on each channel of a mixture ``(channels, time)``; returns
+    ``(K, channels, time)`` on the CPU."""
     model.eval()
     device = next(model.parameters()).device
-    return model(mixture.unsqueeze(0).to(device))[0].float().cpu()
+    return channel_by_channel(model, mixture.to(device)).float().cpu()
 
 
 def si_sdr_rows(estimate_fn: Callable[[Track], torch.Tensor], tracks: Sequence[Track], cfg: dict,
@@ -175,7 +183,7 @@ def train(cfg: dict, splits: Splits, variant: str = "BLSTM", seed: int = 0, mode
 
     Validation reports the mean SI-SDRi over the validation songs every ``cfg['valid_every']``
     steps, and the weights of the best validation are kept. Pass ``model`` to train a modified
-    separator instead of :func:`build`'s. ``options`` go to :func:`sepbook.train.fit`.
+    separator instead of :func:`build`'s. ``options`` go to :func:`sepbook.experiments.train.fit`.
     """
     seed_everything(seed)
     model = model if model is not None else build(cfg, variant)
@@ -209,7 +217,7 @@ def bss_eval_rows(estimate_fn: Callable[[Track], torch.Tensor], tracks: Sequence
 def rendered_test_tracks(cfg: dict, fonts: Sequence[str] | None) -> list[Track]:
     """The test songs' scores (same seeds and styles) played by ``fonts`` (``None``: the additive
     models), grouped into ``cfg['sources']``; mono ``Track``s at ``cfg['sr']``."""
-    from sepbook.corpora import TEST_SEED, synth_songs
+    from sepbook.data.corpora import TEST_SEED, synth_songs
 
     songs = synth_songs(cfg["n_test"], TEST_SEED, cfg["song_seconds"], cfg["sr"], fonts)
     return [track_from_stems(song.name, song.grouped(cfg["sources"]), cfg["sources"], song.meta["style"])

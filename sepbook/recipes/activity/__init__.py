@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from sepbook import profiles
+from sepbook.data import profiles
+from sepbook.recipes import from_scratch as requires
 from sepbook.recipes.activity.data import DATASETS, TITLES, Splits, splits, test_tracks, training_sets
-from sepbook.recipes.activity.evaluation import PAPER, UNWEIGHTED, evaluate, reference_rows, separate
+from sepbook.recipes.activity.evaluation import (PAPER, UNWEIGHTED, evaluate, reference_rows, separate,
+                                                 separate_weighted)
 from sepbook.recipes.activity.training import DETECTORS, MODELS, VARIANTS, build, train
 
 CHAPTER = "activity"
@@ -53,5 +55,7 @@ def runs(cfg: Mapping[str, Any]) -> list[tuple[str, int]]:
     return [(variant, seed) for variant in VARIANTS for seed in cfg["seeds"]]
 
 
-__all__ = ["CHAPTER", "DATASETS", "DETECTORS", "MODELS", "PAPER", "TITLES", "UNWEIGHTED", "VARIANTS", "Splits", "build", "config",
-           "data", "evaluate", "reference_rows", "runs", "separate", "test_tracks", "train", "training_sets"]
+
+__all__ = ["requires", "CHAPTER", "DATASETS", "DETECTORS", "MODELS", "PAPER", "TITLES", "UNWEIGHTED", "VARIANTS", "Splits", "build", "config",
+           "data", "evaluate", "reference_rows", "runs", "separate", "separate_weighted", "test_tracks", "train",
+           "training_sets"]

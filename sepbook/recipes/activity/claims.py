@@ -10,13 +10,13 @@ weighting the masks by the detected activity improves separation (IASS against i
 unweighted). ``CONTROLS`` are not the paper's claims and are not counted on the results page:
 the same two ideas on the BLSTM, the architecture alone, and what a perfect detector would give.
 Every comparison is on the whole-song SDR and has the unprocessed mixture as its floor. Judged by
-:func:`sepbook.claims.judge`, each tuple as one family.
+:func:`sepbook.experiments.claims.judge`, each tuple as one family.
 
 Chapter: activity/activity_aware
 """
 from __future__ import annotations
 
-from sepbook.claims import HIGHER, LOWER, SAME, Claim, compare
+from sepbook.experiments.claims import HIGHER, LOWER, SAME, Claim, compare
 from sepbook.recipes.activity.data import TITLES
 from sepbook.recipes.activity.evaluation import PAPER, UNWEIGHTED
 
@@ -41,7 +41,7 @@ def instrument(dataset: str, name: str, finding: str) -> Claim:
 
 CLAIMS: tuple[Claim, ...] = (
     *(instrument(dataset, name, finding) for dataset in ("musdb", "medley")
-      for name, finding in PAPER[dataset].items()),
+      for name, finding in PAPER.numbers[dataset].items()),
     Claim("multi-task", "Training with the activity head gives the U-Net better masks (both unweighted)",
           "the title's multi-task learning (Sec. 3)", compare(UNWEIGHTED, "U-Net"), "SDR", HIGHER,
           "the activity labels say little that the separation loss does not already teach: a mask "

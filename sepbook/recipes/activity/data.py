@@ -2,7 +2,7 @@
 spectrogram and activity frames, and batches that are a pure function of ``(seed, step)``.
 
 - ``musdb``: the four MUSDB targets, read through ``musdb`` from a MUSDB18-HQ-layout folder; the
-  activity labels come from each target's frame energy (:func:`sepbook.activity.frame_activity`),
+  activity labels come from each target's frame energy (:func:`sepbook.instrument_activity.frame_activity`),
   since MUSDB has no annotations.
 - ``medley``: six instruments that enter and leave by sections, in the spirit of MedleyDB and
   Mixing Secrets; the labels come from the score (a frame is active while a note of the
@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from sepbook import seeds
-from sepbook.activity import frame_activity
+from sepbook.instrument_activity import frame_activity
 from sepbook.audio import resample
 from sepbook.banks import Bank, matching_excerpts
-from sepbook.recipes.adversarial.spectrograms import magnitudes, n_bins
+from sepbook.audio import magnitudes, n_bins
 from sepbook.tracks import Track, hold_out
 
 DATASETS: tuple[str, ...] = ("musdb", "medley")
@@ -60,8 +60,8 @@ def n_frames(cfg: Mapping[str, Any], n_samples: int) -> int:
 
 
 def _musdb_tracks(cfg: Mapping[str, Any], subset: str) -> list[Track]:
-    from sepbook.corpora import musdb_synth
-    from sepbook.layouts import musdb_track_arrays, open_musdb
+    from sepbook.data.corpora import musdb_synth
+    from sepbook.data.layouts import musdb_track_arrays, open_musdb
 
     if cfg["dataset"] == "synthetic":
         corpus = {**cfg, "n_train": cfg["n_train"] + cfg["n_valid"]}
@@ -79,8 +79,8 @@ def _musdb_tracks(cfg: Mapping[str, Any], subset: str) -> list[Track]:
 
 
 def _medley_tracks(cfg: Mapping[str, Any], subset: str) -> list[Track]:
-    from sepbook.corpora import slakh_synth
-    from sepbook.layouts import read_slakh_track
+    from sepbook.data.corpora import slakh_synth
+    from sepbook.data.layouts import read_slakh_track
 
     if cfg["dataset"] != "synthetic":
         return _stem_folder_tracks(cfg, _real_root("medley") / subset)
@@ -105,7 +105,7 @@ def _medley_tracks(cfg: Mapping[str, Any], subset: str) -> list[Track]:
 def _stem_folder_tracks(cfg: Mapping[str, Any], root: Path) -> list[Track]:
     """Real multitracks for ``paper``: ``root/SONG/INSTRUMENT.wav`` per song (MedleyDB or Mixing
     Secrets stems summed per instrument class); labels from frame energy, as for MUSDB."""
-    from sepbook.layouts import read_stem_folder
+    from sepbook.data.layouts import read_stem_folder
 
     names = sources(cfg, "medley")
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
@@ -159,7 +159,7 @@ def held_out(cfg: Mapping[str, Any], songs: Sequence[Track]) -> int:
 def validation_songs(cfg: Mapping[str, Any], songs: Sequence[Track]) -> list[Track]:
     """The validation songs among all training ``songs``: the last :func:`held_out` ones, or in the
     real MUSDB18-HQ musdb's own validation songs."""
-    from sepbook.layouts import musdb_validation_names
+    from sepbook.data.layouts import musdb_validation_names
 
     if cfg["dataset"] != "synthetic" and songs and songs[0].domain == "musdb":
         return hold_out(songs, musdb_validation_names(), f"{_real_root('musdb')}/train")[1]

@@ -11,7 +11,7 @@ chose. Four scores per song and instrument:
 - ``framewise SDR`` and ``SIR``: BSS Eval v4 (museval) over 1 s frames, the median over the frames
   it can score (the paper's metric). It skips every frame in which any instrument is silent.
 - ``leakage``: the energy an estimate puts into the frames where its instrument is silent, in dB
-  relative to the instrument's own energy (:func:`sepbook.activity.leakage_db`): what the
+  relative to the instrument's own energy (:func:`sepbook.instrument_activity.leakage_db`): what the
   weighting is meant to remove.
 
 Chapter: activity/activity_aware
@@ -24,24 +24,29 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook import metrics, profiles, report
-from sepbook.activity import activity_weights, leakage_db, median_filter, weight_masks
+from sepbook.recipes import Paper
+from sepbook import metrics
+from sepbook.data import profiles
+from sepbook.experiments import report
+from sepbook.instrument_activity import activity_weights, leakage_db, median_filter, weight_masks
 from sepbook.masks import oracle_separation
-from sepbook.recipes.activity.data import load_tracks, n_bins, validation_songs
-from sepbook.recipes.activity.training import DETECTORS, MODELS, VARIANTS, masks_and_logits
-from sepbook.recipes.adversarial.spectrograms import front_end
+from sepbook.recipes.activity.data import load_tracks, validation_songs
+from sepbook.audio import n_bins
+from sepbook.recipes.activity.training import DETECTORS, MODELS, PARTS, masks_and_logits
+from sepbook.audio import front_end
 from sepbook.tracks import Track
 
 #: What the paper found (its Figures 3 and 4 give no numbers in the text we have): IASS against
 #: Open-Unmix per instrument, and which instruments both separate best on the MedleyDB set.
-PAPER: dict[str, Any] = {
-    "source": "Hung and Lerch (ISMIR 2020), Figures 3 and 4 and their discussion",
-    "musdb": {"vocals": "IASS better", "drums": "IASS better", "other": "equal", "bass": "slightly worse"},
-    "medley": {name: "IASS better" for name in
-               ("vocals", "bass", "drums", "piano", "electric_guitar", "acoustic_guitar")},
-    "medley_easier": ("drums", "bass", "vocals"),
-    "medley_harder": ("electric_guitar", "piano", "acoustic_guitar"),
-}
+PAPER = Paper(
+    source="Hung and Lerch (ISMIR 2020), Figures 3 and 4 and their discussion",
+    numbers={
+        "musdb": {"vocals": "IASS better", "drums": "IASS better", "other": "equal", "bass": "slightly worse"},
+        "medley": {name: "IASS better" for name in
+                   ("vocals", "bass", "drums", "piano", "electric_guitar", "acoustic_guitar")},
+        "medley_easier": ("drums", "bass", "vocals"),
+        "medley_harder": ("electric_guitar", "piano", "acoustic_guitar"),
+    })
 WEIGHTINGS: tuple[str, ...] = ("unweighted", "detector", "oracle")
 SCORES: tuple[str, ...] = ("SDR", "framewise SDR", "SIR", "leakage")
 #: BSS Eval's frames, as in SiSEC and the paper.
@@ -132,12 +137,18 @@ class Separation:
         return self.stft.inverse(full * self.spec, self.length)
 
 
-def separate(model: torch.nn.Module, mixture: torch.Tensor, weighted: bool = True,
-             threshold: float | None = None, median_frames: int | None = None) -> torch.Tensor:
+def separate(model: torch.nn.Module, mixture: torch.Tensor) -> torch.Tensor:
+    """Separate a mixture ``(channels, time)`` into ``(K, channels, time)`` as the chapter scores
+    it: weighted by the activity a head detects, at the setting the model carries."""
+    return separate_weighted(model, mixture)
+
+
+def separate_weighted(model: torch.nn.Module, mixture: torch.Tensor, weighted: bool = True,
+                      threshold: float | None = None, median_frames: int | None = None) -> torch.Tensor:
     """Separate a mixture ``(channels, time)`` into ``(K, channels, time)`` with the mixture's phase.
 
     A network with a head and ``weighted=True`` multiplies every mask frame by its binarised,
-    median-filtered activity (``threshold`` and ``median_frames`` default to the profile's).
+    median-filtered activity (``threshold`` and ``median_frames`` default to the model's setting).
     """
     mixture = torch.as_tensor(mixture, dtype=torch.float32)
     if mixture.dim() != 2:
@@ -245,14 +256,14 @@ def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.M
     setting its validation songs chose, plus that detector's accuracy."""
     rows, settings = [], {}
     for (variant, seed), model in models.items():
-        name, dataset = VARIANTS[variant]
+        name, dataset = PARTS[variant]
         if name in DETECTORS:
             settings[variant, seed] = choose_weighting(cfg, model, validation_tracks(cfg, dataset))
             rows += setting_rows(settings[variant, seed], name, seed, dataset)
     # song by song, so that the models scored against one song share its BSS Eval reference solve
     for track in tracks:
         for (variant, seed), model in models.items():
-            name, dataset = VARIANTS[variant]
+            name, dataset = PARTS[variant]
             if track.domain != dataset:
                 continue
             song = Separation(model, track.mixture[0])
@@ -298,10 +309,10 @@ def instrument_table(rows, dataset: str, profile: str, metric: str = "SDR",
     import pandas as pd
 
     chosen = scores(rows, metric, dataset)
-    names = [n for n in PAPER[dataset] if n in set(chosen["source"])]
+    names = [n for n in PAPER.numbers[dataset] if n in set(chosen["source"])]
     ours = report.table(chosen, "source", ["variant"], index_order=names, column_order=[list(systems)])
     ours.columns = [f"{c[0]} ({profile})" for c in ours.columns]
-    ours["paper: IASS vs Open-Unmix"] = [PAPER[dataset][n] for n in names]
+    ours["paper: IASS vs Open-Unmix"] = [PAPER.numbers[dataset][n] for n in names]
     return pd.DataFrame(ours)
 
 
@@ -455,7 +466,7 @@ def difficulty_check(rows) -> dict[str, dict[str, Any]]:
     the ``lowest`` mean SDR of drums, bass and vocals, the ``highest`` of the guitars and piano,
     and whether the first is above the second (``holds``)."""
     sdr = scores(rows, "SDR", "medley")
-    easier, harder = list(PAPER["medley_easier"]), list(PAPER["medley_harder"])
+    easier, harder = list(PAPER.numbers["medley_easier"]), list(PAPER.numbers["medley_harder"])
     found = {}
     for system in ("IASS", "BLSTM"):
         means = report.summary(sdr[sdr["variant"] == system], ("source",))["mean"]
@@ -490,7 +501,7 @@ def weighting_extremes(rows, dataset: str = "medley", variant: str = "IASS", bas
     return {"best": (*gain.idxmax(), float(gain.max())), "worst": (*gain.idxmin(), float(gain.min()))}
 
 
-__all__ = ["DESIGN", "FRAME_SECONDS", "PAPER", "SCORES", "SYSTEMS", "UNWEIGHTED", "WEIGHTINGS", "MODELS", "Separation",
+__all__ = ["DESIGN", "FRAME_SECONDS", "PAPER", "SCORES", "SYSTEMS", "UNWEIGHTED", "WEIGHTINGS", "MODELS", "Separation", "separate_weighted",
            "activity_rows", "choose_weighting", "chosen_setting", "conclusion", "contributions", "critical_r", "design_table", "detection_scores",
            "describe", "detection_table", "difficulty", "difficulty_check", "evaluate", "gain_rows", "gain_table",
            "instrument_table", "metric_table", "reference_rows", "row_name", "score_rows", "scores", "separate",

@@ -11,13 +11,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook import plot, report
-from sepbook.activity import weight_masks
+from sepbook.book import plot
+from sepbook.experiments import report
+from sepbook.instrument_activity import weight_masks
 from sepbook.recipes.activity.data import TITLES
 from sepbook.metrics import sdr
-from sepbook.recipes.activity.evaluation import (UNWEIGHTED, describe, gain_rows, hard, scores, separate,
-                                                 song_masks, weights_for)
-from sepbook.recipes.adversarial.spectrograms import magnitudes
+from sepbook.recipes.activity.evaluation import (UNWEIGHTED, describe, gain_rows, hard, scores,
+                                                 separate_weighted, song_masks, weights_for)
+from sepbook.audio import magnitudes
 from sepbook.tracks import Track
 
 COLORS = {"BLSTM": "#90a4ae", "BLSTM + head": "#607d8b", "U-Net": "#ffe0b2", UNWEIGHTED: "#ffcc80",
@@ -36,7 +37,7 @@ def draw_network(ax=None):
     weighting that multiplies the masks at inference."""
     import matplotlib.pyplot as plt
 
-    from sepbook.plot import diagram_arrow as arrow, diagram_box
+    from sepbook.book.plot import diagram_arrow as arrow, diagram_box
 
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 4.2))
@@ -172,7 +173,7 @@ def explore_weighting(cfg: Mapping[str, Any], model: torch.nn.Module, track: Tra
     from IPython.display import display
 
     output = widgets.Output()
-    unweighted = song_sdr(cfg, separate(model, track.mixture, weighted=False), track)
+    unweighted = song_sdr(cfg, separate_weighted(model, track.mixture, weighted=False), track)
     threshold = widgets.FloatSlider(value=cfg["threshold"], min=0.0, max=1.0, step=0.05, description="threshold")
     median = widgets.IntSlider(value=cfg["median_frames"], min=1, max=61, step=2, description="median")
 
@@ -208,8 +209,8 @@ def weighting_panel(cfg: Mapping[str, Any], model: torch.nn.Module, track: Track
     plot.mask(after[k], sr=cfg["sr"], hop=cfg["hop"], ax=axes[0], max_freq=cfg["sr"] / 4,
               title=f"{label(instrument)} after weighting ({threshold:.2f}, {median_frames} frames)")
     if unweighted is None:
-        unweighted = song_sdr(cfg, separate(model, track.mixture, weighted=False), track)
-    weighted = song_sdr(cfg, separate(model, track.mixture, True, threshold, median_frames), track)
+        unweighted = song_sdr(cfg, separate_weighted(model, track.mixture, weighted=False), track)
+    weighted = song_sdr(cfg, separate_weighted(model, track.mixture, True, threshold, median_frames), track)
     scores = {"weighted": weighted, "unweighted": unweighted}
     x = np.arange(len(track.source_names))
     for i, (name, values) in enumerate(scores.items()):

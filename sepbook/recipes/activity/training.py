@@ -13,27 +13,30 @@ import torch
 from torch import nn
 
 from sepbook.losses.activity import activity_loss, masked_magnitude_loss
-from sepbook.losses.adversarial import log_magnitude
+from sepbook.audio import log_magnitude
 from sepbook.models.blstm import BLSTMMasker
 from sepbook.models.iass import IASS, ActivityBLSTM
-from sepbook.recipes.activity.data import DATASETS, Sets, Splits, batches, n_bins, sources, training_sets
-from sepbook.train import fit, seed_everything, to_device
+from sepbook.recipes.activity.data import DATASETS, Sets, Splits, batches, sources, training_sets
+from sepbook.audio import n_bins
+from sepbook.experiments.train import fit, seed_everything, to_device
 
 #: The 2 x 2 design: {residual U-Net, BLSTM} x {with, without an activity head}. IASS is the
 #: U-Net with its head; "U-Net" is the same network trained with the head's loss weight at 0.
 MODELS: tuple[str, ...] = ("IASS", "U-Net", "BLSTM", "BLSTM + head")
 #: The models whose activity head is trained, and so can weight their masks at inference.
 DETECTORS: tuple[str, ...] = ("IASS", "BLSTM + head")
-#: Every trained system: (model, dataset) under its name.
-VARIANTS: dict[str, tuple[str, str]] = {f"{model} {dataset}": (model, dataset)
-                                        for dataset in DATASETS for model in MODELS}
+#: Every trained system: its name -> (model, dataset).
+PARTS: dict[str, tuple[str, str]] = {f"{model} {dataset}": (model, dataset)
+                                     for dataset in DATASETS for model in MODELS}
+#: Every trained system, in the page's order.
+VARIANTS: tuple[str, ...] = tuple(PARTS)
 
 
 def build(cfg: Mapping[str, Any], variant: str) -> nn.Module:
     """The network of ``variant`` (e.g. ``'IASS medley'``), sized for its set's instruments."""
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
-    model, dataset = VARIANTS[variant]
+    model, dataset = PARTS[variant]
     k = len(sources(cfg, dataset))
     if model in ("IASS", "U-Net"):
         network = IASS(k, n_bins(cfg), cfg["unet_base"], cfg["unet_depth"], cfg["unet_max_channels"],
@@ -94,7 +97,7 @@ def train_on(cfg: Mapping[str, Any], sets: Sets, variant: str, seed: int = 0, **
     seed_everything(seed)
     model = build(cfg, variant)
     loss = (partial(multitask_loss, positive_weight=sets.positive_weight, activity_weight=cfg["activity_weight"])
-            if VARIANTS[variant][0] in DETECTORS else separation_loss)
+            if PARTS[variant][0] in DETECTORS else separation_loss)
     options.setdefault("label", f"{variant} seed {seed}")
     history = fit(model, loss, partial(batches, cfg, sets, seed), steps=cfg["steps"], lr=cfg["lr"], seed=seed,
                   valid_fn=partial(validation_loss, sets=sets), valid_every=cfg["valid_every"],
@@ -104,7 +107,7 @@ def train_on(cfg: Mapping[str, Any], sets: Sets, variant: str, seed: int = 0, **
 
 def train(cfg: Mapping[str, Any], data: Splits, variant: str, seed: int = 0, **options):
     """Train ``variant`` on its set's training songs; -> ``(model, history)``. ``options`` go to
-    :func:`sepbook.train.fit`."""
+    :func:`sepbook.experiments.train.fit`."""
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
-    return train_on(cfg, training_sets(cfg, data, VARIANTS[variant][1]), variant, seed, **options)
+    return train_on(cfg, training_sets(cfg, data, PARTS[variant][1]), variant, seed, **options)

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from sepbook import profiles
+from sepbook.data import profiles
 from sepbook.recipes.adversarial.data import (PAPER_ROLES, SOURCES, Domains, build_domains, disjoint_domains,
                                               mismatched_domains, scarce_domains, upper_domains)
-from sepbook.recipes.adversarial.spectrograms import front_end, n_bins, spectrogram_sets
+from sepbook.recipes.adversarial.spectrograms import spectrogram_sets
+from sepbook.audio import front_end, n_bins
 from sepbook.recipes.adversarial.evaluation import PAPER, evaluate, reference_rows, scored, separate
 from sepbook.recipes.adversarial import training
 from sepbook.recipes.adversarial.training import STARTS, VARIANTS, build, candidates, system
@@ -59,6 +60,11 @@ def config(profile: str | None = None, **overrides: Any) -> dict:
 def data(cfg: Mapping[str, Any]) -> Domains:
     """The experiment's songs, split into paired, unlabelled, solo, validation and test sets."""
     return build_domains(cfg)
+
+
+def test_tracks(cfg: Mapping[str, Any]) -> list:
+    """The test songs of every domain (the domains are built whole: their songs share one corpus)."""
+    return data(cfg).test
 
 
 def ablations(cfg: Mapping[str, Any]) -> tuple[str, ...]:
@@ -106,7 +112,7 @@ def training_domains(cfg: Mapping[str, Any], domains: Domains, variant: str) -> 
 def train(cfg: Mapping[str, Any], domains: Domains, variant: str, seed: int = 0, *,
           prerequisites: Mapping[str, Any] | None = None, **options):
     """Train run ``variant`` on ``seed``; -> ``(model, history)``. ``prerequisites`` are the trained
-    runs of :func:`requires` (name -> model); ``options`` go to :func:`sepbook.train.fit`.
+    runs of :func:`requires` (name -> model); ``options`` go to :func:`sepbook.experiments.train.fit`.
 
     A chosen system (``'V'``) trains nothing: it takes the candidate with the lowest validation
     ``L_s`` and records every candidate's loss and its choice in its history.
@@ -135,7 +141,7 @@ def train(cfg: Mapping[str, Any], domains: Domains, variant: str, seed: int = 0,
 def train_systems(cfg: Mapping[str, Any], domains: Domains, names, seed: int = 0, **options):
     """Train the systems ``names`` on ``seed`` as ``make results`` does, each run once and after
     the runs it needs; -> ``(models, histories)``, both keyed by run name (the starts, every
-    candidate and the chosen systems). ``options`` go to :func:`sepbook.train.fit`."""
+    candidate and the chosen systems). ``options`` go to :func:`sepbook.experiments.train.fit`."""
     models, histories = {}, {}
 
     def run(variant: str) -> None:
@@ -153,4 +159,4 @@ def train_systems(cfg: Mapping[str, Any], domains: Domains, names, seed: int = 0
 
 __all__ = ["ABLATIONS", "CHAPTER", "PAPER", "PAPER_ROLES", "SOURCES", "STARTS", "VARIANTS", "Domains", "ablations",
            "build", "candidates", "config", "data", "evaluate", "front_end", "n_bins", "reference_rows", "requires", "runs",
-           "scored", "separate", "system", "train", "train_systems", "training_domains"]
+           "scored", "separate", "system", "test_tracks", "train", "train_systems", "training_domains"]

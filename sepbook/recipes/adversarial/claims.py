@@ -6,14 +6,14 @@ songs "to eliminate dataset bias as a confounding factor" (Sec. 4.2); and it war
 conclusion that scarce or mismatched unlabelled data can make things worse. The book adds the
 premise all of these rest on, the headroom: a supervised separator that also had the unlabelled
 songs' true pairs beats the baseline outside the supervised domain. Every claim is judged on the
-test songs of the three unlabelled styles by :func:`sepbook.claims.judge`.
+test songs of the three unlabelled styles by :func:`sepbook.experiments.claims.judge`.
 
 Chapter: adversarial/adversarial_separation
 """
 from __future__ import annotations
 
-from sepbook.claims import HIGHER, LOWER, Claim, compare
-from sepbook.profiles import SETTINGS
+from sepbook.experiments.claims import HIGHER, LOWER, Claim, compare
+from sepbook.data.profiles import SETTINGS
 from sepbook.recipes.adversarial.evaluation import MIXTURE, PAPER, paper_gain
 
 #: The styles whose songs are unlabelled during training: the paper's "other datasets".
@@ -24,7 +24,7 @@ SYSTEMS = {"V": "The critics (V)", "VA": "The critics with additive mixing (VA)"
 
 def gain(variant: str, row: str) -> Claim:
     source, words = ROWS[row]
-    outside = [paper_gain(variant, row, subset) for subset in list(PAPER["table"][row])[2:]]
+    outside = [paper_gain(variant, row, subset) for subset in list(PAPER.numbers["table"][row])[2:]]
     return Claim(f"{variant} {row}", f"{SYSTEMS[variant]} separate {words} better than the supervised baseline "
                  "on songs outside the supervised domain",
                  f"Fig. 2, whole test set; {min(outside):+.2f} to {max(outside):+.2f} dB on the datasets "

@@ -77,7 +77,7 @@ def domain_sound(cfg: Mapping[str, Any], style: str) -> tuple[tuple[str, ...] | 
 def style_tracks(style: str, n: int, cfg: Mapping[str, Any]) -> list[Track]:
     """``n`` synthetic songs of ``style``: voice = the 'vocals' stem, accompaniment = all other stems,
     played and mixed as :func:`domain_sound` says."""
-    from sepbook.synth import STYLES, synthesize_songs
+    from sepbook.data.synth import STYLES, synthesize_songs
 
     if style not in STYLES:
         raise ValueError(f"style: unknown style {style!r}; choose one of {sorted(STYLES)}")
@@ -231,7 +231,7 @@ def load_real_domains(cfg: Mapping[str, Any]) -> Domains:
 
 
 def _read_songs(folder: Path, domain: str, sr: int) -> list[Track]:
-    from sepbook.layouts import read_stem_folder
+    from sepbook.data.layouts import read_stem_folder
 
     songs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     if not songs:

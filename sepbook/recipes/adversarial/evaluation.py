@@ -9,11 +9,13 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from sepbook import metrics, report
+from sepbook.recipes import Paper
+from sepbook import metrics
+from sepbook.experiments import report
 from sepbook.banks import in_excerpts
-from sepbook.losses.adversarial import inverse_log_magnitude, log_magnitude
+from sepbook.audio import inverse_log_magnitude, log_magnitude
 from sepbook.recipes.adversarial.data import PAPER_ROLES, SOURCES
-from sepbook.recipes.adversarial.spectrograms import front_end, n_bins
+from sepbook.audio import front_end, n_bins
 from sepbook.tracks import Track
 
 #: The paper's table rows: (label, metric, source).
@@ -26,27 +28,28 @@ TEST_SET = "Test set"
 OUT_OF_DOMAIN = "out-of-domain"
 
 #: The paper's Fig. 2 (mean test-set BSS Eval v3 scores in dB of Baseline / V / VA), per subset.
-PAPER: dict[str, Any] = {
-    "source": "Stoller, Ewert and Dixon (ICASSP 2018), Fig. 2: mean SDR/SIR/SAR (dB, BSS Eval v3 via mir_eval) "
-              "of Baseline / V / VA on the whole test set and per dataset",
-    "systems": ("baseline", "V", "VA"),
-    "table": {
-        "SDR Inst.": {"Test set": (8.09, 8.89, 8.55), "DSD100": (11.11, 10.75, 10.76), "MedleyDB": (9.40, 9.60, 9.65),
-                      "CCMixter": (10.65, 11.09, 10.89), "iKala": (6.34, 7.71, 7.13)},
-        "SDR V.": {"Test set": (6.80, 7.28, 7.47), "DSD100": (3.74, 3.17, 3.54), "MedleyDB": (2.48, 2.43, 3.00),
-                   "CCMixter": (3.25, 3.52, 3.70), "iKala": (9.50, 10.47, 10.52)},
-        "SIR Inst.": {"Test set": (12.03, 12.58, 12.67), "DSD100": (14.46, 13.56, 13.86),
-                      "MedleyDB": (12.18, 12.07, 12.74), "CCMixter": (15.99, 15.49, 16.08),
-                      "iKala": (10.42, 11.79, 11.57)},
-        "SIR V.": {"Test set": (13.72, 14.00, 14.45), "DSD100": (10.03, 9.92, 10.49), "MedleyDB": (9.40, 9.21, 9.48),
-                   "CCMixter": (8.39, 8.94, 9.35), "iKala": (16.98, 17.44, 17.90)},
-        "SAR Inst.": {"Test set": (11.27, 12.05, 11.40), "DSD100": (14.20, 14.60, 14.10),
-                      "MedleyDB": (13.94, 14.23, 13.45), "CCMixter": (12.84, 13.69, 13.24),
-                      "iKala": (9.43, 10.42, 9.70)},
-        "SAR V.": {"Test set": (8.54, 9.00, 9.04), "DSD100": (5.50, 4.84, 5.12), "MedleyDB": (4.71, 4.69, 5.20),
-                   "CCMixter": (6.43, 6.17, 6.17), "iKala": (10.81, 11.83, 11.73)},
-    },
-}
+PAPER = Paper(
+    source="Stoller, Ewert and Dixon (ICASSP 2018), Fig. 2: mean SDR/SIR/SAR (dB, BSS Eval v3 via mir_eval) "
+           "of Baseline / V / VA on the whole test set and per dataset",
+    numbers={
+        "systems": ("baseline", "V", "VA"),
+        "table": {
+            "SDR Inst.": {"Test set": (8.09, 8.89, 8.55), "DSD100": (11.11, 10.75, 10.76), "MedleyDB": (9.40, 9.60, 9.65),
+                          "CCMixter": (10.65, 11.09, 10.89), "iKala": (6.34, 7.71, 7.13)},
+            "SDR V.": {"Test set": (6.80, 7.28, 7.47), "DSD100": (3.74, 3.17, 3.54), "MedleyDB": (2.48, 2.43, 3.00),
+                       "CCMixter": (3.25, 3.52, 3.70), "iKala": (9.50, 10.47, 10.52)},
+            "SIR Inst.": {"Test set": (12.03, 12.58, 12.67), "DSD100": (14.46, 13.56, 13.86),
+                          "MedleyDB": (12.18, 12.07, 12.74), "CCMixter": (15.99, 15.49, 16.08),
+                          "iKala": (10.42, 11.79, 11.57)},
+            "SIR V.": {"Test set": (13.72, 14.00, 14.45), "DSD100": (10.03, 9.92, 10.49), "MedleyDB": (9.40, 9.21, 9.48),
+                       "CCMixter": (8.39, 8.94, 9.35), "iKala": (16.98, 17.44, 17.90)},
+            "SAR Inst.": {"Test set": (11.27, 12.05, 11.40), "DSD100": (14.20, 14.60, 14.10),
+                          "MedleyDB": (13.94, 14.23, 13.45), "CCMixter": (12.84, 13.69, 13.24),
+                          "iKala": (9.43, 10.42, 9.70)},
+            "SAR V.": {"Test set": (8.54, 9.00, 9.04), "DSD100": (5.50, 4.84, 5.12), "MedleyDB": (4.71, 4.69, 5.20),
+                       "CCMixter": (6.43, 6.17, 6.17), "iKala": (10.81, 11.83, 11.73)},
+        },
+    })
 
 
 def separate(model: torch.nn.Module, mixture: torch.Tensor) -> torch.Tensor:
@@ -143,12 +146,12 @@ def with_subsets(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]):
 def paper_table(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], profile: str, digits: int = 2):
     """The paper's Fig. 2 layout, ours (mean ± std over seeds) beside the paper's number in each cell."""
     frame = with_subsets(cfg, rows)
-    frame = frame[(frame["subset"] != OUT_OF_DOMAIN) & frame["variant"].isin(PAPER["systems"])]
-    paper = {(label, subset, system): values[i] for label, by_subset in PAPER["table"].items()
-             for subset, values in by_subset.items() for i, system in enumerate(PAPER["systems"])}
+    frame = frame[(frame["subset"] != OUT_OF_DOMAIN) & frame["variant"].isin(PAPER.numbers["systems"])]
+    paper = {(label, subset, system): values[i] for label, by_subset in PAPER.numbers["table"].items()
+             for subset, values in by_subset.items() for i, system in enumerate(PAPER.numbers["systems"])}
     return report.paper_table(frame, index="row", columns=("subset", "variant"), paper=paper, profile=profile,
                               index_order=[label for label, _, _ in METRIC_ROWS],
-                              column_order=([TEST_SET, *PAPER_ROLES], list(PAPER["systems"])), digits=digits)
+                              column_order=([TEST_SET, *PAPER_ROLES], list(PAPER.numbers["systems"])), digits=digits)
 
 
 def gains(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], variant: str, baseline: str = "baseline"):
@@ -197,8 +200,8 @@ def ablation_table(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], di
 
 def paper_gain(variant: str, row: str, subset: str = TEST_SET) -> float:
     """The paper's gain of ``variant`` over its baseline (dB) on one metric row and subset."""
-    values = PAPER["table"][row][subset]
-    return round(values[PAPER["systems"].index(variant)] - values[0], 2)
+    values = PAPER.numbers["table"][row][subset]
+    return round(values[PAPER.numbers["systems"].index(variant)] - values[0], 2)
 
 
 def gains_table(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], variants=("V", "VA"), digits: int = 2):
@@ -214,7 +217,7 @@ def gains_table(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], varia
             for label in labels:
                 value = ours.get((subset, label), math.nan)
                 record[(label, "ours")] = round(value, digits) if math.isfinite(value) else "–"
-                record[(label, "paper")] = paper_gain(variant, label, subset) if subset in PAPER["table"][label] else "–"
+                record[(label, "paper")] = paper_gain(variant, label, subset) if subset in PAPER.numbers["table"][label] else "–"
             records[(variant, subset)] = record
     table = pd.DataFrame.from_dict(records, orient="index")
     table.columns = pd.MultiIndex.from_tuples(table.columns, names=["metric", "numbers"])

@@ -10,10 +10,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook.losses.adversarial import critic_input_gradient, log_magnitude
-from sepbook.plot import smoothed
+from sepbook.losses.adversarial import critic_input_gradient
+from sepbook.audio import log_magnitude
+from sepbook.book.plot import smoothed
 from sepbook.recipes.adversarial.data import SOURCES, Domains
-from sepbook.recipes.adversarial.spectrograms import magnitudes, n_bins
+from sepbook.audio import magnitudes, n_bins
 from sepbook.recipes.adversarial.training import system as system_of
 from sepbook.tracks import Track
 
@@ -23,7 +24,7 @@ def draw_training_scheme(ax=None):
     import matplotlib.pyplot as plt
     from functools import partial
 
-    from sepbook.plot import DIAGRAM_STYLES as styles, diagram_arrow, diagram_box
+    from sepbook.book.plot import DIAGRAM_STYLES as styles, diagram_arrow, diagram_box
 
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 5.6))

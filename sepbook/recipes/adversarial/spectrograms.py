@@ -12,26 +12,11 @@ import numpy as np
 import torch
 
 from sepbook import seeds
-from sepbook.audio import STFT
+from sepbook.audio import magnitudes
 from sepbook.banks import Bank
-from sepbook.losses.adversarial import log_magnitude
+from sepbook.audio import log_magnitude
 from sepbook.recipes.adversarial.data import SOURCES, Domains
 from sepbook.tracks import Track
-
-
-def front_end(cfg: Mapping[str, Any]) -> STFT:
-    """The STFT of the profile (paper: 512-point FFT, hop 256 at 8192 Hz)."""
-    return STFT(cfg["n_fft"], cfg["hop"])
-
-
-def n_bins(cfg: Mapping[str, Any]) -> int:
-    """Frequency bins the networks see: ``n_fft // 2``, the Nyquist bin dropped (257 -> 256 in the paper)."""
-    return cfg["n_fft"] // 2
-
-
-def magnitudes(cfg: Mapping[str, Any], waves: torch.Tensor) -> torch.Tensor:
-    """Linear STFT magnitudes of ``(..., time)`` waveforms without the Nyquist bin: ``(..., n_fft // 2, frames)``."""
-    return front_end(cfg)(torch.as_tensor(waves))[..., : n_bins(cfg), :].abs()
 
 
 @dataclass

@@ -3,7 +3,7 @@ critics' diagnostics and the runs.
 
 Every step takes ``n_critic`` updates of each critic (fresh unlabelled and solo batches each
 time), then one separator update on ``L_s + alpha L_u + beta L_add`` (paper Sec. 3.3); the
-baseline and the upper bound take only ``L_s``. :func:`sepbook.train.fit` drives it like any other
+baseline and the upper bound take only ``L_s``. :func:`sepbook.experiments.train.fit` drives it like any other
 training. Every system starts from the same supervised separator (``start_steps`` on the paired
 songs; the upper bound's start also sees the unlabelled songs' true pairs), and its critics are
 first trained alone on that separator's outputs; then each system trains ``steps`` more separator
@@ -21,14 +21,14 @@ import torch
 from torch import nn
 
 from sepbook import seeds
-from sepbook.losses.adversarial import (additive_penalty, log_magnitude, one_sided_gradient_penalty,
-                                        supervised_loss, unsupervised_loss, wasserstein_critic_loss)
+from sepbook.losses.adversarial import (additive_penalty, one_sided_gradient_penalty, supervised_loss, unsupervised_loss, wasserstein_critic_loss)
+from sepbook.audio import log_magnitude
 from sepbook.models.critic import Critic
 from sepbook.models.unet import UNet
 from sepbook.recipes.adversarial.data import SOURCES
 from sepbook.recipes.adversarial.spectrograms import (SpectrogramSets, critic_batch, paired_batch,
                                                       unlabelled_batch)
-from sepbook.train import fit, seed_everything, update
+from sepbook.experiments.train import fit, seed_everything, update
 
 #: The systems the page compares; each is chosen on validation among its candidate settings.
 VARIANTS: tuple[str, ...] = ("baseline", "upper bound", "V", "VA")
@@ -133,7 +133,7 @@ def adversarial_step(
 ) -> dict[str, float]:
     """A whole training step: the critics, then the separator.
 
-    This is the ``step_fn`` that :func:`sepbook.train.fit` runs.
+    This is the ``step_fn`` that :func:`sepbook.experiments.train.fit` runs.
     """
     separator, critics = model["separator"], model["critics"]
     logs: dict[str, list[float]] = {}

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from sepbook import profiles
+from sepbook.data import profiles
+from sepbook.recipes import from_scratch as requires
 from sepbook.recipes.metatasnet.data import Splits, splits, test_tracks, training_banks
 from sepbook.recipes.metatasnet.evaluation import MIXTURE, PAPER, cost_rows, evaluate, mixture_rows, separate
 from sepbook.recipes.metatasnet.training import CONTROL, SYSTEMS, VARIANTS, build, parameters, train, train_on
@@ -49,6 +50,7 @@ def reference_rows(cfg: Mapping[str, Any], tracks) -> list[dict]:
     return mixture_rows(cfg, tracks) + cost_rows(cfg, SYSTEMS)  # the control costs what independent does
 
 
-__all__ = ["CHAPTER", "CONTROL", "MIXTURE", "PAPER", "SYSTEMS", "VARIANTS", "Splits", "build", "config", "data", "evaluate",
+
+__all__ = ["requires", "CHAPTER", "CONTROL", "MIXTURE", "PAPER", "SYSTEMS", "VARIANTS", "Splits", "build", "config", "data", "evaluate",
            "parameters", "reference_rows", "runs", "separate", "test_tracks", "train", "train_on",
            "training_banks"]

@@ -14,13 +14,13 @@ results.
    claims the later stages add. How much of a gain lies within the first stage's band the page
    shows beside the verdict.
 
-The unprocessed mixture is the floor of every comparison. Judged by :func:`sepbook.claims.judge`.
+The unprocessed mixture is the floor of every comparison. Judged by :func:`sepbook.experiments.claims.judge`.
 
 Chapter: metatasnet/meta_tasnet
 """
 from __future__ import annotations
 
-from sepbook.claims import HIGHER, Claim, compare
+from sepbook.experiments.claims import HIGHER, Claim, compare
 from sepbook.recipes.metatasnet.evaluation import stage_name
 from sepbook.recipes.metatasnet.training import CONTROL, SYSTEMS
 

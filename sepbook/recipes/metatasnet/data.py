@@ -31,8 +31,8 @@ class Splits:
 
 def load_tracks(cfg: Mapping[str, Any], subset: str) -> list[Track]:
     """Every song of ``subset`` ('train' or 'test'), mono at ``cfg['stages'][-1]`` Hz."""
-    from sepbook.corpora import musdb_synth
-    from sepbook.layouts import musdb_track_arrays, open_musdb
+    from sepbook.data.corpora import musdb_synth
+    from sepbook.data.layouts import musdb_track_arrays, open_musdb
 
     if subset not in ("train", "test"):
         raise ValueError(f"subset: expected 'train' or 'test', got {subset!r}")
@@ -57,7 +57,7 @@ def load_tracks(cfg: Mapping[str, Any], subset: str) -> list[Track]:
 def splits(cfg: Mapping[str, Any]) -> Splits:
     """The training songs, less the last ``n_valid`` held out for validation (the real MUSDB18-HQ holds
     out musdb's own validation songs), and the test songs."""
-    from sepbook.layouts import musdb_validation_names
+    from sepbook.data.layouts import musdb_validation_names
 
     songs = load_tracks(cfg, "train")
     if cfg["dataset"] != "synthetic":

@@ -13,20 +13,23 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook import metrics, report
+from sepbook.recipes import Paper
+from sepbook import metrics
+from sepbook.experiments import report
 from sepbook.recipes.metatasnet.data import at_rates
 from sepbook.recipes.metatasnet.training import CONTROL, VARIANTS, build, parameters, stage_loss
 from sepbook.tracks import Track
-from sepbook.train import update
+from sepbook.experiments.train import update
 
 #: The reference repository's MUSDB18 test results (BSS Eval v4 SDR in dB, median of frames,
 #: median of tracks) for Meta-TasNet and, beside it, Open-Unmix; and the paper's claim.
-PAPER: dict[str, Any] = {
-    "source": "Samuel, Ganeshan and Naradowsky (ICASSP 2020), results of the reference repository",
-    "SDR": {"meta": {"vocals": 6.40, "drums": 5.91, "bass": 5.58, "other": 4.19},
-            "Open-Unmix": {"vocals": 6.32, "drums": 5.73, "bass": 5.23, "other": 4.02}},
-    "claim": "generated extractors are more effective than independent or multi-task ones",
-}
+PAPER = Paper(
+    source="Samuel, Ganeshan and Naradowsky (ICASSP 2020), results of the reference repository",
+    numbers={
+        "SDR": {"meta": {"vocals": 6.40, "drums": 5.91, "bass": 5.58, "other": 4.19},
+                "Open-Unmix": {"vocals": 6.32, "drums": 5.73, "bass": 5.23, "other": 4.02}},
+        "claim": "generated extractors are more effective than independent or multi-task ones",
+    })
 MIXTURE = "mixture"
 
 
@@ -63,14 +66,10 @@ def separate_stages(model: torch.nn.Module, mixture: torch.Tensor, sr: int | Non
             for stage, rate in zip(zip(*channels), rates)]
 
 
-def separate(model: torch.nn.Module, mixture: torch.Tensor, sr: int | None = None,
-             max_seconds: float = 30.0) -> torch.Tensor:
-    """Separate a mixture ``(channels, time)`` into ``(K, channels, time)`` at its rate ``sr``,
-    one of the stages' rates (default: the last stage's, which gives the final estimate)."""
-    estimates = separate_stages(model, mixture, sr, max_seconds)
-    rates = list(model.settings["stages"])
-    out = estimates[rates.index(rates[-1] if sr is None else sr)]
-    return out[..., : mixture.shape[-1]]
+def separate(model: torch.nn.Module, mixture: torch.Tensor) -> torch.Tensor:
+    """Separate a mixture ``(channels, time)`` at the last stage's rate into ``(K, channels, time)``:
+    the final estimate (:func:`separate_stages` gives every stage's)."""
+    return separate_stages(model, mixture)[-1][..., : mixture.shape[-1]]
 
 
 def song_rows(estimates: torch.Tensor, track: Track, sr: int, variant: str, seed: int | None,
@@ -199,10 +198,10 @@ def score_table(rows, metric: str, profile: str):
     order = [v for v in (MIXTURE, *VARIANTS) if v in set(table.variant)]
     if metric != "SDR":
         return report.table(table, "variant", ["source"], index_order=order, column_order=[SOURCES])
-    paper = {(v, s): PAPER["SDR"][v][s] for v in ("meta",) for s in SOURCES}
+    paper = {(v, s): PAPER.numbers["SDR"][v][s] for v in ("meta",) for s in SOURCES}
     ours = report.paper_table(table, "variant", ["source"], paper, profile, index_order=order,
                               column_order=[SOURCES])
-    ours.loc["Open-Unmix (paper only)"] = [PAPER["SDR"]["Open-Unmix"][s] if who == "paper" else "–"
+    ours.loc["Open-Unmix (paper only)"] = [PAPER.numbers["SDR"]["Open-Unmix"][s] if who == "paper" else "–"
                                            for s, who in ours.columns]
     return ours
 
@@ -225,7 +224,7 @@ BASELINES: tuple[str, ...] = ("independent", "multi-task", CONTROL)
 
 def claim_gains(rows, metric: str = "SI-SDR") -> dict:
     """Meta minus each of :data:`BASELINES` in ``metric``, averaged over stems, seed by seed on the
-    same songs: per baseline, a row of :func:`sepbook.report.gains` (mean, std, wins, seeds)."""
+    same songs: per baseline, a row of :func:`sepbook.experiments.report.gains` (mean, std, wins, seeds)."""
     table = over_songs(rows)
     table = table[(table.metric == metric) & table.variant.isin(VARIANTS)]
     return {baseline: report.gains(table, "meta", baseline).iloc[0] for baseline in BASELINES}

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from sepbook import plot
+from sepbook.book import plot
 from sepbook.audio import STFT
 from sepbook.recipes.metatasnet.evaluation import SOURCES, over_songs, separate
 from sepbook.tracks import Track
@@ -25,7 +25,7 @@ def draw_network(ax=None):
     weights a generator makes from the instrument's embedding, and masks normalised across instruments."""
     import matplotlib.pyplot as plt
 
-    from sepbook.plot import diagram_arrow as arrow, diagram_box as box
+    from sepbook.book.plot import diagram_arrow as arrow, diagram_box as box
 
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 4.2))

@@ -15,7 +15,7 @@ from torch import nn
 from sepbook.losses.waveform import si_sdr_loss
 from sepbook.models.tasnet import MultiStage, build_tasnet, start_as_generated
 from sepbook.recipes.metatasnet.data import Banks, Splits, batches, training_banks
-from sepbook.train import fit, seed_everything, to_device
+from sepbook.experiments.train import fit, seed_everything, to_device
 
 #: The paper's three systems, in its order: what differs is where the masking weights come from.
 SYSTEMS: tuple[str, ...] = ("independent", "multi-task", "meta")
@@ -83,7 +83,7 @@ def train_on(cfg: Mapping[str, Any], banks: Banks, variant: str, seed: int = 0, 
 
 def train(cfg: Mapping[str, Any], data: Splits, variant: str, seed: int = 0, **options):
     """Train ``variant`` on the training songs; -> ``(model, history)``. ``options`` go to
-    :func:`sepbook.train.fit`."""
+    :func:`sepbook.experiments.train.fit`."""
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
     return train_on(cfg, training_banks(cfg, data), variant, seed, **options)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from sepbook import profiles
+from sepbook.data import profiles
 from sepbook.recipes.transcription import training
 from sepbook.recipes.transcription.data import Splits, load_tracks, splits, training_sets
 from sepbook.recipes.transcription.evaluation import PAPER, evaluate, reference_rows, separate
@@ -56,9 +56,14 @@ def runs(cfg: Mapping[str, Any]) -> list[tuple[str, int]]:
 
 def train(cfg: Mapping[str, Any], data: Splits, variant: str, seed: int = 0, **options):
     """Train ``variant`` on ``seed``; -> ``(model, history)``. ``options`` go to :func:`training.train`
-    (``prerequisites``) and on to :func:`sepbook.train.fit`."""
+    (``prerequisites``) and on to :func:`sepbook.experiments.train.fit`."""
     return training.train(cfg, training_sets(cfg, data), variant, seed, **options)
 
 
-__all__ = ["CHAPTER", "PAPER", "REQUIRES", "VARIANTS", "Splits", "build", "config", "data", "evaluate",
+def requires(cfg: Mapping[str, Any], variant: str) -> tuple[str, ...]:
+    """The runs (same seed) ``variant`` starts from: its entry in :data:`REQUIRES`."""
+    return tuple(REQUIRES.get(variant, ()))
+
+
+__all__ = ["requires", "CHAPTER", "PAPER", "REQUIRES", "VARIANTS", "Splits", "build", "config", "data", "evaluate",
            "reference_rows", "runs", "separate", "test_tracks", "train"]

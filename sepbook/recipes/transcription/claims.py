@@ -3,7 +3,7 @@
 Table 1 compares separators by their average SI-SDR over bass, guitar and piano; Table 2 compares
 transcriptors fine-tuned with and without the adversarial losses by frame accuracy. Each claim's
 paper effect is the difference of the paper's own rows (:data:`evaluation.PAPER`). Judged by
-:func:`sepbook.claims.judge`.
+:func:`sepbook.experiments.claims.judge`.
 
 Chapter: transcription/score_supervision
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sepbook.claims import HIGHER, Claim, compare
+from sepbook.experiments.claims import HIGHER, Claim, compare
 from sepbook.recipes.transcription.evaluation import PAPER
 
 MIXTURE = "input mixture"
@@ -20,13 +20,13 @@ SMALL = ("the paper's difference is a few tenths of a dB, smaller than what 12 s
 
 
 def separation(better: str, worse: str, words: str, reason: str, **options) -> Claim:
-    paper = PAPER["separation"][better][-1] - PAPER["separation"][worse][-1]
+    paper = PAPER.numbers["separation"][better][-1] - PAPER.numbers["separation"][worse][-1]
     return Claim(f"T1 {better} > {worse}", words, "Table 1, average SI-SDR of the two rows",
                  compare(better, worse), "SI-SDR", HIGHER, reason, paper_effect=round(paper, 2), **options)
 
 
 def transcription(variant: str, where: str) -> Claim:
-    gain = np.mean(PAPER["transcription"][(variant, where)]) - np.mean(PAPER["transcription"][("fine-tune", where)])
+    gain = np.mean(PAPER.numbers["transcription"][(variant, where)]) - np.mean(PAPER.numbers["transcription"][("fine-tune", where)])
     loss = variant.split("+ ")[1]
     return Claim(f"T2 {loss} ({where})", f"Fine-tuning with {loss} transcribes {where} tracks better than plain "
                  "fine-tuning", "Table 2, frame accuracy, mean of the three instruments",

@@ -15,10 +15,8 @@ import numpy as np
 import torch
 
 from sepbook import seeds
-from sepbook.audio import resample
+from sepbook.audio import magnitudes, resample
 from sepbook.banks import Bank, matching_excerpts
-# the book's spectrogram front end (STFT magnitudes without the Nyquist bin), as in the adversarial chapter
-from sepbook.recipes.adversarial.spectrograms import front_end, magnitudes, n_bins  # noqa: F401 (re-exported)
 from sepbook.tracks import Track
 
 REAL_DATA_ENV = "SLAKH_PATH"
@@ -51,7 +49,7 @@ def window(roll: np.ndarray, lowest_pitch: int, n_pitches: int, name: str = "rol
 
 def corpus(cfg: Mapping[str, Any]) -> Path:
     """The root of the Slakh2100-layout corpus: the synthetic one, or ``$SLAKH_PATH`` for ``paper``."""
-    from sepbook.corpora import slakh_synth
+    from sepbook.data.corpora import slakh_synth
 
     if cfg["dataset"] == "synthetic":
         return slakh_synth(dict(cfg))
@@ -66,7 +64,7 @@ def load_tracks(cfg: Mapping[str, Any], split: str) -> list[Track]:
 
     An instrument a song lacks is silent with an empty roll, so every track has the same K sources.
     """
-    from sepbook.layouts import read_slakh_track
+    from sepbook.data.layouts import read_slakh_track
 
     root = corpus(cfg) / split
     folders = sorted(p for p in root.iterdir() if (p / "metadata.yaml").is_file()) if root.is_dir() else []

@@ -11,31 +11,34 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook import metrics, report
+from sepbook.recipes import Paper
+from sepbook import metrics
+from sepbook.experiments import report
 from sepbook.banks import in_excerpts
-from sepbook.losses.adversarial import log_magnitude
-from sepbook.recipes.transcription.data import front_end, magnitudes, n_bins
+from sepbook.audio import log_magnitude
+from sepbook.audio import front_end, magnitudes, n_bins
 from sepbook.tracks import Track
 
 #: The poster's tables. In the copy the book ships their captions are swapped: the dB values
 #: are separation SI-SDR, the values between 0 and 1 transcription accuracy.
-PAPER: dict[str, Any] = {
-    "source": "Hung, Wichern and Le Roux (ICASSP 2021), Table 1 (separation SI-SDR, dB) and Table 2 "
-              "(transcription accuracy) on Slakh2100 bass, guitar and piano",
-    "separation": {
-        "supervised": (11.1, 5.7, 7.7, 8.2),
-        "isolated c-mix": (7.5, 1.2, 4.2, 4.3), "isolated h-mix": (7.8, 0.4, 4.1, 4.1),
-        "isolated c+h-mix": (8.4, 1.6, 5.0, 5.0), "fine-tune": (9.0, 2.7, 5.3, 5.6),
-        "fine-tune + AML": (9.1, 2.8, 5.4, 5.8), "fine-tune + ATL": (9.0, 2.5, 5.7, 5.7),
-        "input mixture": (1.2, -5.8, -2.3, -2.3), "classifier baseline": (7.3, 0.5, 3.5, 3.8),
-    },
-    "transcription": {
-        ("transcriptor", "mixture"): (0.85, 0.44, 0.58), ("fine-tune", "mixture"): (0.84, 0.42, 0.54),
-        ("fine-tune + AML", "mixture"): (0.86, 0.51, 0.61), ("fine-tune + ATL", "mixture"): (0.85, 0.50, 0.60),
-        ("transcriptor", "isolated"): (0.91, 0.52, 0.66), ("fine-tune", "isolated"): (0.90, 0.53, 0.63),
-        ("fine-tune + AML", "isolated"): (0.91, 0.58, 0.68), ("fine-tune + ATL", "isolated"): (0.91, 0.57, 0.66),
-    },
-}
+PAPER = Paper(
+    source="Hung, Wichern and Le Roux (ICASSP 2021), Table 1 (separation SI-SDR, dB) and Table 2 "
+           "(transcription accuracy) on Slakh2100 bass, guitar and piano",
+    numbers={
+        "separation": {
+            "supervised": (11.1, 5.7, 7.7, 8.2),
+            "isolated c-mix": (7.5, 1.2, 4.2, 4.3), "isolated h-mix": (7.8, 0.4, 4.1, 4.1),
+            "isolated c+h-mix": (8.4, 1.6, 5.0, 5.0), "fine-tune": (9.0, 2.7, 5.3, 5.6),
+            "fine-tune + AML": (9.1, 2.8, 5.4, 5.8), "fine-tune + ATL": (9.0, 2.5, 5.7, 5.7),
+            "input mixture": (1.2, -5.8, -2.3, -2.3), "classifier baseline": (7.3, 0.5, 3.5, 3.8),
+        },
+        "transcription": {
+            ("transcriptor", "mixture"): (0.85, 0.44, 0.58), ("fine-tune", "mixture"): (0.84, 0.42, 0.54),
+            ("fine-tune + AML", "mixture"): (0.86, 0.51, 0.61), ("fine-tune + ATL", "mixture"): (0.85, 0.50, 0.60),
+            ("transcriptor", "isolated"): (0.91, 0.52, 0.66), ("fine-tune", "isolated"): (0.90, 0.53, 0.63),
+            ("fine-tune + AML", "isolated"): (0.91, 0.58, 0.68), ("fine-tune + ATL", "isolated"): (0.91, 0.57, 0.66),
+        },
+    })
 #: Table 1's rows, in the paper's order, with the losses each used (c-mix, h-mix, AML, ATL).
 SEPARATION_ROWS: dict[str, str] = {
     "supervised": "stems", "isolated c-mix": "c", "isolated h-mix": "h", "isolated c+h-mix": "c h",
@@ -160,7 +163,7 @@ def average_rows(rows):
 def separation_table(cfg: Mapping[str, Any], rows, profile: str, digits: int = 1):
     """Table 1's layout: SI-SDR per instrument and their average, ours (mean ± std over seeds) beside the paper's."""
     names = [*cfg["instruments"], "Avg"]
-    paper = {(variant, name): values[i] for variant, values in PAPER["separation"].items()
+    paper = {(variant, name): values[i] for variant, values in PAPER.numbers["separation"].items()
              for i, name in enumerate(names)}
     frame = average_rows(rows)
     present = [v for v in SEPARATION_ROWS if v in set(frame["variant"])]
@@ -177,7 +180,7 @@ ORDERING: tuple[tuple[str, str], ...] = (
 
 
 def versus_gain(cfg: Mapping[str, Any], rows, better: str, worse: str):
-    """``better - worse`` in average SI-SDR, seed by seed: a row of :func:`sepbook.report.gains`
+    """``better - worse`` in average SI-SDR, seed by seed: a row of :func:`sepbook.experiments.report.gains`
     (mean, std, wins, seeds), and the paper's difference of the two rows' Avg (dB)."""
     import pandas as pd
 
@@ -188,7 +191,7 @@ def versus_gain(cfg: Mapping[str, Any], rows, better: str, worse: str):
     untrained = frame[frame["seed"].isna()]
     frame = pd.concat([frame[frame["seed"].notna()], *(untrained.assign(seed=s) for s in seeds)])
     gain = report.gains(frame, better, worse).iloc[0]
-    paper = PAPER["separation"][better][-1] - PAPER["separation"][worse][-1]
+    paper = PAPER.numbers["separation"][better][-1] - PAPER.numbers["separation"][worse][-1]
     return gain, paper
 
 
@@ -211,7 +214,7 @@ def transcription_table(cfg: Mapping[str, Any], rows, profile: str, digits: int 
     frame = frame[frame["metric"].str.startswith("accuracy")].copy()
     frame["evaluated on"] = frame["metric"].str.extract(r"\((\w+)\)")[0]
     frame = frame[frame["variant"].isin(TRANSCRIPTION_ROWS)]
-    paper = {((variant, where), name): values[i] for (variant, where), values in PAPER["transcription"].items()
+    paper = {((variant, where), name): values[i] for (variant, where), values in PAPER.numbers["transcription"].items()
              for i, name in enumerate(cfg["instruments"])}
     frame["row"] = list(zip(frame["variant"], frame["evaluated on"]))
     order = [(v, where) for where in ("mixture", "isolated") for v in TRANSCRIPTION_ROWS]
@@ -222,13 +225,13 @@ def transcription_table(cfg: Mapping[str, Any], rows, profile: str, digits: int 
 def transcription_gains(cfg: Mapping[str, Any], rows, where: str = "mixture") -> list[tuple[str, Any, float]]:
     """How fine-tuning (plain, AML, ATL) changes the transcriptor's frame accuracy on ``where``
     ('mixture' or 'isolated'), averaged over the instruments: ``(variant, gain, paper)`` for every
-    fine-tuned variant in ``rows``, ``gain`` a row of :func:`sepbook.report.gains` against the
+    fine-tuned variant in ``rows``, ``gain`` a row of :func:`sepbook.experiments.report.gains` against the
     pre-trained transcriptor and ``paper`` the paper's change of the mean over instruments."""
     frame = report.frame(rows)
     frame = frame[frame["metric"] == f"accuracy ({where})"]
     found = []
     for variant in [v for v in TRANSCRIPTION_ROWS[1:] if v in set(frame["variant"])]:
-        paper = np.mean(PAPER["transcription"][(variant, where)]) - np.mean(PAPER["transcription"][("transcriptor", where)])
+        paper = np.mean(PAPER.numbers["transcription"][(variant, where)]) - np.mean(PAPER.numbers["transcription"][("transcriptor", where)])
         found.append((variant, report.gains(frame, variant, "transcriptor").iloc[0], paper))
     return found
 

@@ -10,9 +10,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook import plot, report
+from sepbook.book import plot
+from sepbook.experiments import report
 from sepbook.losses.transcription import harmonic_mask
-from sepbook.recipes.transcription.data import magnitudes
+from sepbook.audio import magnitudes
 from sepbook.recipes.transcription.evaluation import PAPER, SEPARATION_ROWS, average_rows, masks_of, transcribe
 from sepbook.recipes.transcription.training import template_of
 from sepbook.tracks import Track
@@ -24,7 +25,7 @@ def draw_training_scheme(ax=None):
     """The paper's Fig. 1 as three steps: transcriptor, separator with the transcriptor as critic, fine-tuning."""
     import matplotlib.pyplot as plt
 
-    from sepbook.plot import diagram_arrow as arrow, diagram_box
+    from sepbook.book.plot import diagram_arrow as arrow, diagram_box
 
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 5.6))
@@ -148,7 +149,7 @@ def ablation_chart(cfg: Mapping[str, Any], rows, profile: str, ax=None):
     x = np.arange(len(order))
     ax.bar(x, stats.loc[order, "mean"], yerr=stats.loc[order, "std"].fillna(0), color="#90caf9",
            label=f"ours ({profile}), mean ± std over seeds", capsize=3)
-    ax.plot(x, [PAPER["separation"][v][-1] for v in order], "o", color="#c62828", label="paper (Slakh2100)")
+    ax.plot(x, [PAPER.numbers["separation"][v][-1] for v in order], "o", color="#c62828", label="paper (Slakh2100)")
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xticks(x, order, rotation=25, ha="right")
     ax.set_ylabel("average SI-SDR (dB)")

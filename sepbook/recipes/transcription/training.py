@@ -1,5 +1,5 @@
 """Training the chapter's systems: the three steps of the paper, the supervised upper bound and the
-classifier baseline, each a ``step_fn`` that :func:`sepbook.train.fit` drives.
+classifier baseline, each a ``step_fn`` that :func:`sepbook.experiments.train.fit` drives.
 
 Chapter: transcription/score_supervision
 """
@@ -11,14 +11,16 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from sepbook.losses.adversarial import log_magnitude, supervised_loss
+from sepbook.losses.adversarial import supervised_loss
+from sepbook.audio import log_magnitude
 from sepbook.losses.transcription import (clip_mask, critic_loss, harmonic_mask, harmonic_template,
                                           interference_loss, mixture_loss, reassembled_loss,
                                           reassembly_detection_loss, transcription_loss)
 from sepbook.models.transcriptor import ClipClassifier, Transcriptor
 from sepbook.models.unet import UNet
-from sepbook.recipes.transcription.data import Sets, batches, n_bins
-from sepbook.train import fit, pick_device, seed_everything, update
+from sepbook.recipes.transcription.data import Sets, batches
+from sepbook.audio import n_bins
+from sepbook.experiments.train import fit, pick_device, seed_everything, update
 
 #: Critics, trained first on mixtures and their scores (or clip labels).
 CRITICS: tuple[str, ...] = ("transcriptor", "classifier")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from sepbook import profiles
+from sepbook.data import profiles
 from sepbook.recipes.transfer.data import (AUGMENTATIONS, DOWNSTREAM, PAPER_MINUTES, PRETRAINING, SOURCES, Splits,
                                            minutes, splits, test_tracks, training_set)
 from sepbook.recipes.transfer.evaluation import (CPU_SENSITIVE_METRICS, MIXTURE, PAPER, evaluate, mixture_rows,
@@ -62,7 +62,12 @@ def reference_rows(cfg: Mapping[str, Any], tracks) -> list[dict]:
     return mixture_rows(cfg, tracks)
 
 
-__all__ = ["AUGMENTATIONS", "BUDGETS", "CHAPTER", "CPU_SENSITIVE_METRICS", "DOWNSTREAM", "MIXTURE", "MODES", "PAPER", "PAPER_MINUTES",
+def requires(cfg: Mapping[str, Any], variant: str) -> tuple[str, ...]:
+    """The runs (same seed) ``variant`` starts from: its entry in :data:`REQUIRES`."""
+    return tuple(REQUIRES.get(variant, ()))
+
+
+__all__ = ["requires", "AUGMENTATIONS", "BUDGETS", "CHAPTER", "CPU_SENSITIVE_METRICS", "DOWNSTREAM", "MIXTURE", "MODES", "PAPER", "PAPER_MINUTES",
            "PRETRAINING", "REQUIRES", "SHARES", "SOURCES", "Splits", "VARIANTS", "build", "config", "data",
            "evaluate", "finetuned", "minutes", "plan", "pretrained", "reference_rows", "runs", "scratch", "separate",
            "test_tracks", "train", "training_set"]

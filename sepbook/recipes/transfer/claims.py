@@ -6,7 +6,7 @@ set; "H1 plateau" asks the same with each system trained to its own validation p
 the fine-tuning budget is not what is measured. H2: augmenting the pre-training gives no reliable
 gain ("ambiguous at best", Fig. 2); a claim of no difference, with an equivalence margin. R2:
 fine-tuning the mask head alone scores below fine-tuning the whole network (Table 2). Several
-comparisons of one claim are pooled song by song. Judged by :func:`sepbook.claims.judge`.
+comparisons of one claim are pooled song by song. Judged by :func:`sepbook.experiments.claims.judge`.
 
 Chapter: transfer/transfer_learning
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sepbook.claims import HIGHER, LOWER, SAME, Claim
+from sepbook.experiments.claims import HIGHER, LOWER, SAME, Claim
 from sepbook.recipes.transfer.data import AUGMENTATIONS, DOWNSTREAM, PRETRAINING
 from sepbook.recipes.transfer.evaluation import PAPER
 
@@ -53,5 +53,5 @@ CLAIMS: tuple[Claim, ...] = (
           tuple((f"{down}-{pre}-{aug}-mask", f"{down}-{pre}-{aug}-whole")
                 for down in DOWNSTREAM for pre in PRETRAINING for aug in AUGMENTATIONS),
           "SI-SDR", LOWER, "the book's fine-tuning budget is short enough that the whole network has little "
-          "time to pull ahead", paper_effect=round(float(np.median(list(PAPER.values()))), 2)),
+          "time to pull ahead", paper_effect=round(float(np.median(list(PAPER.numbers.values()))), 2)),
 )

@@ -3,8 +3,8 @@ three small downstream sets in the roles of Bach10, Dagstuhl ChoirSet and Remixp
 into sources as the paper's Table 1 does.
 
 The band sets are generated songs, the quartet and choir sets Bach chorales
-(:mod:`sepbook.chorales`), all played by the profile's SoundFonts. Training examples come from
-:class:`sepbook.datasets.SongDataset`, whose switches are the paper's augmentations:
+(:mod:`sepbook.data.chorales`), all played by the profile's SoundFonts. Training examples come from
+:class:`sepbook.data.datasets.SongDataset`, whose switches are the paper's augmentations:
 ``pitch_shift``, ``time_stretch`` and ``coherent=False`` (incoherent mixing); only pre-training
 uses them. Validation and test examples are whole held-out songs, one example per song, so a
 test counts songs, not overlapping excerpts of them.
@@ -23,8 +23,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook import chorales, synth
-from sepbook.datasets import SongDataset
+from sepbook.data import chorales, synth
+from sepbook.data.datasets import SongDataset
 
 #: Each set's sources, in the order the mask head gives them (Table 1 of the paper).
 SOURCES: dict[str, tuple[str, ...]] = {
@@ -162,7 +162,7 @@ def check_sources(songs: Tracks, corpus: str) -> None:
 
 def stem_folder_tracks(root: Path, corpus: str, subset: str, sr: int) -> Tracks:
     """Real data: ``root/<corpus>/<subset>/<song>/<source>.wav``, one folder per song, mono at ``sr``."""
-    from sepbook.layouts import read_stem_folder
+    from sepbook.data.layouts import read_stem_folder
 
     folder = Path(root) / corpus / subset
     songs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []

@@ -1,6 +1,6 @@
 """Scoring the transfer chapter like the paper: SI-SDR on the whole test songs of each downstream
 set, one-sided Wilcoxon signed-rank tests over those songs (the paper's test; the claims use
-:mod:`sepbook.claims`), the paper's Table 2 beside ours, the budgets and data sizes the paper
+:mod:`sepbook.experiments.claims`), the paper's Table 2 beside ours, the budgets and data sizes the paper
 leaves out, the deep-clustering head scored as a separator, and one sentence per hypothesis.
 
 Chapter: transfer/transfer_learning
@@ -14,7 +14,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook import report
+from sepbook.recipes import Paper, channel_by_channel
+from sepbook.experiments import report
 from sepbook.metrics import si_sdr
 from sepbook.models.blstm import MaskSeparator
 from sepbook.models.chimera import cluster_masks
@@ -32,19 +33,22 @@ CPU_SENSITIVE_METRICS: tuple[str, ...] = (DC_METRIC,)
 P_THRESHOLD = 1e-3
 #: Table 2 of the paper: SI-SDR (dB) of the mask-model minus the whole-model,
 #: keyed (augmentation, pre-training set, downstream set).
-PAPER: dict[tuple[str, str, str], float] = {
-    (aug, pre, down): value
-    for aug, by_pre in {
-        "none": {"musdb": (-4.04, -1.27, -5.05), "slakh": (-2.32, -1.76, -3.43), "musdb+slakh": (-4.78, -3.03, -4.94)},
-        "pitch": {"musdb": (-5.34, 1.16, -3.78), "slakh": (-2.80, -2.29, -4.72), "musdb+slakh": (-2.38, -2.02, -4.91)},
-        "stretch": {"musdb": (-4.08, 0.85, -4.68), "slakh": (-3.33, -0.34, -3.60),
-                    "musdb+slakh": (-1.69, -2.17, -3.99)},
-        "incoherent": {"musdb": (-4.50, 0.69, -4.57), "slakh": (-3.40, -0.10, -2.32),
-                       "musdb+slakh": (-1.75, -0.63, -4.85)},
-    }.items()
-    for pre, values in by_pre.items()
-    for down, value in zip(("remixpacks", "dagstuhl", "bach10"), values)
-}
+PAPER = Paper(
+    source="Bugler, Pardo and Seetharaman (2020), Table 2: SI-SDR (dB) of the mask-model minus the "
+           "whole-model, keyed (augmentation, pre-training set, downstream set)",
+    numbers={
+        (aug, pre, down): value
+        for aug, by_pre in {
+            "none": {"musdb": (-4.04, -1.27, -5.05), "slakh": (-2.32, -1.76, -3.43), "musdb+slakh": (-4.78, -3.03, -4.94)},
+            "pitch": {"musdb": (-5.34, 1.16, -3.78), "slakh": (-2.80, -2.29, -4.72), "musdb+slakh": (-2.38, -2.02, -4.91)},
+            "stretch": {"musdb": (-4.08, 0.85, -4.68), "slakh": (-3.33, -0.34, -3.60),
+                        "musdb+slakh": (-1.69, -2.17, -3.99)},
+            "incoherent": {"musdb": (-4.50, 0.69, -4.57), "slakh": (-3.40, -0.10, -2.32),
+                           "musdb+slakh": (-1.75, -0.63, -4.85)},
+        }.items()
+        for pre, values in by_pre.items()
+        for down, value in zip(("remixpacks", "dagstuhl", "bach10"), values)
+    })
 
 #: The paper's Fig. 2 caption: the median SI-SDR change (dB) of whole-models from augmenting.
 PAPER_AUGMENTATION_MEDIAN = 0.13
@@ -55,9 +59,10 @@ PAPER_DAGSTUHL_REACH = {"level": 5.0, "fine-tuned": 100, "scratch": 2500}
 
 @torch.no_grad()
 def separate(model: MaskSeparator, mixture: torch.Tensor) -> torch.Tensor:
-    """Estimates ``(K, 1, time)`` of one mono mixture ``(1, time)`` or ``(time,)``."""
-    mixture = torch.as_tensor(mixture, dtype=torch.float32).reshape(1, 1, -1)
-    return model.eval()(mixture)[0]
+    """Estimates ``(K, channels, time)`` of a mixture ``(channels, time)`` (or ``(time,)``), each
+    channel separated as a mono mixture."""
+    mixture = torch.as_tensor(mixture, dtype=torch.float32)
+    return channel_by_channel(model.eval(), mixture.reshape(-1, mixture.shape[-1]))
 
 
 def _rows(variant, seed, examples, estimates, metric: str = "SI-SDR") -> list[dict]:
@@ -273,7 +278,7 @@ def gain_rows(rows, cfg: Mapping[str, Any], versus: str = "scratch") -> list[dic
         out.append({"downstream": down, "pretraining": pre, "augmentation": aug, "mode": mode,
                     "gain": g["mean"], "std": g["std"], "wins": g["wins"], "seeds": g["seeds"],
                     "p": report.paired_test(_of(rows, down, [variant, baseline]), variant, baseline),
-                    "paper": PAPER.get((aug, pre, down)) if versus == "whole" else None})
+                    "paper": PAPER.numbers.get((aug, pre, down)) if versus == "whole" else None})
     return out
 
 

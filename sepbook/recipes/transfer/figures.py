@@ -10,7 +10,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook import plot, report
+from sepbook.book import plot
+from sepbook.experiments import report
 from sepbook.losses.clustering import ideal_assignments
 from sepbook.masks import ideal_ratio_mask
 from sepbook.recipes.transfer.data import SOURCES, Example
@@ -26,7 +27,7 @@ def draw_scheme(ax=None):
     small set with a new mask head, the whole network or the mask head alone."""
     import matplotlib.pyplot as plt
 
-    from sepbook.plot import diagram_arrow as arrow, diagram_box as box
+    from sepbook.book.plot import diagram_arrow as arrow, diagram_box as box
 
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 4.4))

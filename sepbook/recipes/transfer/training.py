@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import torch
 
-from sepbook.datasets import SongDataset, step_batches
+from sepbook.data.datasets import SongDataset, step_batches
 from sepbook.losses.clustering import (chimera_loss, deep_clustering_loss, ideal_assignments,
                                        magnitude_weights, mask_inference_loss)
 from sepbook.metrics import si_sdr
@@ -34,7 +34,7 @@ from sepbook.models.blstm import MaskSeparator
 from sepbook.models.chimera import ChimeraNet, freeze_all_but_mask
 from sepbook.recipes.transfer.data import (AUGMENTATIONS, DOWNSTREAM, PRETRAINING, SILENCE, SOURCES, Example,
                                           Splits, training_set)
-from sepbook.train import fit, seed_everything
+from sepbook.experiments.train import fit, seed_everything
 
 MODES: tuple[str, ...] = ("whole", "mask")
 #: How long a downstream run trains: the paper's budget, the fine-tuning steps only, or to its plateau.
@@ -194,7 +194,7 @@ def training_data(cfg: Mapping[str, Any], data: Splits, run: Run, seed: int) -> 
 def train(cfg: Mapping[str, Any], data: Splits, variant: str, seed: int = 0,
           prerequisites: Mapping[str, MaskSeparator] | None = None, **options):
     """Train ``variant``; -> ``(model, history)``. A fine-tuning run starts from a copy of
-    ``prerequisites[its pre-trained variant]``; ``options`` go to :func:`sepbook.train.fit`."""
+    ``prerequisites[its pre-trained variant]``; ``options`` go to :func:`sepbook.experiments.train.fit`."""
     run = plan(variant)
     seed_everything(seed)
     if run.kind == "finetune":

@@ -7,7 +7,7 @@ and grade it with ``nbgrader autograde``, or do the same without nbgrader:
 - an **answer cell** (``<label>-answer``, a solution cell) holds the student's function. Its body
   lies between ``### BEGIN SOLUTION`` and ``### END SOLUTION``; the book executes the solution, so
   every build checks it, and leaves the cell's source out of the HTML;
-- a **check cell** (``<label>-check``, graded and locked) calls the ``sepbook.exercises`` checker,
+- a **check cell** (``<label>-check``, graded and locked) calls the ``sepbook.classroom.exercises`` checker,
   which raises ``AssertionError`` with what is wrong;
 - a **discussion cell** (``<label>-discussion``, a graded markdown solution) holds the written
   answer in a ``{solution}`` block, which the published book leaves out (``hide_solutions`` in
@@ -18,7 +18,7 @@ notebook of the table of contents with solutions replaced by stubs and outputs c
 ``python -m sepbook.classroom --teacher [OUT]`` (``make teacher``) writes the teacher's edition:
 the same notebooks with their solutions, and each written answer followed by its rubric
 (``chapters/teachers/rubrics.yml``).
-``python -m sepbook.grade`` grades them (:mod:`sepbook.grade`).
+``python -m sepbook.classroom.grade`` grades them (:mod:`sepbook.classroom.grade`).
 
 Chapter: for teachers
 """
@@ -32,7 +32,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CODE_STUB = 'raise NotImplementedError("your answer here")'
 TEXT_STUB = "*Your answer here.*"
@@ -67,7 +67,7 @@ def exercise_of(grade_id: str) -> tuple[str, str]:
     return label, kind
 
 
-def exercises(notebook) -> list[Exercise]:
+def exercises_in(notebook) -> list[Exercise]:
     """The exercises of a notebook (an ``nbformat`` node), in page order."""
     found: dict[str, dict] = {}
     for cell in notebook.cells:
@@ -91,7 +91,7 @@ def exercise_rows(root: Path = ROOT) -> list[dict]:
             if mark and mark.get("solution") and cell.cell_type == "code":
                 region = cell.source.split(BEGIN, 1)[1].split(END, 1)[0]
                 lines[exercise_of(mark["grade_id"])[0]] = sum(bool(x.strip()) for x in region.splitlines())
-        for exercise in exercises(notebook):
+        for exercise in exercises_in(notebook):
             rows.append({"page": str(path.relative_to(root).with_suffix("")), "label": exercise.label,
                          "checked": exercise.checked, "discussed": exercise.discussed,
                          "points": exercise.points, "solution_lines": lines.get(exercise.label)})
@@ -183,7 +183,7 @@ def write_student_editions(out: Path, root: Path = ROOT, teacher: bool = False) 
     written = []
     for path in book_notebooks(root):
         notebook = nbformat.read(path, as_version=4)
-        if not exercises(notebook):
+        if not exercises_in(notebook):
             continue
         target = out / path.relative_to(root / "chapters")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -205,6 +205,3 @@ def main(argv: list[str] | None = None) -> None:
     for path in write_student_editions(out, teacher=args.teacher):
         print(path)
 
-
-if __name__ == "__main__":
-    main()

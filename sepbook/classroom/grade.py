@@ -1,12 +1,12 @@
-"""Grade student notebooks: ``python -m sepbook.grade PATH... [--csv marks.csv]``.
+"""Grade student notebooks: ``python -m sepbook.classroom.grade PATH... [--csv marks.csv]``.
 
 How a submission is graded, and why a class cannot game it:
 
 - **Each submission alone.** It is copied into a throw-away folder and its cells run in a process
-  of their own (:mod:`sepbook.sandbox`): with bubblewrap, that process sees no other submission,
+  of their own (:mod:`sepbook.classroom.sandbox`): with bubblewrap, that process sees no other submission,
   no teacher's file and no network, and runs under limits on time, memory, processes and output.
   Without bubblewrap the grader refuses to run unless told ``--unsafe-no-sandbox``.
-- **A judge out of reach.** The checker (:mod:`sepbook.exercises`) runs here, in the grader's own
+- **A judge out of reach.** The checker (:mod:`sepbook.classroom.exercises`) runs here, in the grader's own
   process, which never executes student code. It calls the student's function across the wall:
   the inputs go in, and only the function's outputs come back, as data. Whatever a submission
   patches in its own process changes no mark.
@@ -43,7 +43,8 @@ from pathlib import Path
 import nbformat
 import torch
 
-from sepbook import classroom, exercises, sandbox
+from sepbook import classroom
+from sepbook.classroom import exercises, sandbox
 
 DEFAULT_TIMEOUT = 900
 
@@ -67,7 +68,7 @@ class Task:
 
     label: str
     points: float
-    checker: str | None       # the sepbook.exercises function, None for a written answer only
+    checker: str | None       # the sepbook.classroom.exercises function, None for a written answer only
     function: str | None      # the name the answer cell defines
     written: float            # points of the hand-graded written answer (0 if none)
 
@@ -91,7 +92,7 @@ def called_check(source: str) -> tuple[str, str]:
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("check_")
                 and node.args and isinstance(node.args[0], ast.Name)):
             return node.func.id, node.args[0].id
-    raise ValueError(f"a check cell must call a sepbook.exercises checker on the student's function, got {source!r}")
+    raise ValueError(f"a check cell must call a sepbook.classroom.exercises checker on the student's function, got {source!r}")
 
 
 def book_tasks(root: Path = classroom.ROOT) -> dict[str, list[Task]]:
@@ -100,7 +101,7 @@ def book_tasks(root: Path = classroom.ROOT) -> dict[str, list[Task]]:
     for path in classroom.book_notebooks(root):
         cells = [(classroom.marks(c), c) for c in nbformat.read(path, as_version=4).cells if classroom.marks(c)]
         tasks = []
-        for exercise in classroom.exercises(nbformat.from_dict({"cells": [c for _, c in cells]})):
+        for exercise in classroom.exercises_in(nbformat.from_dict({"cells": [c for _, c in cells]})):
             check = [c for m, c in cells if m["grade_id"] == f"{exercise.label}-check"]
             written = [m for m, c in cells if m["grade_id"] == f"{exercise.label}-discussion"]
             checker, function = called_check(check[0].source) if check else (None, None)
@@ -189,7 +190,7 @@ class Wall:
         requests_out, self._requests = os.pipe()
         self._replies, replies_in = os.pipe()
         inside = str(folder) if isolation is None else sandbox.INSIDE
-        program = [sys.executable, "-m", "sepbook.sandbox", str(requests_out), str(replies_in)]
+        program = [sys.executable, "-m", "sepbook.classroom.sandbox", str(requests_out), str(replies_in)]
         if isolation is not None:
             program = sandbox.wall(isolation, folder, shown_to_submissions()) + program
         self.log = open(folder.parent / "output.log", "wb")
@@ -331,7 +332,7 @@ def shown_to_submissions() -> list[Path]:
 
 
 def data_folder() -> Path | None:
-    from sepbook.corpora import data_root
+    from sepbook.data.corpora import data_root
 
     root = data_root()
     return root if root.is_dir() else None
@@ -344,7 +345,7 @@ def grade_notebook(path: Path, name: str, timeout: float = DEFAULT_TIMEOUT, exer
                    seed: int = 0, isolation: str | None = None, pages: dict | None = None) -> list[Mark]:
     """Run one student notebook in its own process and mark each of its page's exercises.
 
-    ``isolation`` is the ``bwrap`` program (:func:`sepbook.sandbox.bubblewrap`), or None to run the
+    ``isolation`` is the ``bwrap`` program (:func:`sepbook.classroom.sandbox.bubblewrap`), or None to run the
     submission's process without a sandbox."""
     pages = book_tasks() if pages is None else pages
     label = "bubblewrap" if isolation else "none (--unsafe-no-sandbox)"
@@ -461,7 +462,7 @@ def write_csv(marks: list[Mark], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sepbook.grade", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sepbook.classroom.grade", description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="notebooks or class folders")
     parser.add_argument("--csv", type=Path, help="write every mark to this CSV file")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,

@@ -1,6 +1,6 @@
 """``make verify``: every committed number re-derived, from its checkpoint or by training its run again.
 
-``python -m sepbook.verify`` checks every chapter's committed ``book`` results in two steps:
+``python -m sepbook.results.verify`` checks every chapter's committed ``book`` results in two steps:
 
 1. **Checkpoints.** The ``checkpoints/`` folder must hold exactly what ``manifest.json`` lists. Each
    committed model separates *every* test song again, and every row of that model in
@@ -34,7 +34,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sepbook import profiles, results
+from sepbook import results
+from sepbook.data import profiles
 
 #: Seconds of recorded training that one ``make verify`` spends retraining runs, beside scoring every
 #: committed checkpoint on every test song (which takes most of the check's time;
@@ -80,11 +81,10 @@ def check_models(book: results.BookResults, keys: list[tuple[str, int]], coverag
 def check_reference(book: results.BookResults, coverage: Coverage) -> None:
     """Step 1 for a chapter's rows without a seed (the unprocessed mixture, the oracle masks)."""
     module = results.recipe(book.chapter)
-    if hasattr(module, "reference_rows"):
-        # the cost rows (seconds per step, memory) are measurements of a machine, not derivable numbers
-        fresh = [r for r in module.reference_rows(book.cfg, book.test_tracks()) if r["domain"] != "cost"]
-        worst, coverage.reference = results.compare(book.chapter, book.rows, fresh)
-        print(f"  {book.chapter}: {coverage.reference} reference rows, largest difference {worst:.3f} dB", flush=True)
+    # the cost rows (seconds per step, memory) are measurements of a machine, not derivable numbers
+    fresh = [r for r in module.reference_rows(book.cfg, book.test_tracks()) if r["domain"] != "cost"]
+    worst, coverage.reference = results.compare(book.chapter, book.rows, fresh)
+    print(f"  {book.chapter}: {coverage.reference} reference rows, largest difference {worst:.3f} dB", flush=True)
 
 
 def by_seed(keys) -> list[list[tuple[str, int]]]:
@@ -250,7 +250,7 @@ def report(coverages: list[Coverage]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sepbook.verify", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sepbook.results.verify", description=__doc__.splitlines()[0])
     parser.add_argument("chapters", nargs="*", help="chapters to check (default: every chapter with results)")
     parser.add_argument("--budget", type=float, default=BUDGET_SECONDS,
                         help=f"seconds of recorded training to spend retraining (default {BUDGET_SECONDS:.0f})")
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="worker processes, one thread each (default 2)")
     parser.add_argument("--json", type=Path, default=None, help="also write the coverage to this file")
     args = parser.parse_args(argv)
-    from sepbook import glance
+    from sepbook.results import glance
 
     chapters = args.chapters or glance.committed()
     unknown = sorted(set(chapters) - set(results.RECIPES))

@@ -18,12 +18,12 @@ short continues from its own training checkpoint. Committed weights are rounded 
 records how far float32 weights would score from them.
 
 On many GPUs, ``torchrun --nproc_per_node=N -m sepbook.results CHAPTER --profile paper`` trains the
-same runs one after another, each by all N processes together (:mod:`sepbook.distributed`: every
+same runs one after another, each by all N processes together (:mod:`sepbook.experiments.distributed`: every
 step's batch of ``batch_size`` items is split over them); rank 0 evaluates and writes the results.
 
 :func:`load` reads the results for a page and, with ``check=True``, separates its first test songs
 again with every committed checkpoint and stops with :class:`ResultsMismatch` if they no longer
-give the numbers in ``metrics.csv``; :mod:`sepbook.verify` (``make verify``) does so on every test
+give the numbers in ``metrics.csv``; :mod:`sepbook.results.verify` (``make verify``) does so on every test
 song and retrains a sample of runs.
 
 Chapter: preface
@@ -52,14 +52,15 @@ from typing import Any
 
 import torch
 
-from sepbook import distributed, profiles
+from sepbook.data import profiles
+from sepbook.experiments import distributed
 from sepbook.recipes import activity, adversarial, foundations, metatasnet, transcription, transfer
 
 #: Every chapter with committed results, and the recipe that produces them.
 RECIPES: dict[str, ModuleType] = {"foundations": foundations, "adversarial": adversarial,
                                   "transcription": transcription, "activity": activity,
                                   "metatasnet": metatasnet, "transfer": transfer}
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE_DB = 0.05
 #: The repository's archive: an installed sepbook (on Colab) has no ``chapters/`` and reads the
 #: committed results from it. ``$SEPBOOK_RESULTS_URL`` points elsewhere (a fork, a local file).
@@ -96,8 +97,8 @@ def _results_path(name: str) -> Path | None:
 
 def committed_results() -> Path:
     """The repository's committed ``chapters/*/results/``, fetched once from its archive and kept in
-    the data folder (:func:`sepbook.corpora.data_root`); -> the folder that holds ``chapters/``."""
-    from sepbook.corpora import data_root
+    the data folder (:func:`sepbook.data.corpora.data_root`); -> the folder that holds ``chapters/``."""
+    from sepbook.data.corpora import data_root
 
     url = os.environ.get(ARCHIVE_ENV) or ARCHIVE_URL
     target = data_root() / "committed-results" / hashlib.sha256(url.encode()).hexdigest()[:12]
@@ -224,11 +225,8 @@ def _await_record(path: Path, poll_seconds: float = 2.0) -> dict:
 
 
 def requires(module: ModuleType, variant: str, cfg: dict | None = None) -> tuple[str, ...]:
-    """The runs (same seed) ``variant`` starts from or chooses among: the recipe's ``requires(cfg,
-    variant)`` where its run names depend on the settings, else its ``REQUIRES`` table."""
-    if callable(getattr(module, "requires", None)):
-        return tuple(module.requires(cfg, variant))
-    return tuple(getattr(module, "REQUIRES", {}).get(variant, ()))
+    """The runs (same seed) ``variant`` starts from or chooses among: the recipe's ``requires``."""
+    return tuple(module.requires(cfg, variant))
 
 
 def prerequisites(chapter: str, cfg: dict, variant: str, seed: int, scratch: Path) -> dict[str, torch.nn.Module]:
@@ -259,7 +257,7 @@ def produce(chapter: str, profile: str = "book", workers: int | None = None, out
     """Train every run of ``chapter`` (resuming what is done) and write its results folder.
 
     ``workers`` processes train runs side by side (default 2). Under torchrun (see
-    :mod:`sepbook.distributed`) the processes instead train each run together, one run after
+    :mod:`sepbook.experiments.distributed`) the processes instead train each run together, one run after
     another, so ``workers`` must be 1 or left out, and ``batch_size`` a multiple of their number.
     ``out`` defaults to :func:`results_dir`; ``overrides`` change settings (the tests shrink runs
     this way) and are recorded in the manifest.
@@ -288,7 +286,7 @@ def produce(chapter: str, profile: str = "book", workers: int | None = None, out
     _say(f"{chapter} ({profile}): {len(todo)} of {len(module.runs(cfg))} runs to train on {how}")
     missing = {r for _, _, v, _, _ in todo for r in requires(module, v, cfg)} - {v for v, _ in module.runs(cfg)}
     if missing:
-        raise ValueError(f"{chapter}: REQUIRES names {sorted(missing)}, which are not runs of the recipe")
+        raise ValueError(f"{chapter}: requires() names {sorted(missing)}, which are not runs of the recipe")
 
     def ready(job) -> bool:
         return all((scratch / f"{name}-seed{job[3]}.json").is_file() for name in requires(module, job[2], cfg))
@@ -332,7 +330,7 @@ def _say(text: str) -> None:
 
 
 def _scratch(chapter: str, profile: str, cfg: dict) -> Path:
-    from sepbook.corpora import data_root
+    from sepbook.data.corpora import data_root
 
     scratch = data_root() / "runs" / f"{chapter}-{profile}-{profiles.digest(cfg)}"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -345,8 +343,7 @@ def write(chapter: str, cfg: dict, scratch: Path, out: Path, session_seconds: fl
     module = recipe(chapter)
     records = [json.loads((scratch / f"{v}-seed{s}.json").read_text()) for v, s in module.runs(cfg)]
     rows = [row for r in records for row in r["rows"]]
-    if hasattr(module, "reference_rows"):
-        rows = module.reference_rows(cfg, _data(chapter, cfg).test) + rows
+    rows = module.reference_rows(cfg, _data(chapter, cfg).test) + rows
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     for old in (out / "checkpoints").glob("*.pt"):
         old.unlink()
@@ -389,7 +386,7 @@ def write(chapter: str, cfg: dict, scratch: Path, out: Path, session_seconds: fl
 
 
 #: A chapter with at most this many runs that score rows commits all their checkpoints (every seed, every ablation),
-#: so that :mod:`sepbook.verify` can re-derive each of its rows; a larger one (transfer's hundreds of
+#: so that :mod:`sepbook.results.verify` can re-derive each of its rows; a larger one (transfer's hundreds of
 #: fine-tunes) commits seed 0 of its compared systems, and its other rows are covered by retraining.
 ALL_CHECKPOINTS_UP_TO_RUNS = 40
 
@@ -459,7 +456,7 @@ def _versions() -> dict[str, str]:
 @dataclass
 class BookResults:
     """A chapter's committed results: ``rows`` (DataFrame), ``manifest``, and ``histories`` and
-    ``models`` keyed ``(variant, seed)``; ``largest_difference`` (dB) is what :func:`verify` found."""
+    ``models`` keyed ``(variant, seed)``; ``largest_difference`` (dB) is what :func:`recheck` found."""
 
     chapter: str
     cfg: dict
@@ -476,18 +473,16 @@ class BookResults:
         return _data(self.chapter, self.cfg)
 
     def test_tracks(self) -> list:
-        """The test songs at these results' settings; through the recipe's ``test_tracks(cfg)`` when it
-        has one, so checking results need not load the training songs."""
+        """The test songs at these results' settings, through the recipe's ``test_tracks(cfg)``, so
+        checking results need not load the training songs."""
         module = recipe(self.chapter)
-        if not hasattr(module, "test_tracks"):
-            return self.data().test
         key = (self.chapter, profiles.digest(self.cfg), "test")
         if key not in _DATA:
             _DATA[key] = module.test_tracks(self.cfg)
         return _DATA[key]
 
     def check_sentence(self) -> str:
-        """What the last :func:`verify` compared, in one sentence for the page."""
+        """What the last :func:`recheck` compared, in one sentence for the page."""
         c = self.checked
         if c is None:
             return "These results were not re-checked in this build."
@@ -524,7 +519,7 @@ def load(chapter: str, profile: str = "book", check: bool = True, songs: int | N
     manifest = json.loads((folder / "manifest.json").read_text())
     cfg = module.config(profile, **manifest.get("overrides", {}))
     if manifest["settings_digest"] != profiles.digest(cfg):
-        raise ResultsMismatch(f"{chapter}: the {profile} settings in sepbook/profiles.py changed since the results in "
+        raise ResultsMismatch(f"{chapter}: the {profile} settings in sepbook/data/profiles.py changed since the results in "
                               f"{folder} were made; regenerate them with `{command(chapter)}`")
     rows = pd.read_csv(folder / "metrics.csv", dtype={"domain": str}, keep_default_na=False, na_values={"value": ["nan"]})
     rows["seed"] = pd.to_numeric(rows["seed"], errors="coerce")
@@ -537,11 +532,11 @@ def load(chapter: str, profile: str = "book", check: bool = True, songs: int | N
         models[(variant, int(seed))] = load_half(module.build(cfg, variant), weights)
     results = BookResults(chapter, cfg, rows, manifest, histories, models, folder=folder)
     if check:
-        results.largest_difference = verify(results, songs)
+        results.largest_difference = recheck(results, songs)
     return results
 
 
-def verify(results: BookResults, songs: int | None = 2) -> float:
+def recheck(results: BookResults, songs: int | None = 2) -> float:
     """Separate the first ``songs`` test songs (every one with ``None``) with every committed model and
     compare each of those models' rows on those songs with ``metrics.csv`` (:func:`compare`).
 
@@ -678,6 +673,3 @@ def main(argv: list[str] | None = None) -> None:
                                      f"results.load('{args.chapter}', '{args.profile}')\"")
         print(f"wrote {out}{check}")
 
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,7 @@
 """Every chapter's committed ``book`` results beside its paper's claims, judged by the one rule.
 
 Each paper chapter declares its paper's claims in ``sepbook/recipes/<chapter>/claims.py``
-(``CLAIMS``); :func:`sepbook.claims.judge` decides them on the chapter's committed rows, exactly as
+(``CLAIMS``); :func:`sepbook.experiments.claims.judge` decides them on the chapter's committed rows, exactly as
 the chapter's own "What reproduced" section does. :func:`collect` gathers every chapter and
 :func:`table` lays the verdicts out for the page, each linked to its chapter's section.
 
@@ -15,8 +15,8 @@ import re
 import unicodedata
 from typing import Any, Mapping
 
-from sepbook import claims
-from sepbook.claims import Claim, Verdict
+from sepbook.experiments import claims
+from sepbook.experiments.claims import Claim, Verdict
 
 #: The page the table links from, as ``_toc.yml`` names it.
 PAGE = "chapters/glance/results_at_a_glance"
@@ -75,7 +75,7 @@ def declared(chapter: str) -> tuple[Claim, ...]:
 
 
 def verdicts(chapter: str, rows) -> list[Verdict]:
-    """``chapter``'s claims decided on ``rows`` by :func:`sepbook.claims.judge` (one family)."""
+    """``chapter``'s claims decided on ``rows`` by :func:`sepbook.experiments.claims.judge` (one family)."""
     return claims.judge(declared(chapter), rows)
 
 
@@ -91,7 +91,7 @@ def committed(profile: str = "book") -> list[str]:
 
 def load(profile: str = "book", check: bool = False, songs: int = 1) -> dict[str, Any]:
     """Every chapter's committed results, keyed by chapter; with ``check``, each re-checked against its
-    checkpoints on its first ``songs`` test songs (:func:`sepbook.results.verify`)."""
+    checkpoints on its first ``songs`` test songs (:func:`sepbook.results.recheck`)."""
     from sepbook import results
 
     return {chapter: results.load(chapter, profile, check=check, songs=songs) for chapter in committed(profile)}
@@ -108,7 +108,7 @@ def counts(found: Mapping[str, list[Verdict]]) -> dict[str, int]:
 
 
 def table(found: Mapping[str, list[Verdict]], profile: str = "book", start: str = PAGE):
-    """Every chapter's :func:`sepbook.claims.table`, one block per chapter, each row linked to the
+    """Every chapter's :func:`sepbook.experiments.claims.table`, one block per chapter, each row linked to the
     chapter's "What reproduced" section."""
     import html
 

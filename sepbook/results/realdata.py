@@ -301,7 +301,7 @@ SHORTER_EXCERPTS = {"metatasnet": 1.0, "transfer": 2.0}
 #: NVIDIA's data sheet: the T4 (Colab's free GPU) peaks at 8.1 TFLOP/s in float32.
 T4_FLOPS = 8.1e12
 #: Where :func:`main` writes the measurements the page "Run it on the real data" shows.
-COSTS = Path(__file__).resolve().parent.parent / "chapters" / "real_data" / "results" / "paper_costs.json"
+COSTS = Path(__file__).resolve().parents[2] / "chapters" / "real_data" / "results" / "paper_costs.json"
 
 
 def matmul_flops(size: int = 1024, repeats: int = 20) -> float:
@@ -382,7 +382,7 @@ def measure(chapter: str, steps: tuple[int, int] = (2, 5)) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m sepbook.realdata [CHAPTER ...]``: measure the paper configurations (default: all)
+    """``python -m sepbook.results.realdata [CHAPTER ...]``: measure the paper configurations (default: all)
     on miniatures written to a temporary folder, and write :data:`COSTS`."""
     import datetime as dt
     import json
@@ -391,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import sys
     import tempfile
 
-    from sepbook import profiles
+    from sepbook.data import profiles
     from sepbook.results import cpu_kind
 
     chapters = list(argv if argv is not None else sys.argv[1:]) or list(MEASURED_RUN)
@@ -407,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     old = json.loads(COSTS.read_text())["chapters"] if COSTS.is_file() else {}
     COSTS.parent.mkdir(parents=True, exist_ok=True)
     COSTS.write_text(json.dumps({
-        "command": "python -m sepbook.realdata", "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
+        "command": "python -m sepbook.results.realdata", "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
         "machine": {"system": platform.platform(), "cpu": cpu_kind(), "threads": 1},
         "t4_flops_assumed": T4_FLOPS, "chapters": old | measured}, indent=2) + "\n")
     print(f"wrote {COSTS}")

@@ -17,7 +17,7 @@ import os
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from sepbook.soundfonts import HELD_OUT_FONT, TRAINING_FONTS
+from sepbook.data.soundfonts import HELD_OUT_FONT, TRAINING_FONTS
 
 PROFILES = ("tiny", "book", "paper")
 ENV_VAR = "SEPBOOK_PROFILE"
@@ -51,7 +51,7 @@ def one_thread() -> None:
 
 SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
     # Foundations: STFT, masks, and the BLSTM mask estimator every later chapter compares against.
-    # Songs are played by the TRAINING_FONTS (sepbook.soundfonts); every training source passes a
+    # Songs are played by the TRAINING_FONTS (sepbook.data.soundfonts); every training source passes a
     # random equaliser of up to ±equalise_db dB per band, so that timbre alone does not name it.
     "foundations": {
         "tiny": dict(

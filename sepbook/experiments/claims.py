@@ -207,7 +207,7 @@ def differences(claim: Claim, rows):
 
 
 def _select(claim: Claim, rows):
-    from sepbook import report
+    from sepbook.experiments import report
 
     table = report.frame(rows)
     keep = (table["metric"] == claim.metric)
@@ -265,7 +265,7 @@ def _measure(claim: Claim, rows) -> dict:
 
 
 def judge(claims: Iterable[Claim], rows) -> list[Verdict]:
-    """Every claim of one family (a chapter) decided on ``rows`` (:data:`sepbook.report.COLUMNS`)."""
+    """Every claim of one family (a chapter) decided on ``rows`` (:data:`sepbook.experiments.report.COLUMNS`)."""
     claims = list(claims)
     ids = [c.id for c in claims]
     if len(set(ids)) != len(ids):

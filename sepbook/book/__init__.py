@@ -27,7 +27,7 @@ def setup() -> str:
     import torch
 
     import sepbook
-    from sepbook import profiles, soundfonts
+    from sepbook.data import profiles, soundfonts
 
     soundfonts.ensure()                      # the sampled instruments of the songs (Colab installs them)
     if not torch.cuda.is_available():

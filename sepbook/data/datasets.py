@@ -21,8 +21,8 @@ from sepbook import seeds
 from sepbook.checks import check_audio, check_same_length, check_sample_rate
 
 if TYPE_CHECKING:
-    from sepbook.layouts import SlakhTrack
-    from sepbook.synth import Song
+    from sepbook.data.layouts import SlakhTrack
+    from sepbook.data.synth import Song
 
 # Names whose piano-roll keys mean kit pieces, not pitches: their rolls are not moved by pitch shifts.
 UNPITCHED_SOURCES = ("drums",)
@@ -218,7 +218,7 @@ class SongDataset(Dataset):
         full MUSDB18-HQ would need tens of GB, so pass a few of its tracks (``db.tracks[:n]``).
         Chapter: foundations/synthesiser
         """
-        from sepbook.layouts import musdb_track_arrays
+        from sepbook.data.layouts import musdb_track_arrays
 
         tracks_in = list(db.tracks if hasattr(db, "tracks") else db)
         if not tracks_in:
@@ -251,7 +251,7 @@ class SongDataset(Dataset):
         without one contributes silence for it. Rolls come from the MIDI files at ``frame_rate``.
         Chapter: foundations/synthesiser
         """
-        from sepbook.layouts import read_slakh_track
+        from sepbook.data.layouts import read_slakh_track
 
         dirs = _slakh_dirs(track_dirs)
         instruments = [instruments] if isinstance(instruments, str) else list(instruments)

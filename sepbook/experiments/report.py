@@ -1,6 +1,6 @@
 """From result rows to what a chapter reports: means and spread over seeds, the paper's table
 layout with the paper's numbers beside ours, gains over a baseline, and sentences that describe them
-(the verdicts on papers' claims are :mod:`sepbook.claims`').
+(the verdicts on papers' claims are :mod:`sepbook.experiments.claims`').
 
 Every chapter's ``evaluate`` returns rows with the same columns, :data:`COLUMNS`: one row per
 (variant, seed, song, source, metric) with its ``value``; ``domain`` says where the song comes
@@ -113,7 +113,7 @@ def describe(gain: Mapping[str, float], variant: str, baseline: str, what: str, 
     """One sentence, built from a row of :func:`gains`, on how far ``variant`` lies from ``baseline``.
 
     It describes, it does not decide: whether a paper's claim reproduced is decided by
-    :func:`sepbook.claims.judge` alone, and shown in each chapter's "What reproduced".
+    :func:`sepbook.experiments.claims.judge` alone, and shown in each chapter's "What reproduced".
     """
     mean, std, wins, seeds = gain["mean"], gain["std"], int(gain["wins"]), int(gain["seeds"])
     if not math.isfinite(mean):

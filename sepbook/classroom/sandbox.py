@@ -1,6 +1,6 @@
 """A submission walled in: its cells run in a process of their own, which then answers calls.
 
-The grader (:mod:`sepbook.grade`) starts ``python -m sepbook.sandbox REQUESTS REPLIES`` with two
+The grader (:mod:`sepbook.classroom.grade`) starts ``python -m sepbook.classroom.sandbox REQUESTS REPLIES`` with two
 pipes. The process runs the notebook cells it is sent, then calls the student's functions on the
 inputs the grader sends and sends back what they returned, as data: tensors, numbers and text,
 which the grader reads with ``torch.load(weights_only=True)``. The checker, the reference

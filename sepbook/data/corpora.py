@@ -1,9 +1,9 @@
 """The book's named synthetic datasets, generated on first use and cached on disk.
 
-``musdb_synth()`` writes songs from :mod:`sepbook.synth` in the MUSDB18-HQ folder layout (at the
+``musdb_synth()`` writes songs from :mod:`sepbook.data.synth` in the MUSDB18-HQ folder layout (at the
 profile's sample rate, to keep the corpus small; the real set is 44.1 kHz), so the
 Foundations pages read them through the ``musdb`` package exactly as they would read the real set.
-Sizes come from :mod:`sepbook.profiles`. ``python -m sepbook.corpora`` builds what the active profile
+Sizes come from :mod:`sepbook.data.profiles`. ``python -m sepbook.data.corpora`` builds what the active profile
 needs (``make data`` runs it).
 
 Chapter: foundations/synthesiser
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from sepbook import profiles
+from sepbook.data import profiles
 
 STYLE_CYCLE = ("pop", "rock", "jazz", "folk", "electronic")
 TRAIN_SEED, TEST_SEED = 10_000, 20_000  # disjoint seed ranges keep train and test songs apart
@@ -28,7 +28,7 @@ def data_root() -> Path:
     """Where generated data lives: ``$SEPBOOK_DATA``, else ``data/generated`` in a checkout, else ``~/.cache/sepbook``."""
     if os.environ.get("SEPBOOK_DATA"):
         return Path(os.environ["SEPBOOK_DATA"])
-    checkout = Path(__file__).resolve().parent.parent
+    checkout = Path(__file__).resolve().parents[2]
     if (checkout / "_toc.yml").is_file():
         return checkout / "data" / "generated"
     return Path.home() / ".cache" / "sepbook"
@@ -36,8 +36,8 @@ def data_root() -> Path:
 
 def synth_songs(n: int, first_seed: int, seconds: float, sr: int, fonts=None):
     """``n`` songs with seeds ``first_seed, first_seed + 1, ...``, cycling through the
-    pop/rock/jazz/folk/electronic styles; ``fonts`` as in :func:`sepbook.synth.synthesize_song`."""
-    from sepbook.synth import synthesize_song
+    pop/rock/jazz/folk/electronic styles; ``fonts`` as in :func:`sepbook.data.synth.synthesize_song`."""
+    from sepbook.data.synth import synthesize_song
 
     return [synthesize_song(first_seed + i, seconds=seconds, sr=sr, style=STYLE_CYCLE[i % len(STYLE_CYCLE)],
                             fonts=fonts) for i in range(n)]
@@ -47,7 +47,8 @@ def _synth_digest() -> str:
     import hashlib
     import inspect
 
-    from sepbook import layouts, seeds, soundfonts, synth
+    from sepbook import seeds
+    from sepbook.data import layouts, soundfonts, synth
 
     text = inspect.getsource(synth) + inspect.getsource(seeds) + inspect.getsource(layouts.write_musdb)
     text += inspect.getsource(soundfonts)
@@ -61,14 +62,14 @@ def musdb_synth(cfg: dict | None = None, name: str = "musdb-synth") -> Path:
     Foundations settings of the active profile. ``name`` keeps a chapter's corpus of other sizes
     apart from Foundations' (the folder is ``name-profile``).
     """
-    from sepbook.layouts import write_musdb
+    from sepbook.data.layouts import write_musdb
 
     cfg = cfg or profiles.settings("foundations")
     if cfg.get("dataset") == "musdb18hq":
-        raise ValueError("the paper profile reads the real MUSDB18-HQ: set $MUSDB_PATH and use sepbook.layouts.open_musdb")
+        raise ValueError("the paper profile reads the real MUSDB18-HQ: set $MUSDB_PATH and use sepbook.data.layouts.open_musdb")
     # the synthesiser's own source is part of the stamp: editing it regenerates the corpus
     spec = {k: cfg[k] for k in ("n_train", "n_test", "song_seconds", "sr")} | {"version": 2, "synth": _synth_digest()}
-    if cfg.get("fonts"):                                  # sampled instruments (sepbook.soundfonts)
+    if cfg.get("fonts"):                                  # sampled instruments (sepbook.data.soundfonts)
         spec["fonts"] = list(cfg["fonts"])
 
     def build(folder: Path) -> None:
@@ -89,13 +90,13 @@ def slakh_synth(cfg: dict, name: str = "slakh-synth") -> Path:
     optionally ``fonts`` (sampled instruments, as in :func:`musdb_synth`); ``name`` as in
     :func:`musdb_synth`.
     """
-    from sepbook.layouts import write_slakh
-    from sepbook.synth import synthesize_song
+    from sepbook.data.layouts import write_slakh
+    from sepbook.data.synth import synthesize_song
 
     keys = ("n_train", "n_valid", "n_test", "song_seconds", "sr", "instruments")
     spec = {k: list(cfg[k]) if isinstance(cfg[k], tuple) else cfg[k] for k in keys}
     spec |= {"version": 1, "synth": _synth_digest()}
-    if cfg.get("fonts"):                                  # sampled instruments (sepbook.soundfonts)
+    if cfg.get("fonts"):                                  # sampled instruments (sepbook.data.soundfonts)
         spec["fonts"] = list(cfg["fonts"])
 
     def build(folder: Path) -> None:

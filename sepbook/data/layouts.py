@@ -16,7 +16,7 @@ import numpy as np
 import soundfile
 
 from sepbook.checks import check_audio, check_same_length, check_sample_rate
-from sepbook.synth import GM_PROGRAMS, MUSDB_GROUPS, Song, notes_to_roll
+from sepbook.data.synth import GM_PROGRAMS, MUSDB_GROUPS, Song, notes_to_roll
 
 MUSDB_TARGETS = ("vocals", "drums", "bass", "other")
 MUSDB_FILES = ("mixture",) + MUSDB_TARGETS

@@ -1,4 +1,4 @@
-"""Execute the book's notebooks into the execution cache, several at once: ``python -m sepbook.prebuild``.
+"""Execute the book's notebooks into the execution cache, several at once: ``python -m sepbook.build.prebuild``.
 
 ``make book`` runs this before ``jupyter-book build .``. The book executes notebooks in myst-nb's
 ``cache`` mode (``_config.yml``): a notebook whose code cells are unchanged takes its outputs from
@@ -11,10 +11,10 @@ The cache knows a notebook only by its code, not by the package it imports, the 
 in or the committed results it reads and re-checks, so a change to any of them (:func:`digest`)
 clears the whole cache: a cached page never shows results it did not check. Sphinx re-reads a page
 only when its notebook file changed, so the pages executed here are listed in the cache folder
-(:data:`EXECUTED`) and :mod:`sepbook.sphinxext` hands them to the build as outdated: a page whose
+(:data:`EXECUTED`) and :mod:`sepbook.build.sphinxext` hands them to the build as outdated: a page whose
 code is unchanged but whose results moved is rendered again. CI empties the cache
 (``make clean-cache``) before it builds, so every notebook executes here. ``SEPBOOK_EXECUTE=force``
-(:mod:`sepbook.sphinxext`) executes every notebook inside the build instead, one after the other,
+(:mod:`sepbook.build.sphinxext`) executes every notebook inside the build instead, one after the other,
 and this module does nothing.
 
 Chapter: preface
@@ -31,9 +31,10 @@ from pathlib import Path
 
 import yaml
 
-from sepbook import classroom, profiles
+from sepbook import classroom
+from sepbook.data import profiles
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings(root: Path = ROOT) -> dict:
@@ -140,7 +141,7 @@ def prebuild(workers: int | None = None, root: Path = ROOT, show=print) -> dict[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sepbook.prebuild", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sepbook.build.prebuild", description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, help="notebooks at a time (default: one per CPU core)")
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:

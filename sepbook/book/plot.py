@@ -138,7 +138,7 @@ def results_table(rows: Sequence[Mapping[str, Any]], *, index: str | None = None
 
 
 class LiveCurve:
-    """A training curve that redraws in place in a live notebook (used by :func:`sepbook.train.fit`).
+    """A training curve that redraws in place in a live notebook (used by :func:`sepbook.experiments.train.fit`).
 
     Outside a running Jupyter kernel, or while the book is built to static HTML, it does nothing: the
     page then shows the final curve drawn after training.

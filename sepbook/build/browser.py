@@ -1,4 +1,4 @@
-"""The built book as a reader's browser shows it: ``python -m sepbook.browser`` (run by CI after the build).
+"""The built book as a reader's browser shows it: ``python -m sepbook.build.browser`` (run by CI after the build).
 
 It serves ``_build/html`` from a local server, loads every page in a headless Chromium (Debian's
 ``chromium`` and ``chromium-driver``, installed by ``make setup``, driven by Selenium) and checks
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import unquote, urldefrag, urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: The widths the pages are checked at: a phone's and a desktop's, in CSS pixels.
 WIDTHS = {"phone": 390, "desktop": 1280}
 #: Seconds a page, its formulas and its players may take to load.
@@ -386,7 +386,7 @@ def check_book(folder: Path, screenshots: Path | None = None, search: tuple[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sepbook.browser", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sepbook.build.browser", description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", type=Path, default=ROOT / "_build" / "html", help="the built book")
     parser.add_argument("--screenshots", type=Path, default=ROOT / "_build" / "browser-check",
                         help="where a failing page's screenshot goes")

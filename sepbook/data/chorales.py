@@ -4,7 +4,7 @@ Bach10 (a wind-and-string quartet) and the Dagstuhl ChoirSet hold real four-part
 generated harmony only imitates. ``music21`` bundles Bach's chorales as scores; :func:`parts`
 reads one into note lists and :func:`chorale_songs` plays them, soprano to bass, by the quartet of
 Bach10 (violin, clarinet, saxophone, bassoon) or by four voices, through
-:func:`sepbook.synth.play_score`. A chorale is in the training or the test set by its name alone
+:func:`sepbook.data.synth.play_score`. A chorale is in the training or the test set by its name alone
 (:func:`subset`), so no chorale is ever heard in both.
 
 Chapter: transfer/transfer_learning
@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from sepbook import seeds
-from sepbook.synth import Song, play_score
+from sepbook.data.synth import Song, play_score
 
 #: Soprano, alto, tenor and bass played by Bach10's instruments, or sung by four voices.
 QUARTET: tuple[str, ...] = ("violin", "clarinet", "saxophone", "bassoon")

@@ -7,12 +7,12 @@ With it, the ecosystem's own ``jupyter-book build .`` builds the same book as ``
 - the execution cache (``execute.cache``) lies in the book's folder, wherever the build is started;
 - ``$SEPBOOK_EXECUTE`` (``force``, ``cache``, ``auto`` or ``off``) overrides ``execute_notebooks``
   for one build; CI sets ``force``, so every notebook executes whatever the cache holds;
-- the pages :mod:`sepbook.prebuild` just executed are rendered again even when their notebook
+- the pages :mod:`sepbook.build.prebuild` just executed are rendered again even when their notebook
   files did not change (new committed results change a page's outputs, not its file);
 - every page has the book's stylesheet (``sepbook/static/sepbook.css``);
 - a page lists each script once: sphinx-thebe and sphinx-togglebutton add their inline settings
   each time documents are read, and the second ``const THEBE_JS_URL`` is a JavaScript error in
-  every reader's console (``python -m sepbook.browser`` checks the console).
+  every reader's console (``python -m sepbook.build.browser`` checks the console).
 - the notebooks a reader downloads from a page (``_sources/``) are the student editions: the
   published book holds no solutions (``hide_solutions`` leaves out the written ones, and the answer
   cells' code is removed from the HTML), and the download button must not hand them back.
@@ -25,11 +25,11 @@ import os
 from pathlib import Path
 
 from sepbook.book import STATIC_ENV
-from sepbook.prebuild import EXECUTED
+from sepbook.build.prebuild import EXECUTED
 
 EXECUTE_ENV = "SEPBOOK_EXECUTE"
 #: The book's own stylesheet (``sepbook.css``) lives here.
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = Path(__file__).resolve().parents[1] / "static"
 MODES = ("force", "cache", "auto", "off")
 
 

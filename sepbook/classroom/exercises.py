@@ -5,7 +5,7 @@ Each ``check_*`` function calls the student's function on random inputs drawn fr
 ``AssertionError`` with a message that says what is wrong; on success it returns a short
 confirmation string. The chapters call them in their auto-graded test cells
 (``sepbook.classroom``), so a wrong answer fails that cell with the message. The grader
-(``sepbook.grade``) calls them with a seed the student never sees and ``reveal=False``: then no
+(``sepbook.classroom.grade``) calls them with a seed the student never sees and ``reveal=False``: then no
 message shows an expected value, only what is wrong in words.
 
 Chapter: foundations/stft_and_masks
@@ -354,7 +354,7 @@ def check_activity_weighting(activity_weighting: Callable, seed: int = 0, reveal
 
     Chapter: activity/activity_aware
     """
-    from sepbook.activity import activity_weights
+    from sepbook.instrument_activity import activity_weights
 
     generator = torch.Generator().manual_seed(seed)
     runs = (torch.rand((3, 12), generator=generator) > 0.5).repeat_interleave(5, dim=1).float()
@@ -389,7 +389,7 @@ def check_frame_activity(frame_activity: Callable, seed: int = 0, reveal: bool =
 
     Chapter: activity/activity_aware
     """
-    from sepbook.activity import frame_activity as reference
+    from sepbook.instrument_activity import frame_activity as reference
 
     generator = torch.Generator().manual_seed(seed)
     levels = 10 ** (-torch.linspace(0, 6, 40) / 2)[torch.randperm(40, generator=generator)]   # 0 to -60 dB

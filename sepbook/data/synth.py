@@ -682,7 +682,7 @@ def notes_to_roll(
 def _check_fonts(fonts: str | Sequence[str] | None) -> tuple[str, ...] | None:
     if fonts is None:
         return None
-    from sepbook import soundfonts
+    from sepbook.data import soundfonts
 
     fonts = (fonts,) if isinstance(fonts, str) else tuple(fonts)
     unknown = [f for f in fonts if f not in soundfonts.FONTS]
@@ -749,7 +749,7 @@ def balance(stem: np.ndarray, playing: float, level_db: float) -> np.ndarray:
 def _play_sampled(inst: str, notes: np.ndarray, fonts: Sequence[str], sr: int, n_samples: int,
                   rng) -> tuple[np.ndarray, dict]:
     """One part through a SoundFont drawn from ``fonts``, on a program drawn for its instrument."""
-    from sepbook import soundfonts
+    from sepbook.data import soundfonts
 
     font = str(fonts[int(rng.integers(len(fonts)))])
     drums = inst == "drums"
@@ -771,7 +771,7 @@ def synthesize_song(seed: int, *, seconds: float = 8.0, sr: int = 16000,
     Any instrument can join any style. The mixture peaks at 0.9 and stems keep their relative levels.
 
     ``fonts=None`` renders every part with the additive models. Names of SoundFonts
-    (:data:`sepbook.soundfonts.FONTS`) play every pitched part and the drums as sampled
+    (:data:`sepbook.data.soundfonts.FONTS`) play every pitched part and the drums as sampled
     instruments instead, each part through a font and program drawn from the seed; the voices
     keep the formant model (a General-MIDI font has only wordless "aah" and "ooh" pads).
 
@@ -932,7 +932,7 @@ def drum_pieces(song: Song, pieces: Mapping[str, Sequence[int]] = DRUM_KIT) -> d
     for piece, keys in pieces.items():
         hits = notes[np.isin(notes[:, 2], keys)]
         if font:
-            from sepbook import soundfonts
+            from sepbook.data import soundfonts
 
             kit = song.meta["programs"]["drums"][0]
             out[piece] = soundfonts.render_part(hits, kit, drums=True, font=font, sr=song.sr, n_samples=n_samples)

@@ -1,7 +1,7 @@
 """Training on many GPUs: one process per GPU under ``torchrun``, with DistributedDataParallel.
 
 ``torchrun --nproc_per_node=4 -m sepbook.results CHAPTER --profile paper`` starts four processes
-that train every run of the chapter together. :func:`sepbook.train.fit` notices that it is one of
+that train every run of the chapter together. :func:`sepbook.experiments.train.fit` notices that it is one of
 several (``$WORLD_SIZE`` > 1) and, in every process:
 
 - joins the process group (:func:`init`): NCCL with one GPU per process, ``cuda:$LOCAL_RANK``,
@@ -264,7 +264,7 @@ def average_gradients(parameters: Sequence[nn.Parameter]) -> None:
     For custom steps, which DDP does not fit: it averages only in a backward that follows one forward
     through its wrapper, while a step here may update critics ``n_critic`` times and then the separator
     with the critics frozen, through a gradient penalty's double backward. The update rule
-    (:class:`sepbook.train.UpdateRule`) calls it after each backward and before anything reads the
+    (:class:`sepbook.experiments.train.UpdateRule`) calls it after each backward and before anything reads the
     gradients (unscaling, clipping, the optimiser).
     """
     if active():

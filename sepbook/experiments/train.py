@@ -5,12 +5,12 @@ A training step is a function ``step_fn(model, optimizers, batch) -> {name: floa
 the model and returns what to log. Plain supervised training needs only a loss,
 ``loss_fn(model, batch) -> scalar``, which :func:`supervised_step` turns into a step; a chapter
 that alternates updates (critics and a separator, say) passes its own step and one optimiser per
-part. Batches are a pure function of ``(seed, step)`` (see :func:`sepbook.datasets.step_batches`),
+part. Batches are a pure function of ``(seed, step)`` (see :func:`sepbook.data.datasets.step_batches`),
 and a checkpoint holds the model, every optimiser, the step, the history, the best model so far
 and the torch RNG state, so a run stopped at step *s* and resumed ends with exactly the weights of
 a run that never stopped. Started by ``torchrun`` as one of several processes, :func:`fit` trains
 with DistributedDataParallel, each process on its share of every global batch
-(see :mod:`sepbook.distributed`); alone, it never touches ``torch.distributed``.
+(see :mod:`sepbook.experiments.distributed`); alone, it never touches ``torch.distributed``.
 
 Chapter: foundations/first_separator
 """
@@ -24,9 +24,10 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
+from torch.optim import Optimizer
 
-from sepbook import distributed
-from sepbook.plot import LiveCurve
+from sepbook.experiments import distributed
+from sepbook.book.plot import LiveCurve
 
 LossFn = Callable[[torch.nn.Module, Mapping[str, torch.Tensor]], torch.Tensor]
 StepFn = Callable[[torch.nn.Module, Mapping[str, torch.optim.Optimizer], Mapping[str, Any]], Mapping[str, float]]
@@ -73,7 +74,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module,
                     ranks: list[Mapping[str, torch.Tensor]] | None = None) -> Path:
     """Write a checkpoint of plain tensors and numbers (loadable with ``weights_only=True``), atomically.
 
-    ``ranks``: under torchrun, every process's RNG state by rank (:func:`sepbook.distributed.rng_states`).
+    ``ranks``: under torchrun, every process's RNG state by rank (:func:`sepbook.experiments.distributed.rng_states`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,8 +175,8 @@ class UpdateRule:
         self.grad_clip, self.scaler, self.average = grad_clip, scaler, average
         self._token: contextvars.Token | None = None
 
-    def __call__(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    def __call__(self, optimizer: Optimizer, loss: torch.Tensor) -> None:
+        parameters = [p for g in optimizer.param_groups for p in g["params"]]
         optimizer.zero_grad(set_to_none=True)
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
         if self.average:
@@ -185,7 +186,7 @@ class UpdateRule:
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip)
         if self.scaler is not None:
-            self.scaler.step(optimizer)  # skipped when the scaled gradients overflowed
+            self.scaler.step(optimizer)  # skipped if the gradients overflowed
             self.scaler.update()
         else:
             optimizer.step()
@@ -263,7 +264,7 @@ def fit(
     ``live`` redraws the loss curve at every validation in a live notebook (never in the static book).
     Any non-finite logged value stops training with ``FloatingPointError``.
 
-    Under ``torchrun`` (see :mod:`sepbook.distributed`) every process runs ``fit`` with the same
+    Under ``torchrun`` (see :mod:`sepbook.experiments.distributed`) every process runs ``fit`` with the same
     arguments: ``batches`` yields global batches, of which each process trains on its share, with
     gradients averaged over the processes; logs are their mean; rank 0 validates, shows progress and
     writes the checkpoint, which every process resumes from.
@@ -310,7 +311,7 @@ def fit(
 
 class Runtime:
     """Where :func:`fit` trains: the device, its mixed precision, and the processes, one or (under
-    ``torchrun``) several (:mod:`sepbook.distributed`). Alone, every method is plain PyTorch.
+    ``torchrun``) several (:mod:`sepbook.experiments.distributed`). Alone, every method is plain PyTorch.
 
     Attributes: ``device``; ``dtype``, the autocast type or None; ``scaler``, a ``GradScaler`` for
     float16 or None; ``parallel``, whether several processes train; ``main``, whether this one is rank 0.
