@@ -73,7 +73,7 @@ ffmpeg:
 # The General-MIDI SoundFonts the songs are played by (Debian packages, installed as root) and
 # tinysoundfont, without the pyaudio it declares for live playback, which the book never does.
 soundfonts: $(READY)
-	@$(PY) -c "from sepbook import soundfonts; soundfonts.install()"
+	@$(PY) -c "from sepbook.data import soundfonts; soundfonts.install()"
 
 # Train a chapter's whole `book` experiment on the CPU and write chapters/$(CHAPTER)/results/book/
 # (resumes if interrupted). Example: make results CHAPTER=adversarial

@@ -4,10 +4,16 @@ Chapter: adversarial/adversarial_separation
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+
+from sepbook import seeds
+from sepbook.audio import magnitudes
+from sepbook.tracks import Track
 
 
 @dataclass
@@ -82,6 +88,34 @@ def matching_excerpts(banks, batch: int, frames: int, rng: np.random.Generator) 
     from the same songs, e.g. spectrograms and piano rolls), each ``(batch, channels, rows, frames)``."""
     starts = banks[0].positions(batch, frames, rng)
     return [bank.take(starts, frames) for bank in banks]
+
+
+def song_banks(cfg: Mapping[str, Any], tracks: Sequence[Track],
+               labels: Callable[[Track], torch.Tensor]) -> tuple[Bank, Bank]:
+    """Two banks of the same songs: STFT magnitudes ``(1 + K, F, frames)`` (the mixture, then each
+    source, :func:`sepbook.audio.magnitudes`) and ``labels(track)``, ``(K, rows, frames)`` on the
+    same frames (piano rolls, activity). The batch pipeline of the spectrogram chapters."""
+    spectra, marks = [], []
+    for t in tracks:
+        spec = magnitudes(cfg, torch.cat([t.mixture, t.sources[:, 0]]))
+        if spec.shape[-1] < cfg["frames"]:
+            raise ValueError(f"frames: song {t.name} has {spec.shape[-1]} STFT frames, fewer than one excerpt "
+                             f"({cfg['frames']}); use longer songs or smaller frames")
+        spectra.append(spec)
+        marks.append(labels(t))
+    return Bank.of(spectra), Bank.of(marks)
+
+
+def fixed_excerpts(banks, cfg: Mapping[str, Any], count: int, rng: np.random.Generator) -> list[list[torch.Tensor]]:
+    """``count`` batches of :func:`matching_excerpts`, cut once at places ``rng`` draws (validation)."""
+    return [matching_excerpts(banks, cfg["batch_size"], cfg["frames"], rng) for _ in range(count)]
+
+
+def excerpt_batches(banks, cfg: Mapping[str, Any], seed: int, name: str, start: int = 0):
+    """Yield ``(step, excerpts)`` from ``start`` on: :func:`matching_excerpts` of ``banks``, each batch a
+    pure function of ``(seed, name, step)``."""
+    for step in itertools.count(start):
+        yield step, matching_excerpts(banks, cfg["batch_size"], cfg["frames"], seeds.rng(seed, name, step))
 
 
 @torch.no_grad()

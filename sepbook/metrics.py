@@ -26,7 +26,8 @@ BSS_METRICS = ("SDR", "SIR", "SAR", "ISR")
 
 
 def si_sdr(
-    estimate: Any, reference: Any, eps: float = 1e-8, zero_mean: bool = True
+    estimate: Any, reference: Any, eps: float = 1e-8, zero_mean: bool = True,
+    checked: bool = True,
 ) -> torch.Tensor:
     """Scale-invariant signal-to-distortion ratio in dB, one value per signal.
 
@@ -34,10 +35,13 @@ def si_sdr(
     what remains of the estimate is distortion. Differentiable, so ``-si_sdr``
     works as a training loss. ``eps`` keeps every value finite: a silent reference
     gives ``10 log10(eps / (|estimate|^2 + eps))``, i.e. 0 dB if the estimate is
-    silent too and a strongly negative value otherwise.
+    silent too and a strongly negative value otherwise. ``checked=False`` skips the
+    checks of the inputs, for a loss that calls it at every training step
+    (:func:`sepbook.losses.waveform.si_sdr_loss`).
     Chapter: foundations/first_separator
     """
-    estimate, reference = _checked_pair(estimate, reference)
+    if checked:
+        estimate, reference = _checked_pair(estimate, reference)
     if zero_mean:
         estimate = estimate - estimate.mean(dim=-1, keepdim=True)
         reference = reference - reference.mean(dim=-1, keepdim=True)

@@ -39,6 +39,11 @@ class Track:
             raise ValueError(f"track {self.name}: sources {tuple(self.sources.shape)} do not match mixture "
                              f"{tuple(self.mixture.shape)} and names {self.source_names}")
 
+    def mixture_as_estimates(self) -> torch.Tensor:
+        """The do-nothing baseline every chapter scores: the mixture as each source's estimate,
+        ``(K, channels, time)`` (a view, not a copy)."""
+        return self.mixture.expand_as(self.sources)
+
     def source(self, name: str) -> torch.Tensor:
         """The source called ``name``, ``(channels, time)``."""
         if name not in self.source_names:
@@ -46,10 +51,29 @@ class Track:
         return self.sources[self.source_names.index(name)]
 
 
+@dataclass
+class Splits:
+    """A chapter's songs: ``train``, ``valid`` and ``test``. In a chapter of several sets, ``train``
+    and ``valid`` map each set to its songs, ``{set: [songs]}``; ``test`` is always one list."""
+
+    train: list[Track] | dict[str, list]
+    valid: list[Track] | dict[str, list]
+    test: list[Track]
+
+
 def track_from_stems(name: str, stems: Sequence[np.ndarray], source_names: Sequence[str], domain: str = "") -> Track:
     """A :class:`Track` whose mixture is the sum of ``stems`` (each ``(time,)`` or ``(channels, time)``)."""
     sources = np.stack([np.atleast_2d(np.asarray(s, dtype=np.float32)) for s in stems])
     return Track(name, sources.sum(0), sources, tuple(source_names), domain)
+
+
+def hold_out_last(tracks: Sequence[Track], n_valid: int | None) -> tuple[list[Track], list[Track]]:
+    """Split ``tracks`` into (training, validation): the last ``n_valid`` are held out (``None`` or 0:
+    a tenth of them, at least one), the rule of every generated corpus."""
+    n_valid = n_valid or max(1, len(tracks) // 10)
+    if n_valid >= len(tracks):
+        raise ValueError(f"n_valid: {n_valid} validation songs leave none of the {len(tracks)} for training")
+    return list(tracks[:-n_valid]), list(tracks[-n_valid:])
 
 
 def hold_out(tracks: Sequence[Track], valid_names: Sequence[str], where: str = "the training songs"

@@ -15,14 +15,14 @@ import torch
 from torch import nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
+from sepbook.audio import STFT, log_magnitude
+from sepbook.data.synth import synthesize_song
 from sepbook.instrument_activity import activity_weights, frame_activity, median_filter, weight_masks
-from sepbook.audio import STFT
 from sepbook.losses.activity import activity_loss, masked_magnitude_loss, positive_weights
-from sepbook.audio import log_magnitude
 from sepbook.models.iass import IASS, ActivityHead
 from sepbook.models.unet import ResidualBlock, UNet
 from sepbook.recipes.activity.evaluation import detection_scores
-from sepbook.data.synth import synthesize_song
+
 from mutants import detached, edited, negated
 
 B, K, F, T = 2, 3, 16, 37          # batch, instruments, frequency bins, frames (odd on purpose)

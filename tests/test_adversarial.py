@@ -11,15 +11,17 @@ import pytest
 import torch
 from torch import nn
 
-from sepbook.losses.adversarial import (additive_penalty, one_sided_gradient_penalty, supervised_loss, wasserstein_critic_loss)
 from sepbook.audio import log_magnitude
+from sepbook.losses.adversarial import (additive_penalty, one_sided_gradient_penalty, supervised_loss,
+                                        wasserstein_critic_loss)
 from sepbook.models.critic import Critic
 from sepbook.models.unet import UNet
 from sepbook.recipes import adversarial
 from sepbook.recipes.adversarial import training
 from sepbook.recipes.adversarial.training import adversarial_step, critic_step, separator_step
-from mutants import negated
+
 from helpers import check_update_rule, same, snapshot
+from mutants import negated
 
 FREQ, FRAMES = 16, 16
 SMALL_MODELS = dict(unet_base=4, unet_depth=2, critic_base=4, critic_strided_layers=2, critic_frequency_layers=1,

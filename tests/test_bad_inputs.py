@@ -5,9 +5,9 @@ import soundfile as sf
 import torch
 
 from sepbook import audio, masks, metrics
+from sepbook.checks import check_audio
 from sepbook.data import layouts
 from sepbook.data.datasets import SongDataset
-from sepbook.checks import check_audio
 
 
 def _musdb_without_bass(root):

@@ -9,7 +9,6 @@ from sepbook.data import synth
 from sepbook.data.datasets import EQ_BANDS, SongDataset, equalise, step_batches
 from sepbook.data.synth import Song
 
-
 SR = 4000
 FRAME_RATE = 50.0
 STEMS = ("vocals", "bass", "drums")

@@ -17,10 +17,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from sepbook.experiments import distributed, train
 from sepbook.data.datasets import step_batches
+from sepbook.experiments import distributed, train
 from sepbook.experiments.train import fit, update
-from helpers import QUIET as HELPERS_QUIET, Pairs, snapshot
+
+from helpers import QUIET as HELPERS_QUIET
+from helpers import Pairs, snapshot
 
 WORLD = 2
 STEPS = 12

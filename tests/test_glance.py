@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from sepbook.experiments import claims as rule
 from sepbook import results
+from sepbook.experiments import claims as rule
 from sepbook.results import glance
 
 ROOT = Path(__file__).resolve().parent.parent

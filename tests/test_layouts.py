@@ -7,7 +7,6 @@ import pytest
 from sepbook.data import layouts, synth
 from sepbook.data.synth import Song
 
-
 SR = 8000
 FRAME_RATE = 50.0
 # stem -> (MIDI pitch, note onsets in seconds); drums use GM kit keys

@@ -10,12 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from sepbook.losses.adversarial import (additive_penalty, critic_input_gradient, one_sided_gradient_penalty, supervised_loss, unsupervised_loss, wasserstein_critic_loss)
 from sepbook.audio import inverse_log_magnitude, log_magnitude
+from sepbook.losses.adversarial import (additive_penalty, critic_input_gradient, one_sided_gradient_penalty,
+                                        supervised_loss, unsupervised_loss, wasserstein_critic_loss)
 from sepbook.losses.masking import magnitude_loss
 from sepbook.models.blstm import blstm_separator
 from sepbook.models.critic import Critic
 from sepbook.models.unet import UNet
+
 from mutants import detached, edited, negated
 
 NAMES = ("accompaniment", "vocals")

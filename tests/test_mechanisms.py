@@ -13,12 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from sepbook.instrument_activity import activity_weights, weight_masks
-from sepbook.audio import STFT
-from sepbook.audio import log_magnitude
-from sepbook.losses.clustering import (deep_clustering_loss, ideal_assignments, magnitude_weights,
-                                       mask_inference_loss)
 from sepbook import masks as mask_module
+from sepbook.audio import STFT, log_magnitude
+from sepbook.instrument_activity import activity_weights, weight_masks
+from sepbook.losses.clustering import deep_clustering_loss, ideal_assignments, magnitude_weights, mask_inference_loss
 from sepbook.models.blstm import BLSTMMasker, BLSTMTrunk, MaskSeparator
 from sepbook.models.chimera import ChimeraNet
 from sepbook.models.critic import Critic
@@ -27,6 +25,7 @@ from sepbook.models.tasnet import GeneratedConv, GeneratedNorm, Layers, MaskTCN,
 from sepbook.models.transcriptor import Transcriptor
 from sepbook.models.unet import UNet
 from sepbook.recipes.activity import training as activity_training
+
 from mutants import edited
 
 

@@ -27,8 +27,8 @@ import yaml
 
 from sepbook import results
 from sepbook.data import profiles
-from sepbook.results import realdata
 from sepbook.data.layouts import musdb_validation_names
+from sepbook.results import realdata
 
 #: Sizes and steps only: the paper's rates, STFTs, frames, depths, sources and datasets are kept.
 SMALL: dict[str, dict] = {

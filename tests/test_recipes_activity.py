@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
+from sepbook.audio import log_magnitude, magnitudes
 from sepbook.experiments import report
-from sepbook.audio import log_magnitude
 from sepbook.models.blstm import BLSTMMasker
 from sepbook.models.iass import IASS
 from sepbook.recipes import activity
 from sepbook.recipes.activity import training
 from sepbook.recipes.activity.data import batches, load_tracks, n_frames, training_sets
-from sepbook.audio import magnitudes
+
 from helpers import QUIET
 
 SMALL = dict(n_train=5, n_valid=1, n_test=2, song_seconds=4.0, steps=150, valid_every=50, batch_size=4,

@@ -4,13 +4,14 @@ import pytest
 import torch
 from torch import nn
 
+from sepbook.banks import Bank
 from sepbook.experiments import report
 from sepbook.recipes import adversarial
 from sepbook.recipes.adversarial import evaluation, training
 from sepbook.recipes.adversarial.data import mismatched_domains, scarce_domains
-from sepbook.banks import Bank
 from sepbook.recipes.adversarial.spectrograms import (paired_batch, random_loudness, solo_batch, spectrogram_sets,
                                                       unlabelled_batch)
+
 from helpers import QUIET, same, snapshot
 
 SMALL = dict(song_seconds=2.0, n_paired=2, n_paired_eval=1, songs_per_third=2, start_steps=6, steps=6, valid_every=3,

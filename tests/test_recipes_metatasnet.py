@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from sepbook.experiments import report
 from sepbook.classroom.exercises import check_generated_conv, check_si_sdr_loss
+from sepbook.experiments import report
 from sepbook.recipes import metatasnet
 from sepbook.recipes.metatasnet import evaluation
-from sepbook.recipes.metatasnet.evaluation import separate_stages
 from sepbook.recipes.metatasnet.data import batches, training_banks
+from sepbook.recipes.metatasnet.evaluation import separate_stages
+
 from helpers import QUIET
 
 SMALL = dict(n_train=4, n_valid=1, n_test=2, song_seconds=4.0, steps=100, valid_every=50, seeds=(0, 1))

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import torch
 
+from sepbook.audio import magnitudes
 from sepbook.experiments import report
 from sepbook.recipes import transcription
 from sepbook.recipes.transcription import evaluation, training
 from sepbook.recipes.transcription.data import batches, training_sets
-from sepbook.audio import magnitudes
+
 from helpers import QUIET
 
 SMALL = dict(n_train=6, n_valid=1, n_test=2, song_seconds=3.0, transcriptor_steps=150, separator_steps=40,

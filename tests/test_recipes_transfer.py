@@ -1,6 +1,7 @@
 """The transfer recipe end to end at tiny size: the sets and their sources, the runs and what they
 start from, a learning bar, mask-only fine-tuning, evaluation, the Wilcoxon test, the tables and
 claims, the exercises' checkers, the real-data reader and bad settings."""
+import importlib
 import math
 
 import numpy as np
@@ -9,14 +10,14 @@ import scipy.stats
 import soundfile
 import torch
 
+from sepbook.classroom.exercises import check_deep_clustering_loss, check_mask_only
 from sepbook.data import synth
 from sepbook.experiments import report
-from sepbook.classroom.exercises import check_deep_clustering_loss, check_mask_only
 from sepbook.losses.clustering import deep_clustering_loss, naive_deep_clustering_loss
 from sepbook.models.chimera import freeze_all_but_mask
 from sepbook.recipes import transfer
-import importlib
 from sepbook.recipes.transfer import evaluation
+
 from helpers import QUIET
 
 # Four Dagstuhl training songs, not two: on two, whole fine-tuning overfits within 80 steps (its

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from sepbook import results
+from sepbook.results import make, store
 from sepbook.data import profiles
 from sepbook.experiments import report
 
@@ -187,7 +188,7 @@ def test_missing_results_name_the_command(tmp_path):
 @pytest.mark.slow
 def test_rerun_skips_finished_runs(produced, data_root, monkeypatch):
     before = (produced["adversarial"] / "metrics.csv").read_text()
-    monkeypatch.setattr(results, "train_one", lambda *job: pytest.fail(f"retrained a finished run {job[2:4]}"))
+    monkeypatch.setattr(make, "train_one", lambda *job: pytest.fail(f"retrained a finished run {job[2:4]}"))
     results.produce("adversarial", "tiny", workers=1, out=produced["adversarial"], **SHRINK["adversarial"])
     assert (produced["adversarial"] / "metrics.csv").read_text() == before
 
@@ -204,7 +205,7 @@ def test_rerun_trains_only_the_missing_run(produced, data_root, monkeypatch):
         (scratch_folder / f"{variant}-seed{seed}.json").write_text(record)
         return json.loads(record)
 
-    monkeypatch.setattr(results, "train_one", replay)
+    monkeypatch.setattr(make, "train_one", replay)
     results.produce("adversarial", "tiny", workers=1, out=produced["adversarial"], **SHRINK["adversarial"])
     assert trained == [("V", 0)]
 
@@ -228,7 +229,7 @@ def test_committed_book_results_match_the_book_settings(chapter):
 def test_checking_foundations_results_reads_only_the_test_songs(monkeypatch):
     from sepbook.recipes import foundations
 
-    monkeypatch.setattr(results, "_DATA", {})
+    monkeypatch.setattr(store, "_DATA", {})
     monkeypatch.setattr(foundations, "data", lambda cfg: pytest.fail("loaded the training songs"))
     loaded = results.load("foundations", songs=1)
     assert len(loaded.test_tracks()) == loaded.cfg["n_test"]

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from sepbook import results
+from sepbook.results import fetch, store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,14 +27,14 @@ def _archive(path: Path, chapter: str = "foundations") -> Path:
 @pytest.fixture
 def installed(tmp_path, monkeypatch):
     """sepbook as pip installs it: the package without the book around it."""
-    monkeypatch.setattr(results, "ROOT", tmp_path / "site-packages")
+    monkeypatch.setattr(store, "ROOT", tmp_path / "site-packages")
     monkeypatch.setenv("SEPBOOK_DATA", str(tmp_path / "data"))
     return tmp_path
 
 
 def test_installed_sepbook_fetches_the_committed_results_once(installed, monkeypatch):
     archive = _archive(installed / "main.tar.gz")
-    monkeypatch.setenv(results.ARCHIVE_ENV, archive.as_uri())
+    monkeypatch.setenv(fetch.ARCHIVE_ENV, archive.as_uri())
     folder = results.results_dir("foundations")
     assert folder.is_relative_to(installed / "data") and (folder / "manifest.json").is_file()
     book = results.load("foundations", check=False)
@@ -46,12 +47,12 @@ def test_installed_sepbook_fetches_the_committed_results_once(installed, monkeyp
 
 def test_an_unreachable_archive_is_named_with_its_variable(installed, monkeypatch):
     missing = (installed / "nowhere.tar.gz").as_uri()
-    monkeypatch.setenv(results.ARCHIVE_ENV, missing)
+    monkeypatch.setenv(fetch.ARCHIVE_ENV, missing)
     with pytest.raises(FileNotFoundError, match=f"{missing}.*SEPBOOK_RESULTS_URL"):
         results.load("foundations", check=False)
     empty = installed / "empty.tar.gz"
     tarfile.open(empty, "w:gz").close()
-    monkeypatch.setenv(results.ARCHIVE_ENV, empty.as_uri())
+    monkeypatch.setenv(fetch.ARCHIVE_ENV, empty.as_uri())
     with pytest.raises(FileNotFoundError, match="holds no chapters"):
         results.results_dir("foundations")
     assert not list((installed / "data").rglob("complete")), "a failed fetch leaves nothing behind"
@@ -60,4 +61,4 @@ def test_an_unreachable_archive_is_named_with_its_variable(installed, monkeypatc
 def test_a_checkout_reads_its_own_results_and_the_archive_is_the_repositorys():
     assert results.results_dir("transfer") == ROOT / "chapters/transfer/results/book"
     config = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
-    assert results.ARCHIVE_URL == f"{config['url']}/archive/refs/heads/{config['branch']}.tar.gz"
+    assert fetch.ARCHIVE_URL == f"{config['url']}/archive/refs/heads/{config['branch']}.tar.gz"

@@ -2,14 +2,7 @@
 import numpy as np
 import pytest
 
-from sepbook.data.synth import (
-    INSTRUMENTS,
-    MUSDB_GROUPS,
-    STYLES,
-    Song,
-    synthesize_song,
-    synthesize_songs,
-)
+from sepbook.data.synth import INSTRUMENTS, MUSDB_GROUPS, STYLES, Song, synthesize_song, synthesize_songs
 
 SR = 16000
 

@@ -5,11 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-from sepbook.experiments import train
 from sepbook.data.datasets import step_batches
-from sepbook.experiments.train import (UpdateRule, autocast_dtype, fit, load_checkpoint, save_checkpoint, supervised_step,
-                           to_device, update)
-from helpers import QUIET as HELPERS_QUIET, Pairs, check_update_rule, same, snapshot
+from sepbook.experiments import train
+from sepbook.experiments.train import (UpdateRule, autocast_dtype, fit, load_checkpoint, save_checkpoint,
+                                       supervised_step, to_device, update)
+
+from helpers import QUIET as HELPERS_QUIET
+from helpers import Pairs, check_update_rule, same, snapshot
 
 
 def _model():

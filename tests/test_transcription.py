@@ -6,8 +6,8 @@ value. Each such loss has a *check* that raises ``AssertionError`` unless the re
 and the ``..._catches`` tests run the check on mutated copies (sign flipped, gradient cut, a
 detach removed, the one-instrument-per-source target dropped) to prove it would notice.
 """
-from functools import partial
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -15,29 +15,19 @@ import torch
 from torch import nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
+from sepbook.audio import log_magnitude, n_bins
 from sepbook.banks import Bank
-from sepbook.audio import log_magnitude
-from sepbook.losses.transcription import (
-    clip_mask,
-    critic_loss,
-    harmonic_mask,
-    harmonic_mask_from_notes,
-    harmonic_template,
-    interference_loss,
-    mixture_loss,
-    notes_to_window,
-    reassembled_loss,
-    reassembly_detection_loss,
-    transcription_loss,
-)
+from sepbook.losses.transcription import (clip_mask, critic_loss, harmonic_mask, harmonic_mask_from_notes,
+                                          harmonic_template, interference_loss, mixture_loss, notes_to_window,
+                                          reassembled_loss, reassembly_detection_loss, transcription_loss)
 from sepbook.models.transcriptor import ClipClassifier, Transcriptor
 from sepbook.models.unet import UNet
 from sepbook.recipes import transcription
 from sepbook.recipes.transcription import training
 from sepbook.recipes.transcription.data import window
-from sepbook.audio import n_bins
-from mutants import detached, edited, negated
+
 from helpers import check_update_rule, snapshot
+from mutants import detached, edited, negated
 
 B, K, P, F, T = 2, 3, 8, 16, 8   # batch, instruments, pitches, frequency bins, frames
 BAND = 4                          # BandCritic: instrument j lives in bins [BAND j, BAND (j + 1))

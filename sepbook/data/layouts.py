@@ -15,8 +15,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import soundfile
 
+from sepbook.audio import resample
 from sepbook.checks import check_audio, check_same_length, check_sample_rate
 from sepbook.data.synth import GM_PROGRAMS, MUSDB_GROUPS, Song, notes_to_roll
+from sepbook.tracks import Track
 
 MUSDB_TARGETS = ("vocals", "drums", "bass", "other")
 MUSDB_FILES = ("mixture",) + MUSDB_TARGETS
@@ -135,6 +137,20 @@ def musdb_validation_names() -> tuple[str, ...]:
 
     with open(Path(musdb.__file__).parent / "configs" / "mus.yaml") as handle:
         return tuple(yaml.safe_load(handle)["validation_tracks"])
+
+
+def read_musdb(root: str | Path, subset: str, targets: Sequence[str], sr: int, domain: str = "") -> list[Track]:
+    """Every song of a MUSDB18-HQ style folder's ``subset`` ('train' or 'test') as a mono
+    :class:`~sepbook.tracks.Track` of ``targets`` at ``sr`` Hz, the one MUSDB reader of the book.
+
+    The mixture is the sum of the resampled targets, so that ``mixture == sources.sum(0)`` holds exactly.
+    """
+    tracks = []
+    for item in open_musdb(root, subsets=subset):
+        _, stems, rate = musdb_track_arrays(item, targets)
+        stems = resample(stems.mean(axis=-2, keepdims=True), rate, sr).astype(np.float32)
+        tracks.append(Track(item.name, stems.sum(0), stems, tuple(targets), domain))
+    return tracks
 
 
 def musdb_track_arrays(track, targets: Sequence[str] = MUSDB_TARGETS) -> tuple[np.ndarray, np.ndarray, int]:

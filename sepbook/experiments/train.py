@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch.optim import Optimizer
 
-from sepbook.experiments import distributed
 from sepbook.book.plot import LiveCurve
+from sepbook.experiments import distributed
 
 LossFn = Callable[[torch.nn.Module, Mapping[str, torch.Tensor]], torch.Tensor]
 StepFn = Callable[[torch.nn.Module, Mapping[str, torch.optim.Optimizer], Mapping[str, Any]], Mapping[str, float]]

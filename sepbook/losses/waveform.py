@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from sepbook.metrics import si_sdr
+
 
 def si_sdr_loss(estimates: torch.Tensor, targets: torch.Tensor,
                 silence: float = 1e-6, eps: float = 1e-8) -> torch.Tensor:
@@ -15,13 +17,7 @@ def si_sdr_loss(estimates: torch.Tensor, targets: torch.Tensor,
     the estimate, so a silent target has no scale to fit and would only add noise to the gradient.
     If every target is silent the loss is 0 (and pushes nothing).
     """
-    estimates = estimates - estimates.mean(-1, keepdim=True)
-    targets = targets - targets.mean(-1, keepdim=True)
-    power = (targets ** 2).sum(-1)
-    scale = (estimates * targets).sum(-1, keepdim=True) / (power[..., None] + eps)
-    projection = scale * targets
-    noise = estimates - projection
-    ratio = ((projection ** 2).sum(-1) + eps) / ((noise ** 2).sum(-1) + eps)
-    sdr = 10 * torch.log10(ratio)
+    sdr = si_sdr(estimates, targets, eps, checked=False)
+    power = ((targets - targets.mean(-1, keepdim=True)) ** 2).sum(-1)
     audible = (power / targets.shape[-1] > silence).to(sdr.dtype)
     return -(sdr * audible).sum() / audible.sum().clamp(min=1)

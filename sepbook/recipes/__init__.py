@@ -11,7 +11,7 @@ Chapter: preface
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
 from torch import nn
@@ -31,11 +31,13 @@ def from_scratch(cfg: Mapping[str, Any], variant: str) -> tuple[str, ...]:
     return ()
 
 
-def channel_by_channel(model: nn.Module, mixture: torch.Tensor) -> torch.Tensor:
-    """Estimates ``(K, channels, time)`` of a mixture ``(channels, time)`` from a separator of mono
-    mixtures, ``(batch, 1, time) -> (batch, K, 1, time)``: each channel is one item of a batch."""
-    estimates = model(mixture[:, None])                      # (channels, K, 1, time)
-    return estimates[:, :, 0].transpose(0, 1)
+def each_channel(separate_one: Callable[[torch.Tensor], torch.Tensor], mixture: torch.Tensor) -> torch.Tensor:
+    """Estimates ``(K, channels, time)`` of a mixture ``(channels, time)``, each channel separated on
+    its own by ``separate_one``, ``(time,) -> (K, time)``: the loop of every chapter's ``separate``."""
+    mixture = torch.as_tensor(mixture, dtype=torch.float32)
+    if mixture.dim() != 2:
+        raise ValueError(f"mixture: expected (channels, time), got shape {tuple(mixture.shape)}")
+    return torch.stack([separate_one(channel) for channel in mixture], dim=1)
 
 
 @runtime_checkable

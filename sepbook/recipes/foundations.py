@@ -10,26 +10,25 @@ Chapter: foundations/first_separator
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from sepbook.recipes import Paper, channel_by_channel
-from sepbook.recipes import from_scratch as requires  # noqa: F401 (the recipe contract's requires)
 from sepbook import metrics
 from sepbook.data import profiles
-from sepbook.experiments import report
-from sepbook.audio import resample
 from sepbook.data.datasets import SongDataset, step_batches
-from sepbook.losses.masking import magnitude_loss
-from sepbook.masks import ORACLE_KINDS as ORACLES, oracle_separation
-from sepbook.models.blstm import MaskSeparator, blstm_separator
 from sepbook.data.soundfonts import HELD_OUT_FONT
-from sepbook.tracks import Track, hold_out, track_from_stems
+from sepbook.experiments import report
 from sepbook.experiments.train import fit, seed_everything
+from sepbook.losses.masking import magnitude_loss
+from sepbook.masks import ORACLE_KINDS as ORACLES
+from sepbook.masks import oracle_separation
+from sepbook.models.blstm import MaskSeparator, blstm_separator
+from sepbook.recipes import Paper, each_channel
+from sepbook.recipes import from_scratch as requires  # noqa: F401 (the recipe contract's requires)
+from sepbook.tracks import Splits, Track, hold_out, hold_out_last, track_from_stems
 
 CHAPTER = "foundations"
 VARIANTS: tuple[str, ...] = ("BLSTM",)
@@ -39,15 +38,6 @@ PAPER = Paper(
     numbers={
         "table": {},
     })
-
-
-@dataclass
-class Splits:
-    """Training, validation and test songs."""
-
-    train: list[Track]
-    valid: list[Track]
-    test: list[Track]
 
 
 def config(profile: str | None = None, **overrides: Any) -> dict:
@@ -84,30 +74,23 @@ def load_tracks(cfg: dict, subset: str) -> list[Track]:
     The synthetic corpus for ``tiny`` and ``book``; the real MUSDB18-HQ from ``$MUSDB_PATH`` for ``paper``.
     """
     from sepbook.data.corpora import musdb_synth
-    from sepbook.data.layouts import musdb_track_arrays, open_musdb
+    from sepbook.data.layouts import read_musdb
 
     if cfg.get("dataset") == "musdb18hq":
         if not os.environ.get("MUSDB_PATH"):
             raise FileNotFoundError("the paper profile reads the real MUSDB18-HQ: set $MUSDB_PATH to its folder "
                                     "(the one holding train/ and test/)")
-        db = open_musdb(os.environ["MUSDB_PATH"], subsets=subset)
+        root = os.environ["MUSDB_PATH"]
     else:
-        db = open_musdb(musdb_synth(cfg), subsets=subset)
-    tracks = []
-    for track in db:
-        _, sources, sr = musdb_track_arrays(track, cfg["sources"])
-        sources = resample(sources.mean(axis=-2, keepdims=True), sr, cfg["sr"]).astype(np.float32)
-        # re-sum after resampling so that mixture == sum of sources holds exactly
-        tracks.append(Track(track.name, sources.sum(0), sources, tuple(cfg["sources"])))
-    return tracks
+        root = musdb_synth(cfg)
+    return read_musdb(root, subset, cfg["sources"], cfg["sr"])
 
 
 def split_validation(tracks: Sequence[Track], fraction: float = 0.1) -> tuple[list[Track], list[Track]]:
     """Hold out the last ``fraction`` of the training songs (at least one) to monitor training."""
-    n_valid = max(1, int(round(len(tracks) * fraction)))
-    if n_valid >= len(tracks):
+    if len(tracks) < 2:
         raise ValueError(f"tracks: need at least 2 training songs to hold one out, got {len(tracks)}")
-    return list(tracks[:-n_valid]), list(tracks[-n_valid:])
+    return hold_out_last(tracks, max(1, int(round(len(tracks) * fraction))))
 
 
 def training_set(tracks: Sequence[Track], cfg: dict, seed: int) -> SongDataset:
@@ -132,7 +115,7 @@ def separate(model: torch.nn.Module, mixture: torch.Tensor) -> torch.Tensor:
     ``(K, channels, time)`` on the CPU."""
     model.eval()
     device = next(model.parameters()).device
-    return channel_by_channel(model, mixture.to(device)).float().cpu()
+    return each_channel(lambda wave: model(wave[None, None].to(device))[0, :, 0].float().cpu(), mixture)
 
 
 def si_sdr_rows(estimate_fn: Callable[[Track], torch.Tensor], tracks: Sequence[Track], cfg: dict,
@@ -174,7 +157,7 @@ def oracle_fn(kind: str, cfg: dict) -> Callable[[Track], torch.Tensor]:
 
 def mixture_fn(track: Track) -> torch.Tensor:
     """The do-nothing baseline: every source estimated as the mixture itself."""
-    return track.mixture.expand_as(track.sources)
+    return track.mixture_as_estimates()
 
 
 def train(cfg: dict, splits: Splits, variant: str = "BLSTM", seed: int = 0, model: torch.nn.Module | None = None,

@@ -1,4 +1,4 @@
-"""``python -m sepbook.results``: see :func:`sepbook.results.main`."""
-from sepbook.results import main
+"""``python -m sepbook.results CHAPTER``: see :func:`sepbook.results.make.main`."""
+from sepbook.results.make import main
 
 main()

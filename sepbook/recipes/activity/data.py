@@ -13,7 +13,6 @@ Chapter: activity/activity_aware
 """
 from __future__ import annotations
 
-import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,28 +22,16 @@ import numpy as np
 import torch
 
 from sepbook import seeds
+from sepbook.audio import magnitudes, n_bins, resample
+from sepbook.banks import Bank, excerpt_batches, fixed_excerpts, song_banks
 from sepbook.instrument_activity import frame_activity
-from sepbook.audio import resample
-from sepbook.banks import Bank, matching_excerpts
-from sepbook.audio import magnitudes, n_bins
-from sepbook.tracks import Track, hold_out
+from sepbook.tracks import Splits, Track, hold_out, hold_out_last
 
 DATASETS: tuple[str, ...] = ("musdb", "medley")
 #: What each set stands in for, for tables and captions.
 TITLES = {"musdb": "MUSDB-layout set", "medley": "MedleyDB-like set"}
 REAL_DATA_ENV = {"musdb": "MUSDB_PATH", "medley": "SEPBOOK_MEDLEY_PATH"}
 REAL_DATA = {"musdb": "MUSDB18-HQ", "medley": "MedleyDB / Mixing Secrets stems"}
-
-
-@dataclass
-class Splits:
-    """Training and validation songs of each set, keyed by dataset, and the test songs of both sets
-    alternating (as :func:`test_tracks`); every track has ``activity`` ``(K, frames)`` on the STFT's
-    frames and ``domain`` = its dataset."""
-
-    train: dict[str, list[Track]]
-    valid: dict[str, list[Track]]
-    test: list[Track]
 
 
 def sources(cfg: Mapping[str, Any], dataset: str) -> tuple[str, ...]:
@@ -61,20 +48,16 @@ def n_frames(cfg: Mapping[str, Any], n_samples: int) -> int:
 
 def _musdb_tracks(cfg: Mapping[str, Any], subset: str) -> list[Track]:
     from sepbook.data.corpora import musdb_synth
-    from sepbook.data.layouts import musdb_track_arrays, open_musdb
+    from sepbook.data.layouts import read_musdb
 
     if cfg["dataset"] == "synthetic":
         corpus = {**cfg, "n_train": cfg["n_train"] + cfg["n_valid"]}
         root = musdb_synth(corpus, name="musdb-synth-activity")
     else:
         root = _real_root("musdb")
-    names = sources(cfg, "musdb")
-    tracks = []
-    for item in open_musdb(root, subsets=subset):
-        _, stems, sr = musdb_track_arrays(item, names)
-        stems = resample(stems.mean(axis=-2, keepdims=True), sr, cfg["sr"]).astype(np.float32)
-        labels = frame_activity(magnitudes(cfg, torch.as_tensor(stems[:, 0])), cfg["label_threshold_db"])
-        tracks.append(Track(item.name, stems.sum(0), stems, names, "musdb", activity=labels))
+    tracks = read_musdb(root, subset, sources(cfg, "musdb"), cfg["sr"], "musdb")
+    for track in tracks:
+        track.activity = frame_activity(magnitudes(cfg, track.sources[:, 0]), cfg["label_threshold_db"])
     return tracks
 
 
@@ -148,26 +131,20 @@ def load_tracks(cfg: Mapping[str, Any], dataset: str, subset: str) -> list[Track
     return tracks
 
 
-def held_out(cfg: Mapping[str, Any], songs: Sequence[Track]) -> int:
-    """How many of the training ``songs`` (the last ones) are held out for validation."""
-    n_valid = cfg["n_valid"] or max(1, len(songs) // 10)
-    if n_valid >= len(songs):
-        raise ValueError(f"n_valid: {n_valid} validation songs leave none of the {len(songs)} for training")
-    return n_valid
-
-
 def validation_songs(cfg: Mapping[str, Any], songs: Sequence[Track]) -> list[Track]:
-    """The validation songs among all training ``songs``: the last :func:`held_out` ones, or in the
-    real MUSDB18-HQ musdb's own validation songs."""
+    """The validation songs among all training ``songs``: the last ``n_valid`` ones
+    (:func:`sepbook.tracks.hold_out_last`), or in the real MUSDB18-HQ musdb's own validation songs."""
     from sepbook.data.layouts import musdb_validation_names
 
     if cfg["dataset"] != "synthetic" and songs and songs[0].domain == "musdb":
         return hold_out(songs, musdb_validation_names(), f"{_real_root('musdb')}/train")[1]
-    return list(songs[-held_out(cfg, songs):])
+    return hold_out_last(songs, cfg["n_valid"])[1]
 
 
 def splits(cfg: Mapping[str, Any]) -> Splits:
-    """Both sets; the last ``n_valid`` training songs of each (or MUSDB's own list) are held out for validation."""
+    """Both sets; the last ``n_valid`` training songs of each (or MUSDB's own list) are held out for
+    validation. ``train`` and ``valid`` are keyed by set; every track has ``activity`` ``(K, frames)``
+    on the STFT's frames and ``domain`` = its set."""
     train, valid = {}, {}
     for dataset in DATASETS:
         songs = load_tracks(cfg, dataset, "train")
@@ -197,18 +174,6 @@ class Sets:
     positive_weight: torch.Tensor
 
 
-def _banks(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> tuple[Bank, Bank]:
-    spectra, activity = [], []
-    for t in tracks:
-        spec = magnitudes(cfg, torch.cat([t.mixture, t.sources[:, 0]]))
-        if spec.shape[-1] < cfg["frames"]:
-            raise ValueError(f"frames: song {t.name} has {spec.shape[-1]} STFT frames, fewer than one excerpt "
-                             f"({cfg['frames']}); use longer songs or smaller frames")
-        spectra.append(spec)
-        activity.append(t.activity.float()[:, None])
-    return Bank.of(spectra), Bank.of(activity)
-
-
 def as_batch(spectra: torch.Tensor, activity: torch.Tensor) -> dict[str, torch.Tensor]:
     """``{'mixture': (B, 1, F, T), 'sources': (B, K, F, T), 'activity': (B, K, T)}``."""
     return {"mixture": spectra[:, :1], "sources": spectra[:, 1:], "activity": activity[:, :, 0]}
@@ -218,21 +183,20 @@ def training_sets(cfg: Mapping[str, Any], data: Splits, dataset: str, valid_batc
     """:class:`Sets` of ``dataset``'s training songs; validation batches cut at fixed places."""
     from sepbook.losses.activity import positive_weights
 
-    spectra, activity = _banks(cfg, data.train[dataset])
-    valid_spectra, valid_activity = _banks(cfg, data.valid[dataset])
+    spectra, activity = song_banks(cfg, data.train[dataset], _activity)
     rng = seeds.rng(0, "activity", dataset, "valid")
-    valid = []
-    for _ in range(valid_batches):
-        valid.append(as_batch(*matching_excerpts((valid_spectra, valid_activity), cfg["batch_size"], cfg["frames"], rng)))
-    return Sets(spectra, activity, valid, positive_weights(activity.frames[:, 0]))
+    valid = fixed_excerpts(song_banks(cfg, data.valid[dataset], _activity), cfg, valid_batches, rng)
+    return Sets(spectra, activity, [as_batch(*batch) for batch in valid], positive_weights(activity.frames[:, 0]))
 
 
 def batches(cfg: Mapping[str, Any], sets: Sets, seed: int, start: int = 0):
     """Yield ``(step, batch)`` from ``start`` on, each batch a pure function of ``(seed, step)``."""
-    for step in itertools.count(start):
-        rng = seeds.rng(seed, "activity", step)
-        yield step, as_batch(*matching_excerpts((sets.spectra, sets.activity), cfg["batch_size"], cfg["frames"], rng))
+    for step, excerpts in excerpt_batches((sets.spectra, sets.activity), cfg, seed, "activity", start):
+        yield step, as_batch(*excerpts)
 
+
+def _activity(track: Track) -> torch.Tensor:
+    return track.activity.float()[:, None]
 
 __all__ = ["DATASETS", "TITLES", "Sets", "Splits", "as_batch", "batches", "load_tracks", "n_bins", "n_frames",
            "sources", "splits", "test_tracks", "training_sets", "validation_songs"]

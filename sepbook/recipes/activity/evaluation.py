@@ -24,16 +24,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook.recipes import Paper
 from sepbook import metrics
+from sepbook.audio import front_end, n_bins
 from sepbook.data import profiles
 from sepbook.experiments import report
 from sepbook.instrument_activity import activity_weights, leakage_db, median_filter, weight_masks
 from sepbook.masks import oracle_separation
+from sepbook.recipes import Paper, each_channel
 from sepbook.recipes.activity.data import load_tracks, validation_songs
-from sepbook.audio import n_bins
 from sepbook.recipes.activity.training import DETECTORS, MODELS, PARTS, masks_and_logits
-from sepbook.audio import front_end
 from sepbook.tracks import Track
 
 #: What the paper found (its Figures 3 and 4 give no numbers in the text we have): IASS against
@@ -150,17 +149,15 @@ def separate_weighted(model: torch.nn.Module, mixture: torch.Tensor, weighted: b
     A network with a head and ``weighted=True`` multiplies every mask frame by its binarised,
     median-filtered activity (``threshold`` and ``median_frames`` default to the model's setting).
     """
-    mixture = torch.as_tensor(mixture, dtype=torch.float32)
-    if mixture.dim() != 2:
-        raise ValueError(f"mixture: expected (channels, time), got shape {tuple(mixture.shape)}")
     setting = hard(model.settings["threshold"] if threshold is None else threshold,
                    model.settings["median_frames"] if median_frames is None else median_frames)
-    out = []
-    for wave in mixture:
+
+    def separate_one(wave):
         song = Separation(model, wave)
         use = weighted and song.probabilities is not None
-        out.append(song.estimates(weights_for(song.probabilities, setting) if use else None))
-    return torch.stack(out, dim=1)
+        return song.estimates(weights_for(song.probabilities, setting) if use else None)
+
+    return each_channel(separate_one, mixture)
 
 
 # ----------------------------------------------------------------------------- choosing on validation
@@ -284,7 +281,7 @@ def reference_rows(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> list[dict
     for track in tracks:
         ibm = oracle_separation(track.mixture, track.sources, kind="ibm", n_fft=cfg["n_fft"], hop=cfg["hop"])
         rows += score_rows(ibm[:, 0], track, cfg, "IBM", None)
-        rows += score_rows(track.mixture.expand_as(track.sources)[:, 0], track, cfg, "mixture", None)
+        rows += score_rows(track.mixture_as_estimates()[:, 0], track, cfg, "mixture", None)
         silent = 1 - track.activity.float().mean(-1)
         values = {name: {"silent fraction": float(silent[k])} for k, name in enumerate(track.source_names)}
         rows += report.rows_for(values, variant="labels", seed=None, song=track.name, domain=track.domain)

@@ -11,14 +11,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from sepbook.audio import magnitudes
 from sepbook.book import plot
 from sepbook.experiments import report
 from sepbook.instrument_activity import weight_masks
-from sepbook.recipes.activity.data import TITLES
 from sepbook.metrics import sdr
-from sepbook.recipes.activity.evaluation import (UNWEIGHTED, describe, gain_rows, hard, scores,
-                                                 separate_weighted, song_masks, weights_for)
-from sepbook.audio import magnitudes
+from sepbook.recipes.activity.data import TITLES
+from sepbook.recipes.activity.evaluation import (UNWEIGHTED, describe, gain_rows, hard, scores, separate_weighted,
+                                                 song_masks, weights_for)
 from sepbook.tracks import Track
 
 COLORS = {"BLSTM": "#90a4ae", "BLSTM + head": "#607d8b", "U-Net": "#ffe0b2", UNWEIGHTED: "#ffcc80",
@@ -37,7 +37,8 @@ def draw_network(ax=None):
     weighting that multiplies the masks at inference."""
     import matplotlib.pyplot as plt
 
-    from sepbook.book.plot import diagram_arrow as arrow, diagram_box
+    from sepbook.book.plot import diagram_arrow as arrow
+    from sepbook.book.plot import diagram_box
 
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 4.2))

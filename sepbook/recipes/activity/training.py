@@ -12,13 +12,12 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from sepbook.audio import log_magnitude, n_bins
+from sepbook.experiments.train import fit, seed_everything, to_device
 from sepbook.losses.activity import activity_loss, masked_magnitude_loss
-from sepbook.audio import log_magnitude
 from sepbook.models.blstm import BLSTMMasker
 from sepbook.models.iass import IASS, ActivityBLSTM
 from sepbook.recipes.activity.data import DATASETS, Sets, Splits, batches, sources, training_sets
-from sepbook.audio import n_bins
-from sepbook.experiments.train import fit, seed_everything, to_device
 
 #: The 2 x 2 design: {residual U-Net, BLSTM} x {with, without an activity head}. IASS is the
 #: U-Net with its head; "U-Net" is the same network trained with the head's loss weight at 0.

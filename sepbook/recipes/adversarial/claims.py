@@ -12,8 +12,8 @@ Chapter: adversarial/adversarial_separation
 """
 from __future__ import annotations
 
-from sepbook.experiments.claims import HIGHER, LOWER, Claim, compare
 from sepbook.data.profiles import SETTINGS
+from sepbook.experiments.claims import HIGHER, LOWER, Claim, compare
 from sepbook.recipes.adversarial.evaluation import MIXTURE, PAPER, paper_gain
 
 #: The styles whose songs are unlabelled during training: the paper's "other datasets".

@@ -5,17 +5,17 @@ Chapter: adversarial/adversarial_separation
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Mapping, Sequence
 
 import torch
 
-from sepbook.recipes import Paper
 from sepbook import metrics
-from sepbook.experiments import report
+from sepbook.audio import front_end, inverse_log_magnitude, log_magnitude, n_bins
 from sepbook.banks import in_excerpts
-from sepbook.audio import inverse_log_magnitude, log_magnitude
+from sepbook.experiments import report
+from sepbook.recipes import Paper, each_channel
 from sepbook.recipes.adversarial.data import PAPER_ROLES, SOURCES
-from sepbook.audio import front_end, n_bins
 from sepbook.tracks import Track
 
 #: The paper's table rows: (label, metric, source).
@@ -57,10 +57,7 @@ def separate(model: torch.nn.Module, mixture: torch.Tensor) -> torch.Tensor:
 
     Each channel is separated on its own (the U-Net sees mono spectrograms), on the CPU.
     """
-    mixture = torch.as_tensor(mixture, dtype=torch.float32)
-    if mixture.dim() != 2:
-        raise ValueError(f"mixture: expected (channels, time), got shape {tuple(mixture.shape)}")
-    return torch.stack([separate_channel(model, channel) for channel in mixture], dim=1)
+    return each_channel(partial(separate_channel, model), mixture)
 
 
 @torch.no_grad()
@@ -115,8 +112,7 @@ def reference_rows(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> list[dict
     the floor every system must clear."""
     rows = []
     for track in tracks:
-        mixture = torch.as_tensor(track.mixture, dtype=torch.float32)
-        scores = metrics.bss_eval(track.sources, mixture.expand(len(SOURCES), *mixture.shape), cfg["sr"],
+        scores = metrics.bss_eval(track.sources, track.mixture_as_estimates(), cfg["sr"],
                                   window_seconds=cfg["eval_window"], hop_seconds=cfg["eval_window"])
         rows += report.bss_rows(scores, SOURCES, variant=MIXTURE, seed=None, song=track.name,
                                 domain=track.domain, metrics=("SDR", "SIR", "SAR"))

@@ -10,21 +10,22 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook.losses.adversarial import critic_input_gradient
-from sepbook.audio import log_magnitude
+from sepbook.audio import log_magnitude, magnitudes, n_bins
 from sepbook.book.plot import smoothed
+from sepbook.losses.adversarial import critic_input_gradient
 from sepbook.recipes.adversarial.data import SOURCES, Domains
-from sepbook.audio import magnitudes, n_bins
 from sepbook.recipes.adversarial.training import system as system_of
 from sepbook.tracks import Track
 
 
 def draw_training_scheme(ax=None):
     """Draw the paper's Fig. 1(b): supervised loss on paired data, one critic per source on unlabelled mixtures."""
-    import matplotlib.pyplot as plt
     from functools import partial
 
-    from sepbook.book.plot import DIAGRAM_STYLES as styles, diagram_arrow, diagram_box
+    import matplotlib.pyplot as plt
+
+    from sepbook.book.plot import DIAGRAM_STYLES as styles
+    from sepbook.book.plot import diagram_arrow, diagram_box
 
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 5.6))

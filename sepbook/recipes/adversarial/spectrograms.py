@@ -12,9 +12,8 @@ import numpy as np
 import torch
 
 from sepbook import seeds
-from sepbook.audio import magnitudes
+from sepbook.audio import log_magnitude, magnitudes
 from sepbook.banks import Bank
-from sepbook.audio import log_magnitude
 from sepbook.recipes.adversarial.data import SOURCES, Domains
 from sepbook.tracks import Track
 

@@ -21,14 +21,14 @@ import torch
 from torch import nn
 
 from sepbook import seeds
-from sepbook.losses.adversarial import (additive_penalty, one_sided_gradient_penalty, supervised_loss, unsupervised_loss, wasserstein_critic_loss)
 from sepbook.audio import log_magnitude
+from sepbook.experiments.train import fit, seed_everything, update
+from sepbook.losses.adversarial import (additive_penalty, one_sided_gradient_penalty, supervised_loss,
+                                        unsupervised_loss, wasserstein_critic_loss)
 from sepbook.models.critic import Critic
 from sepbook.models.unet import UNet
 from sepbook.recipes.adversarial.data import SOURCES
-from sepbook.recipes.adversarial.spectrograms import (SpectrogramSets, critic_batch, paired_batch,
-                                                      unlabelled_batch)
-from sepbook.experiments.train import fit, seed_everything, update
+from sepbook.recipes.adversarial.spectrograms import SpectrogramSets, critic_batch, paired_batch, unlabelled_batch
 
 #: The systems the page compares; each is chosen on validation among its candidate settings.
 VARIANTS: tuple[str, ...] = ("baseline", "upper bound", "V", "VA")

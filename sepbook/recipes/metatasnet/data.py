@@ -17,22 +17,13 @@ import torch
 from sepbook import seeds
 from sepbook.audio import resample
 from sepbook.banks import Bank
-from sepbook.tracks import Track, hold_out
-
-
-@dataclass
-class Splits:
-    """Training, validation and test songs, mono at the last stage's sample rate."""
-
-    train: list[Track]
-    valid: list[Track]
-    test: list[Track]
+from sepbook.tracks import Splits, Track, hold_out, hold_out_last
 
 
 def load_tracks(cfg: Mapping[str, Any], subset: str) -> list[Track]:
     """Every song of ``subset`` ('train' or 'test'), mono at ``cfg['stages'][-1]`` Hz."""
     from sepbook.data.corpora import musdb_synth
-    from sepbook.data.layouts import musdb_track_arrays, open_musdb
+    from sepbook.data.layouts import read_musdb
 
     if subset not in ("train", "test"):
         raise ValueError(f"subset: expected 'train' or 'test', got {subset!r}")
@@ -45,27 +36,18 @@ def load_tracks(cfg: Mapping[str, Any], subset: str) -> list[Track]:
             raise FileNotFoundError("the paper profile reads the real MUSDB18-HQ: set $MUSDB_PATH to its "
                                     "folder (the one holding train/ and test/)")
         root = Path(os.environ["MUSDB_PATH"])
-    names = tuple(cfg["sources"])
-    tracks = []
-    for item in open_musdb(root, subsets=subset):
-        _, stems, rate = musdb_track_arrays(item, names)
-        stems = resample(stems.mean(axis=-2, keepdims=True), rate, sr).astype(np.float32)
-        tracks.append(Track(item.name, stems.sum(0), stems, names, "musdb"))
-    return tracks
+    return read_musdb(root, subset, cfg["sources"], sr, "musdb")
 
 
 def splits(cfg: Mapping[str, Any]) -> Splits:
     """The training songs, less the last ``n_valid`` held out for validation (the real MUSDB18-HQ holds
-    out musdb's own validation songs), and the test songs."""
+    out musdb's own validation songs), and the test songs, all mono at the last stage's rate."""
     from sepbook.data.layouts import musdb_validation_names
 
     songs = load_tracks(cfg, "train")
     if cfg["dataset"] != "synthetic":
         return Splits(*hold_out(songs, musdb_validation_names(), f"{os.environ['MUSDB_PATH']}/train"), test_tracks(cfg))
-    n_valid = cfg["n_valid"] or max(1, len(songs) // 10)
-    if n_valid >= len(songs):
-        raise ValueError(f"n_valid: {n_valid} validation songs leave none of the {len(songs)} for training")
-    return Splits(songs[:-n_valid], songs[-n_valid:], test_tracks(cfg))
+    return Splits(*hold_out_last(songs, cfg["n_valid"]), test_tracks(cfg))
 
 
 def test_tracks(cfg: Mapping[str, Any]) -> list[Track]:

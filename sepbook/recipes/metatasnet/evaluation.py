@@ -13,13 +13,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook.recipes import Paper
 from sepbook import metrics
 from sepbook.experiments import report
+from sepbook.experiments.train import update
+from sepbook.recipes import Paper
 from sepbook.recipes.metatasnet.data import at_rates
 from sepbook.recipes.metatasnet.training import CONTROL, VARIANTS, build, parameters, stage_loss
 from sepbook.tracks import Track
-from sepbook.experiments.train import update
 
 #: The reference repository's MUSDB18 test results (BSS Eval v4 SDR in dB, median of frames,
 #: median of tracks) for Meta-TasNet and, beside it, Open-Unmix; and the paper's claim.
@@ -127,8 +127,7 @@ def mixture_rows(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> list[dict]:
     """The unprocessed mixture as every source's estimate: where the systems start from."""
     rows = []
     for track in tracks:
-        estimates = track.mixture[None].expand_as(track.sources)
-        rows += song_rows(estimates, track, cfg["stages"][-1], MIXTURE, None)
+        rows += song_rows(track.mixture_as_estimates(), track, cfg["stages"][-1], MIXTURE, None)
     return rows
 
 

@@ -11,8 +11,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from sepbook.book import plot
 from sepbook.audio import STFT
+from sepbook.book import plot
 from sepbook.recipes.metatasnet.evaluation import SOURCES, over_songs, separate
 from sepbook.tracks import Track
 
@@ -25,7 +25,8 @@ def draw_network(ax=None):
     weights a generator makes from the instrument's embedding, and masks normalised across instruments."""
     import matplotlib.pyplot as plt
 
-    from sepbook.book.plot import diagram_arrow as arrow, diagram_box as box
+    from sepbook.book.plot import diagram_arrow as arrow
+    from sepbook.book.plot import diagram_box as box
 
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 4.2))

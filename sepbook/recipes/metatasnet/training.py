@@ -12,10 +12,10 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from sepbook.experiments.train import fit, seed_everything, to_device
 from sepbook.losses.waveform import si_sdr_loss
 from sepbook.models.tasnet import MultiStage, build_tasnet, start_as_generated
 from sepbook.recipes.metatasnet.data import Banks, Splits, batches, training_banks
-from sepbook.experiments.train import fit, seed_everything, to_device
 
 #: The paper's three systems, in its order: what differs is where the masking weights come from.
 SYSTEMS: tuple[str, ...] = ("independent", "multi-task", "meta")

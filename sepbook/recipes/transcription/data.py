@@ -5,31 +5,20 @@ Chapter: transcription/score_supervision
 """
 from __future__ import annotations
 
-import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from sepbook import seeds
-from sepbook.audio import magnitudes, resample
-from sepbook.banks import Bank, matching_excerpts
-from sepbook.tracks import Track
+from sepbook.audio import resample
+from sepbook.banks import Bank, excerpt_batches, fixed_excerpts, song_banks
+from sepbook.tracks import Splits, Track, hold_out_last
 
 REAL_DATA_ENV = "SLAKH_PATH"
-
-
-@dataclass
-class Splits:
-    """Training, validation and test songs, each a :class:`~sepbook.tracks.Track` with ``rolls``
-    ``(K, n_pitches, frames)`` on the STFT's frames."""
-
-    train: list[Track]
-    valid: list[Track]
-    test: list[Track]
 
 
 def window(roll: np.ndarray, lowest_pitch: int, n_pitches: int, name: str = "roll") -> np.ndarray:
@@ -97,14 +86,11 @@ def load_tracks(cfg: Mapping[str, Any], split: str) -> list[Track]:
 
 def splits(cfg: Mapping[str, Any]) -> Splits:
     """The corpus's training songs (the last ``n_valid`` held out for validation; the real Slakh2100
-    has its own ``validation/`` songs) and its test songs."""
+    has its own ``validation/`` songs) and its test songs, each track with ``rolls``
+    ``(K, n_pitches, frames)`` on the STFT's frames."""
     if cfg["dataset"] != "synthetic":
         return Splits(load_tracks(cfg, "train"), load_tracks(cfg, "validation"), load_tracks(cfg, "test"))
-    train = load_tracks(cfg, "train")
-    n_valid = cfg["n_valid"] or max(1, len(train) // 10)
-    if n_valid >= len(train):
-        raise ValueError(f"n_valid: {n_valid} validation songs leave none of the {len(train)} for training")
-    return Splits(train[:-n_valid], train[-n_valid:], load_tracks(cfg, "test"))
+    return Splits(*hold_out_last(load_tracks(cfg, "train"), cfg["n_valid"]), load_tracks(cfg, "test"))
 
 
 @dataclass
@@ -117,18 +103,6 @@ class Sets:
     valid: list[dict[str, torch.Tensor]]
 
 
-def _banks(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> tuple[Bank, Bank]:
-    spectra, rolls = [], []
-    for t in tracks:
-        spec = magnitudes(cfg, torch.cat([t.mixture, t.sources[:, 0]]))          # (1 + K, F, frames)
-        if spec.shape[-1] < cfg["frames"]:
-            raise ValueError(f"frames: song {t.name} has {spec.shape[-1]} STFT frames, fewer than one excerpt "
-                             f"({cfg['frames']}); use longer songs or smaller frames")
-        spectra.append(spec)
-        rolls.append(t.rolls.float())
-    return Bank.of(spectra), Bank.of(rolls)
-
-
 def as_batch(spectra: torch.Tensor, rolls: torch.Tensor) -> dict[str, torch.Tensor]:
     """``{'mixture': (B, 1, F, T), 'sources': (B, K, F, T), 'rolls': (B, K, P, T)}``; magnitudes are linear."""
     return {"mixture": spectra[:, :1], "sources": spectra[:, 1:], "rolls": rolls}
@@ -136,17 +110,17 @@ def as_batch(spectra: torch.Tensor, rolls: torch.Tensor) -> dict[str, torch.Tens
 
 def training_sets(cfg: Mapping[str, Any], data: Splits, valid_batches: int = 4) -> Sets:
     """:class:`Sets` of the training songs; validation batches cut at fixed places from the validation songs."""
-    spectra, rolls = _banks(cfg, data.train)
-    valid_spectra, valid_rolls = _banks(cfg, data.valid)
+    spectra, rolls = song_banks(cfg, data.train, _rolls)
     rng = seeds.rng(0, "transcription", "valid")
-    valid = []
-    for _ in range(valid_batches):
-        valid.append(as_batch(*matching_excerpts((valid_spectra, valid_rolls), cfg["batch_size"], cfg["frames"], rng)))
-    return Sets(spectra, rolls, valid)
+    valid = fixed_excerpts(song_banks(cfg, data.valid, _rolls), cfg, valid_batches, rng)
+    return Sets(spectra, rolls, [as_batch(*batch) for batch in valid])
 
 
 def batches(cfg: Mapping[str, Any], sets: Sets, seed: int, start: int = 0):
     """Yield ``(step, batch)`` from ``start`` on, each batch a pure function of ``(seed, step)``."""
-    for step in itertools.count(start):
-        rng = seeds.rng(seed, "transcription", step)
-        yield step, as_batch(*matching_excerpts((sets.spectra, sets.rolls), cfg["batch_size"], cfg["frames"], rng))
+    for step, excerpts in excerpt_batches((sets.spectra, sets.rolls), cfg, seed, "transcription", start):
+        yield step, as_batch(*excerpts)
+
+
+def _rolls(track: Track) -> torch.Tensor:
+    return track.rolls.float()

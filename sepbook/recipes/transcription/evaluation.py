@@ -11,12 +11,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook.recipes import Paper
 from sepbook import metrics
-from sepbook.experiments import report
+from sepbook.audio import front_end, log_magnitude, magnitudes, n_bins
 from sepbook.banks import in_excerpts
-from sepbook.audio import log_magnitude
-from sepbook.audio import front_end, magnitudes, n_bins
+from sepbook.experiments import report
+from sepbook.recipes import Paper, each_channel
 from sepbook.tracks import Track
 
 #: The poster's tables. In the copy the book ships their captions are swapped: the dB values
@@ -57,17 +56,15 @@ def masks_of(model: torch.nn.Module, magnitude: torch.Tensor) -> torch.Tensor:
 
 def separate(model: torch.nn.Module, mixture: torch.Tensor) -> torch.Tensor:
     """Separate a mixture ``(channels, time)`` into ``(K, channels, time)`` with the mixture's phase."""
-    mixture = torch.as_tensor(mixture, dtype=torch.float32)
-    if mixture.dim() != 2:
-        raise ValueError(f"mixture: expected (channels, time), got shape {tuple(mixture.shape)}")
     stft = front_end(model.settings)
-    out = []
-    for wave in mixture:
+
+    def separate_one(wave):
         spec = stft(wave)                                                    # (n_fft / 2 + 1, frames)
         masks = masks_of(model, spec[: n_bins(model.settings)].abs())
         full = torch.nn.functional.pad(masks, (0, 0, 0, 1))                 # the Nyquist bin gets mask 0
-        out.append(stft.inverse(full * spec, len(wave)))
-    return torch.stack(out, dim=1)
+        return stft.inverse(full * spec, len(wave))
+
+    return each_channel(separate_one, mixture)
 
 
 @torch.no_grad()
@@ -143,7 +140,7 @@ def reference_rows(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> list[dict
     """The unprocessed mixture as every instrument's estimate (no seed: nothing is trained)."""
     rows = []
     for track in tracks:
-        score = metrics.si_sdr(track.mixture.expand_as(track.sources), track.sources).squeeze(-1)
+        score = metrics.si_sdr(track.mixture_as_estimates(), track.sources).squeeze(-1)
         silent = track.sources.abs().amax(dim=(1, 2)) == 0
         values = {name: {"SI-SDR": math.nan if silent[k] else float(score[k])}
                   for k, name in enumerate(track.source_names)}

@@ -10,10 +10,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from sepbook.audio import magnitudes
 from sepbook.book import plot
 from sepbook.experiments import report
 from sepbook.losses.transcription import harmonic_mask
-from sepbook.audio import magnitudes
 from sepbook.recipes.transcription.evaluation import PAPER, SEPARATION_ROWS, average_rows, masks_of, transcribe
 from sepbook.recipes.transcription.training import template_of
 from sepbook.tracks import Track
@@ -25,7 +25,8 @@ def draw_training_scheme(ax=None):
     """The paper's Fig. 1 as three steps: transcriptor, separator with the transcriptor as critic, fine-tuning."""
     import matplotlib.pyplot as plt
 
-    from sepbook.book.plot import diagram_arrow as arrow, diagram_box
+    from sepbook.book.plot import diagram_arrow as arrow
+    from sepbook.book.plot import diagram_box
 
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 5.6))

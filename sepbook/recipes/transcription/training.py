@@ -11,16 +11,14 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from sepbook.audio import log_magnitude, n_bins
+from sepbook.experiments.train import fit, pick_device, seed_everything, update
 from sepbook.losses.adversarial import supervised_loss
-from sepbook.audio import log_magnitude
-from sepbook.losses.transcription import (clip_mask, critic_loss, harmonic_mask, harmonic_template,
-                                          interference_loss, mixture_loss, reassembled_loss,
-                                          reassembly_detection_loss, transcription_loss)
+from sepbook.losses.transcription import (clip_mask, critic_loss, harmonic_mask, harmonic_template, interference_loss,
+                                          mixture_loss, reassembled_loss, reassembly_detection_loss, transcription_loss)
 from sepbook.models.transcriptor import ClipClassifier, Transcriptor
 from sepbook.models.unet import UNet
 from sepbook.recipes.transcription.data import Sets, batches
-from sepbook.audio import n_bins
-from sepbook.experiments.train import fit, pick_device, seed_everything, update
 
 #: Critics, trained first on mixtures and their scores (or clip labels).
 CRITICS: tuple[str, ...] = ("transcriptor", "classifier")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -25,6 +24,7 @@ import torch
 
 from sepbook.data import chorales, synth
 from sepbook.data.datasets import SongDataset
+from sepbook.tracks import Splits, Track
 
 #: Each set's sources, in the order the mask head gives them (Table 1 of the paper).
 SOURCES: dict[str, tuple[str, ...]] = {
@@ -62,28 +62,8 @@ _GROUPS = {
     "dagstuhl": {"tenor": "male", "bass_voice": "male", "soprano": "female", "alto": "female"},
     "remixpacks": {},
 }
-Tracks = list[dict[str, np.ndarray]]
-
-
-@dataclass
-class Example:
-    """One whole test (or validation) song: ``mixture`` ``(1, time)`` and ``sources`` ``(K, 1, time)``
-    in the order of ``SOURCES[domain]``, with ``mixture == sources.sum(0)``."""
-
-    name: str
-    domain: str
-    mixture: torch.Tensor
-    sources: torch.Tensor
-
-
-@dataclass
-class Splits:
-    """``train``: each set's training songs as ``{source: (1, time)}`` dicts; ``valid`` and
-    ``test``: the downstream sets' held-out songs as :class:`Example` s, interleaved."""
-
-    train: dict[str, Tracks]
-    test: list[Example]
-    valid: list[Example]
+#: Training songs as their stems, one ``{source: (1, time)}`` dict per song.
+StemSongs = list[dict[str, np.ndarray]]
 
 
 def _band(n: int, seed: int, cfg: Mapping[str, Any], vocals: bool) -> list[synth.Song]:
@@ -107,7 +87,7 @@ def _chorales(cfg: Mapping[str, Any], corpus: str, subset: str) -> list[synth.So
     return songs[:train] if subset == "train" else songs[train:]
 
 
-def _grouped(songs: Sequence[synth.Song], corpus: str) -> Tracks:
+def _grouped(songs: Sequence[synth.Song], corpus: str) -> StemSongs:
     groups = _GROUPS[corpus]
     tracks = []
     for song in songs:
@@ -138,7 +118,7 @@ def minutes(cfg: Mapping[str, Any], corpus: str) -> tuple[float, float]:
     return train * cfg["song_seconds"] / 60, test * cfg["song_seconds"] / 60
 
 
-def synthetic_tracks(cfg: Mapping[str, Any], corpus: str, subset: str) -> Tracks:
+def synthetic_tracks(cfg: Mapping[str, Any], corpus: str, subset: str) -> StemSongs:
     """The songs of ``corpus`` ('musdb', ..., 'remixpacks') and ``subset`` ('train', 'test' or 'valid')."""
     if corpus not in SOURCES:
         raise ValueError(f"corpus: expected one of {list(SOURCES)}, got {corpus!r}")
@@ -150,7 +130,7 @@ def synthetic_tracks(cfg: Mapping[str, Any], corpus: str, subset: str) -> Tracks
     return _grouped(songs, corpus)
 
 
-def check_sources(songs: Tracks, corpus: str) -> None:
+def check_sources(songs: StemSongs, corpus: str) -> None:
     """Every song must hold each source the mask head of ``corpus`` gives; else ``ValueError``."""
     expected = SOURCES[corpus]
     for i, song in enumerate(songs):
@@ -160,7 +140,7 @@ def check_sources(songs: Tracks, corpus: str) -> None:
                              f"{len(expected)} the mask head expects {list(expected)} (missing {missing})")
 
 
-def stem_folder_tracks(root: Path, corpus: str, subset: str, sr: int) -> Tracks:
+def stem_folder_tracks(root: Path, corpus: str, subset: str, sr: int) -> StemSongs:
     """Real data: ``root/<corpus>/<subset>/<song>/<source>.wav``, one folder per song, mono at ``sr``."""
     from sepbook.data.layouts import read_stem_folder
 
@@ -173,7 +153,7 @@ def stem_folder_tracks(root: Path, corpus: str, subset: str, sr: int) -> Tracks:
             for song in songs]
 
 
-def tracks(cfg: Mapping[str, Any], corpus: str, subset: str) -> Tracks:
+def tracks(cfg: Mapping[str, Any], corpus: str, subset: str) -> StemSongs:
     """``corpus``'s songs: synthesised, or read from ``$TRANSFER_DATA`` in the ``paper`` profile."""
     if cfg["dataset"] == "synthetic":
         return synthetic_tracks(cfg, corpus, subset)
@@ -183,7 +163,7 @@ def tracks(cfg: Mapping[str, Any], corpus: str, subset: str) -> Tracks:
     return stem_folder_tracks(Path(os.environ["TRANSFER_DATA"]), corpus, subset, cfg["sr"])
 
 
-def training_set(cfg: Mapping[str, Any], songs: Tracks, corpus: str, seed: int,
+def training_set(cfg: Mapping[str, Any], songs: StemSongs, corpus: str, seed: int,
                  augmentation: str = "none", share: float = 1.0) -> SongDataset:
     """Training excerpts of ``corpus``: item ``i`` depends only on ``(seed, i)``.
 
@@ -208,8 +188,8 @@ def training_set(cfg: Mapping[str, Any], songs: Tracks, corpus: str, seed: int,
         skip_short=cfg["dataset"] == "synthetic")
 
 
-def song_examples(songs: Tracks, corpus: str, subset: str = "test") -> list[Example]:
-    """One :class:`Example` per song, the whole song, named ``'<corpus> NNN'`` (``'<corpus> valid NNN'``
+def song_examples(songs: StemSongs, corpus: str, subset: str = "test") -> list[Track]:
+    """One :class:`~sepbook.tracks.Track` per song (``domain`` = its set), the whole song, named ``'<corpus> NNN'`` (``'<corpus> valid NNN'``
     for validation). Remixpacks' test mixtures are incoherent, as its stems come from different
     packs: example ``i`` takes its ``k``-th source from song ``i + k``."""
     check_sources(songs, corpus)
@@ -220,22 +200,24 @@ def song_examples(songs: Tracks, corpus: str, subset: str = "test") -> list[Exam
         stems = [songs[(i + k) % len(songs) if incoherent else i][source] for k, source in enumerate(SOURCES[corpus])]
         length = min(stem.shape[-1] for stem in stems)
         sources = torch.as_tensor(np.stack([stem[..., :length] for stem in stems]), dtype=torch.float32)
-        examples.append(Example(f"{prefix} {i:03d}", corpus, sources.sum(0), sources))
+        examples.append(Track(f"{prefix} {i:03d}", sources.sum(0), sources, SOURCES[corpus], corpus))
     return examples
 
 
 def splits(cfg: Mapping[str, Any]) -> Splits:
-    """Every set's training songs and the downstream sets' validation and test songs."""
+    """Every set's training songs, ``{set: [{source: (1, time)}]}``, and the downstream sets'
+    validation and test songs as tracks, interleaved."""
     train = {corpus: tracks(cfg, corpus, "train") for corpus in (*cfg["pretraining"], *cfg["downstream"])}
-    return Splits(train, test_tracks(cfg), test_tracks(cfg, "valid"))
+    test = test_tracks(cfg)
+    return Splits(train=train, valid=test_tracks(cfg, "valid"), test=test)
 
 
-def test_tracks_of(cfg: Mapping[str, Any], corpus: str, subset: str = "test") -> list[Example]:
+def test_tracks_of(cfg: Mapping[str, Any], corpus: str, subset: str = "test") -> list[Track]:
     """The test (or validation) songs of one downstream set."""
     return song_examples(tracks(cfg, corpus, subset), corpus, subset)
 
 
-def test_tracks(cfg: Mapping[str, Any], subset: str = "test") -> list[Example]:
+def test_tracks(cfg: Mapping[str, Any], subset: str = "test") -> list[Track]:
     """Every downstream set's test (or validation) songs, interleaved so the first few cover every set."""
     per_set = [test_tracks_of(cfg, corpus, subset) for corpus in cfg["downstream"]]
     return [example for group in itertools.zip_longest(*per_set) for example in group if example is not None]

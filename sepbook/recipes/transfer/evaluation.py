@@ -14,13 +14,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook.recipes import Paper, channel_by_channel
 from sepbook.experiments import report
 from sepbook.metrics import si_sdr
 from sepbook.models.blstm import MaskSeparator
 from sepbook.models.chimera import cluster_masks
-from sepbook.recipes.transfer.data import SILENCE, SOURCES, Example
+from sepbook.recipes import Paper, each_channel
+from sepbook.recipes.transfer.data import SILENCE, SOURCES
 from sepbook.recipes.transfer.training import finetuned, plan, pretrained, scratch
+from sepbook.tracks import Track
 
 MIXTURE = "mixture"
 #: The metric of the deep-clustering head's separations.
@@ -62,7 +63,8 @@ def separate(model: MaskSeparator, mixture: torch.Tensor) -> torch.Tensor:
     """Estimates ``(K, channels, time)`` of a mixture ``(channels, time)`` (or ``(time,)``), each
     channel separated as a mono mixture."""
     mixture = torch.as_tensor(mixture, dtype=torch.float32)
-    return channel_by_channel(model.eval(), mixture.reshape(-1, mixture.shape[-1]))
+    model.eval()
+    return each_channel(lambda wave: model(wave[None, None])[0, :, 0], mixture.reshape(-1, mixture.shape[-1]))
 
 
 def _rows(variant, seed, examples, estimates, metric: str = "SI-SDR") -> list[dict]:
@@ -78,7 +80,7 @@ def _rows(variant, seed, examples, estimates, metric: str = "SI-SDR") -> list[di
 
 
 @torch.no_grad()
-def separate_by_clustering(model: MaskSeparator, example: Example) -> torch.Tensor:
+def separate_by_clustering(model: MaskSeparator, example: Track) -> torch.Tensor:
     """The deep-clustering head as a separator: k-means on its embeddings of ``example`` gives
     binary masks (:func:`~sepbook.models.chimera.cluster_masks`), and each source takes the
     cluster that fits it best (the best of the K! matchings, as a permutation-free metric
@@ -107,7 +109,7 @@ def clustering_scored(run) -> bool:
 
 @torch.no_grad()
 def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], MaskSeparator],
-             tracks: Sequence[Example]) -> list[dict]:
+             tracks: Sequence[Track]) -> list[dict]:
     """SI-SDR rows of every model on the test songs of its downstream set, and ``SI-SDR (DC)``
     rows of its deep-clustering head (:func:`separate_by_clustering`) where
     :func:`clustering_scored`; a pre-trained network, whose mask head never learned, is scored
@@ -124,10 +126,9 @@ def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], MaskSepara
     return rows
 
 
-def mixture_rows(cfg: Mapping[str, Any], tracks: Sequence[Example]) -> list[dict]:
+def mixture_rows(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> list[dict]:
     """The unprocessed mixture's SI-SDR against each source: where every system starts."""
-    estimates = [e.mixture.expand(len(SOURCES[e.domain]), -1, -1) for e in tracks]
-    return _rows(MIXTURE, None, tracks, estimates)
+    return _rows(MIXTURE, None, tracks, [track.mixture_as_estimates() for track in tracks])
 
 
 # ---------------------------------------------------------------------------- tables and claims

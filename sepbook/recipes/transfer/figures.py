@@ -14,9 +14,10 @@ from sepbook.book import plot
 from sepbook.experiments import report
 from sepbook.losses.clustering import ideal_assignments
 from sepbook.masks import ideal_ratio_mask
-from sepbook.recipes.transfer.data import SOURCES, Example
+from sepbook.recipes.transfer.data import SOURCES
 from sepbook.recipes.transfer.evaluation import P_THRESHOLD, curve, gain_rows
 from sepbook.recipes.transfer.training import finetuned, scratch
+from sepbook.tracks import Track
 
 COLORS = {"scratch": "#90a4ae", "musdb": "#ffb74d", "slakh": "#4fc3f7", "musdb+slakh": "#81c784",
           "pitch": "#ba68c8", "stretch": "#4db6ac", "incoherent": "#f06292"}
@@ -27,7 +28,8 @@ def draw_scheme(ax=None):
     small set with a new mask head, the whole network or the mask head alone."""
     import matplotlib.pyplot as plt
 
-    from sepbook.book.plot import diagram_arrow as arrow, diagram_box as box
+    from sepbook.book.plot import diagram_arrow as arrow
+    from sepbook.book.plot import diagram_box as box
 
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 4.4))
@@ -166,7 +168,7 @@ def plateau_curves(histories, cfg: Mapping[str, Any], axes=None):
 
 
 @torch.no_grad()
-def _loud_embeddings(model, example: Example, keep: float):
+def _loud_embeddings(model, example: Track, keep: float):
     """The embeddings of ``example``'s loudest ``keep`` fraction of bins ``(n, D)``, and the index of
     the source that dominates each ``(n,)``."""
     mixture_mag = model.stft(example.mixture[None]).abs()
@@ -178,7 +180,7 @@ def _loud_embeddings(model, example: Example, keep: float):
 
 
 @torch.no_grad()
-def embedding_points(model, example: Example, keep: float = 0.3):
+def embedding_points(model, example: Track, keep: float = 0.3):
     """The deep-clustering embeddings of ``example``'s loudest ``keep`` fraction of bins, projected on
     their two principal axes; -> ``(points (n, 2), dominant source index (n,))``."""
     points, owner = _loud_embeddings(model, example, keep)
@@ -188,7 +190,7 @@ def embedding_points(model, example: Example, keep: float = 0.3):
 
 
 @torch.no_grad()
-def embedding_contrast(model, example: Example, keep: float = 0.3) -> float:
+def embedding_contrast(model, example: Track, keep: float = 0.3) -> float:
     """Mean cosine similarity of the loudest bins' embeddings within a source minus across sources:
     1 for sources on orthogonal axes, 0 when the embeddings ignore the sources."""
     v, k = _loud_embeddings(model, example, keep)
@@ -200,7 +202,7 @@ def embedding_contrast(model, example: Example, keep: float = 0.3) -> float:
     return float(pairs[same].sum() / pair_counts[same].sum() - pairs[~same].sum() / pair_counts[~same].sum())
 
 
-def embedding_projection(models: Mapping[str, Any], example: Example, axes=None):
+def embedding_projection(models: Mapping[str, Any], example: Track, axes=None):
     """One panel per model: its embeddings of ``example`` in 2-D, coloured by the source that
     dominates each bin."""
     import matplotlib.pyplot as plt
@@ -220,7 +222,7 @@ def embedding_projection(models: Mapping[str, Any], example: Example, axes=None)
 
 
 @torch.no_grad()
-def masks_figure(models: Mapping[str, Any], example: Example, sr: int, hop: int):
+def masks_figure(models: Mapping[str, Any], example: Track, sr: int, hop: int):
     """The mixture's spectrogram, then each source's mask from each model, beside the ideal ratio mask."""
     import matplotlib.pyplot as plt
 

@@ -27,14 +27,14 @@ from typing import Any, Mapping
 import torch
 
 from sepbook.data.datasets import SongDataset, step_batches
-from sepbook.losses.clustering import (chimera_loss, deep_clustering_loss, ideal_assignments,
-                                       magnitude_weights, mask_inference_loss)
+from sepbook.experiments.train import fit, seed_everything
+from sepbook.losses.clustering import (chimera_loss, deep_clustering_loss, ideal_assignments, magnitude_weights,
+                                       mask_inference_loss)
 from sepbook.metrics import si_sdr
 from sepbook.models.blstm import MaskSeparator
 from sepbook.models.chimera import ChimeraNet, freeze_all_but_mask
-from sepbook.recipes.transfer.data import (AUGMENTATIONS, DOWNSTREAM, PRETRAINING, SILENCE, SOURCES, Example,
-                                          Splits, training_set)
-from sepbook.experiments.train import fit, seed_everything
+from sepbook.recipes.transfer.data import AUGMENTATIONS, DOWNSTREAM, PRETRAINING, SILENCE, SOURCES, Splits, training_set
+from sepbook.tracks import Track
 
 MODES: tuple[str, ...] = ("whole", "mask")
 #: How long a downstream run trains: the paper's budget, the fine-tuning steps only, or to its plateau.
@@ -161,7 +161,7 @@ def mask_loss(model: MaskSeparator, batch) -> torch.Tensor:
 
 
 @torch.no_grad()
-def mean_si_sdr(model: MaskSeparator, examples: list[Example]) -> float:
+def mean_si_sdr(model: MaskSeparator, examples: list[Track]) -> float:
     """SI-SDR (dB) averaged over the audible sources of ``examples`` (what the curves show)."""
     scores = []
     for example in examples:
