@@ -1,6 +1,7 @@
 import os
 
 import pytest
+
 from sepbook.data import profiles
 
 os.environ.setdefault("SEPBOOK_PROFILE", "tiny")

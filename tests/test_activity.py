@@ -493,7 +493,8 @@ def test_a_silenced_instrument_stays_in_the_comparison():
     """Song c, where IASS's detector silenced the piano (0 dB), counts against IASS: the claims' paired
     differences and the tables keep it instead of dropping it."""
     from sepbook.experiments import claims
-    from sepbook.recipes.activity.evaluation import UNWEIGHTED, gain_rows, score_rows
+    from sepbook.recipes.activity.evaluation import UNWEIGHTED, score_rows
+    from sepbook.recipes.activity.page import gain_rows
     from sepbook.tracks import Track
 
     song = uniform(1, 1, 4096, seed=5, low=-1, high=1)
@@ -531,7 +532,8 @@ def test_leakage_is_the_energy_in_the_rests_against_the_instruments_own():
 
 
 def test_contributions_split_the_design():
-    from sepbook.recipes.activity.evaluation import UNWEIGHTED, conclusion, contributions
+    from sepbook.recipes.activity.evaluation import UNWEIGHTED
+    from sepbook.recipes.activity.page import conclusion, contributions
 
     values = {}
     for seed in (0, 1):
@@ -545,7 +547,8 @@ def test_contributions_split_the_design():
 
 
 def test_silence_verdict_needs_a_correlation_beyond_chance():
-    from sepbook.recipes.activity.evaluation import UNWEIGHTED, critical_r, silence_verdict
+    from sepbook.recipes.activity.evaluation import UNWEIGHTED
+    from sepbook.recipes.activity.page import critical_r, silence_verdict
 
     assert critical_r(10) == pytest.approx(0.632, abs=1e-3)
     rows = []

@@ -6,6 +6,7 @@ import torch
 from sepbook.losses.clustering import (chimera_loss, deep_clustering_loss, ideal_assignments, magnitude_weights,
                                        mask_inference_loss, naive_deep_clustering_loss)
 from sepbook.models.chimera import ChimeraNet, freeze_all_but_mask
+
 from mutants import detached, edited, negated
 
 F, T, D = 17, 12, 5

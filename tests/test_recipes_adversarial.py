@@ -7,7 +7,7 @@ from torch import nn
 from sepbook.banks import Bank
 from sepbook.experiments import report
 from sepbook.recipes import adversarial
-from sepbook.recipes.adversarial import evaluation, training
+from sepbook.recipes.adversarial import evaluation, page, training
 from sepbook.recipes.adversarial.data import mismatched_domains, scarce_domains
 from sepbook.recipes.adversarial.spectrograms import (paired_batch, random_loudness, solo_batch, spectrogram_sets,
                                                       unlabelled_batch)
@@ -342,7 +342,7 @@ def fake_rows(gain=1.0, seeds=(0, 1, 2)):
 
 
 def test_paper_table_has_the_papers_layout_with_its_numbers_beside_ours(cfg):
-    table = evaluation.paper_table(cfg, fake_rows(), "tiny")
+    table = page.paper_table(cfg, fake_rows(), "tiny")
     assert list(table.index) == [label for label, _, _ in evaluation.METRIC_ROWS]
     assert list(table.columns.get_level_values(0).unique()) == ["Test set", *adversarial.PAPER_ROLES]
     assert table.shape == (6, 5 * 3 * 2)
@@ -353,23 +353,23 @@ def test_paper_table_has_the_papers_layout_with_its_numbers_beside_ours(cfg):
 
 
 def test_gains_and_verdict_follow_the_numbers(cfg):
-    gains = evaluation.gains(cfg, fake_rows(gain=1.0), "V")
+    gains = page.gains(cfg, fake_rows(gain=1.0), "V")
     assert gains.loc[("out-of-domain", "SDR V."), "mean"] == pytest.approx(1.0)
     assert gains.loc[("DSD100", "SDR V."), "mean"] == pytest.approx(0.0)
     assert gains.loc[("Test set", "SDR V."), "mean"] == pytest.approx(0.75)  # 3 of 4 domains gain 1 dB
     assert gains.loc[("iKala", "SAR Inst."), "wins"] == 3
-    assert "V minus the baseline outside the supervised domain: +1.00 dB" in evaluation.describe(
+    assert "V minus the baseline outside the supervised domain: +1.00 dB" in page.describe(
         cfg, fake_rows(gain=1.0), "V", "book")
-    assert "V minus the baseline outside the supervised domain: -1.00 dB" in evaluation.describe(
+    assert "V minus the baseline outside the supervised domain: -1.00 dB" in page.describe(
         cfg, fake_rows(gain=-1.0), "V", "book")
-    assert "on the DSD100 songs" in evaluation.describe(cfg, fake_rows(), "VA", "tiny", subset="DSD100")
+    assert "on the DSD100 songs" in page.describe(cfg, fake_rows(), "VA", "tiny", subset="DSD100")
 
 
 def test_gains_table_puts_the_papers_gain_beside_ours(cfg):
-    table = evaluation.gains_table(cfg, fake_rows(gain=0.5))
+    table = page.gains_table(cfg, fake_rows(gain=0.5))
     assert table.shape == (2 * 6, 6 * 2)
     assert table.loc[("V", "out-of-domain"), ("SDR V.", "ours")] == 0.5
-    assert table.loc[("V", "Test set"), ("SDR V.", "paper")] == evaluation.paper_gain("V", "SDR V.") == 0.48
+    assert table.loc[("V", "Test set"), ("SDR V.", "paper")] == page.paper_gain("V", "SDR V.") == 0.48
     assert table.loc[("VA", "out-of-domain"), ("SDR V.", "paper")] == "–"  # the paper pools no such subset
 
 
@@ -426,7 +426,7 @@ def test_headroom_table_is_the_upper_bound_minus_the_baseline_per_subset(cfg):
     rows = fake_rows(gain=1.0)  # every system but the baseline, the upper bound included, +1 dB outside pop
     rows += [dict(r, variant=evaluation.MIXTURE, seed=None, value=-10.0) for r in rows if r["variant"] == "baseline"
              and r["seed"] == 0]
-    table = evaluation.headroom_table(cfg, rows)
+    table = page.headroom_table(cfg, rows)
     assert list(table.index) == [*adversarial.PAPER_ROLES, evaluation.OUT_OF_DOMAIN]
     assert list(table.columns) == [evaluation.MIXTURE, "baseline", "upper bound", "V", "VA", "headroom"]
     assert table.loc["DSD100", "headroom"] == 0.0 and table.loc[evaluation.OUT_OF_DOMAIN, "headroom"] == 1.0
@@ -436,7 +436,7 @@ def test_headroom_table_is_the_upper_bound_minus_the_baseline_per_subset(cfg):
 def test_choices_show_every_candidate_and_mark_the_one_kept():
     histories = {("V", 0): {"chosen": "V @ alpha 0.001", "candidates": {"V @ alpha 0.01": 0.3, "V @ alpha 0.001": 0.2}},
                  ("V @ alpha 0.01", 0): {"step": [1], "valid": []}}
-    table = evaluation.choices(histories)
+    table = page.choices(histories)
     assert list(table.index) == [("V", 0, "alpha 0.01"), ("V", 0, "alpha 0.001")]
     assert list(table["chosen"]) == [False, True] and list(table["validation L_s"]) == [0.3, 0.2]
 

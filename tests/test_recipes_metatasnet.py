@@ -9,7 +9,7 @@ import torch
 from sepbook.classroom.exercises import check_generated_conv, check_si_sdr_loss
 from sepbook.experiments import report
 from sepbook.recipes import metatasnet
-from sepbook.recipes.metatasnet import evaluation
+from sepbook.recipes.metatasnet import evaluation, page
 from sepbook.recipes.metatasnet.data import batches, training_banks
 from sepbook.recipes.metatasnet.evaluation import separate_stages
 
@@ -118,7 +118,7 @@ def test_evaluate_scores_the_last_stage_and_the_first(cfg, splits, learning):
     value = {(r["source"], r["metric"]): r["value"] for r in rows if r["variant"] == "meta (stage 1)"}
     for source, metric in value:
         assert value[(source, metric)] == pytest.approx(scores[source][metric], abs=1e-4)
-    in_band = evaluation.in_band_table({"meta": model}, [song])
+    in_band = page.in_band_table({"meta": model}, [song])
     assert in_band.loc["meta", "last − first"] == pytest.approx(
         in_band.loc["meta", "last stage"] - in_band.loc["meta", "stage 1"], abs=0.02)
 
@@ -138,10 +138,10 @@ def test_the_level_diagnostic_reads_a_hand_made_gain_and_sign(cfg, splits):
     rows = report.rows_for(values, variant="meta", seed=0, song=song.name, domain="musdb")
     rows += report.rows_for({k: {"SI-SDR": v["SI-SDR"] - 3} for k, v in values.items()},
                             variant="meta (stage 1)", seed=0, song=song.name, domain="musdb")
-    levels = evaluation.level_table(rows)
+    levels = page.level_table(rows)
     assert levels.loc["meta", "vocals"] == "0.50 (0 of 1 inverted)"
     assert levels.loc["meta", "drums"] == "-1.00 (1 of 1 inverted)"
-    stages = evaluation.stage_table(rows)
+    stages = page.stage_table(rows)
     assert stages.loc["meta", "last − first"] == pytest.approx(3.0, abs=0.01)
 
 
@@ -294,19 +294,19 @@ def test_the_summaries_read_hand_made_rows():
             gain = 0.5 + quality / 20 + (-2.0 if variant == "independent" and song == 0 else 0.0)
             rows += _rows(variant, 0, f"s{song}", {"vocals": {"SI-SDR": quality + shift, "gain": gain,
                                                                "SDR": quality + sdr_shift}})
-    summary = evaluation.level_summary(rows)
+    summary = page.level_summary(rows)
     assert "meta 0.75 (0 of 3 inverted)" in summary and "independent 0.75 (1 of 3 inverted)" in summary
-    assert evaluation.ranking(rows, "SI-SDR") == ["meta", "independent"]
-    assert evaluation.ranking(rows, "SDR") == ["independent", "meta"]
-    assert evaluation.rankings_agree(rows).startswith("rank the systems differently")
-    assert evaluation.gain_and_quality(rows) > 0.5  # gain rises with SI-SDR in every system
+    assert page.ranking(rows, "SI-SDR") == ["meta", "independent"]
+    assert page.ranking(rows, "SDR") == ["independent", "meta"]
+    assert page.rankings_agree(rows).startswith("rank the systems differently")
+    assert page.gain_and_quality(rows) > 0.5  # gain rises with SI-SDR in every system
 
 
 def test_end_slopes_measure_the_last_quarter():
     flat_then_rising = {"valid_step": [100, 200, 300, 400, 500, 600, 700, 800],
                         "valid": [{"valid SI-SDR": v} for v in (0, 1, 2, 3, 4, 4, 5, 6)]}
     flat = {"valid_step": [100, 200, 300, 400], "valid": [{"valid SI-SDR": 2.0}] * 4}
-    slopes = evaluation.end_slopes({("meta", 0): flat_then_rising, ("meta", 1): flat,
+    slopes = page.end_slopes({("meta", 0): flat_then_rising, ("meta", 1): flat,
                                     ("independent", 0): flat})
     assert slopes.loc["independent", "dB per 1000 steps (mean)"] == 0
     assert slopes.loc["meta", "highest"] == pytest.approx(10.0)  # 1 dB per 100 steps at the end

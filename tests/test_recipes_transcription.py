@@ -8,7 +8,7 @@ import torch
 from sepbook.audio import magnitudes
 from sepbook.experiments import report
 from sepbook.recipes import transcription
-from sepbook.recipes.transcription import evaluation, training
+from sepbook.recipes.transcription import page, training
 from sepbook.recipes.transcription.data import batches, training_sets
 
 from helpers import QUIET
@@ -149,20 +149,20 @@ def _rows():
 
 
 def test_tables_put_the_papers_numbers_beside_ours(cfg):
-    table = evaluation.separation_table(cfg, _rows(), "tiny")
+    table = page.separation_table(cfg, _rows(), "tiny")
     assert list(table.index) == ["supervised", "isolated c+h-mix", "input mixture", "classifier baseline"]
     assert table.loc["supervised", ("Avg", "paper")] == "8.2"
     assert table.loc["input mixture", ("Avg", "ours (tiny)")] == "-3.0"
-    tr = evaluation.transcription_table(cfg, _rows(), "tiny")
+    tr = page.transcription_table(cfg, _rows(), "tiny")
     assert tr.loc[[("transcriptor", "mixture")], ("bass", "paper")].iloc[0] == "0.85"
 
 
 def test_versus_and_verdicts_follow_the_numbers(cfg):
-    ahead = evaluation.versus(cfg, _rows(), "classifier baseline", "input mixture", "tiny")
-    behind = evaluation.versus(cfg, _rows(), "classifier baseline", "supervised", "tiny")
+    ahead = page.versus(cfg, _rows(), "classifier baseline", "input mixture", "tiny")
+    behind = page.versus(cfg, _rows(), "classifier baseline", "supervised", "tiny")
     assert "classifier baseline minus the input mixture" in ahead and ": +" in ahead
     assert "classifier baseline minus the supervised" in behind and ": -" in behind
-    sentences = evaluation.transcription_differences(cfg, [r for r in _rows()], "tiny")
+    sentences = page.transcription_differences(cfg, [r for r in _rows()], "tiny")
     assert "fine-tune minus the pre-trained transcriptor" in sentences[0]
     assert "+0.100" in sentences[0]
 

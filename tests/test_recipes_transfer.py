@@ -16,7 +16,7 @@ from sepbook.experiments import report
 from sepbook.losses.clustering import deep_clustering_loss, naive_deep_clustering_loss
 from sepbook.models.chimera import freeze_all_but_mask
 from sepbook.recipes import transfer
-from sepbook.recipes.transfer import evaluation
+from sepbook.recipes.transfer import evaluation, page
 
 from helpers import QUIET
 
@@ -275,13 +275,13 @@ def _rows(gain_of):
 
 def test_tables_and_claims_read_the_rows():
     cfg, rows = _rows(lambda v: 0.0 if v.endswith("scratch") else 2.0 - v.endswith("mask") + v.count("pitch"))
-    table = evaluation.pretraining_table(rows, cfg)
+    table = page.pretraining_table(rows, cfg)
     assert float(table.loc["dagstuhl", "scratch"].split()[0]) == pytest.approx(0, abs=0.01)
     assert table.loc["dagstuhl", "slakh"].endswith("*") and not table.loc["dagstuhl", "scratch"].endswith("*")
-    table2 = evaluation.mask_minus_whole_table(rows, cfg, "tiny")
+    table2 = page.mask_minus_whole_table(rows, cfg, "tiny")
     assert float(table2.loc[("none", "slakh"), ("dagstuhl", "ours (tiny)")].split()[0]) == pytest.approx(-1, abs=0.01)
     assert table2.loc[("none", "slakh"), ("dagstuhl", "paper")] == "-1.76"
-    said = evaluation.in_words(rows, cfg, "tiny")
+    said = page.in_words(rows, cfg, "tiny")
     assert said["H1"].startswith("In the tiny profile, 2 of 2 pre-trained")
     assert "median of +1.00 dB" in said["H2"] and "2 of them are significant" in said["H2"]
     assert "below the whole-model in 4 of 4" in said["R2"]
@@ -290,7 +290,7 @@ def test_tables_and_claims_read_the_rows():
 def test_curve_means_over_seeds():
     histories = {("v", s): {"valid_step": [10, 20], "valid": [{"valid SI-SDR": s}, {"valid SI-SDR": 2 * s}]}
                  for s in (1, 3)}
-    steps, mean, std = evaluation.curve(histories, "v")
+    steps, mean, std = page.curve(histories, "v")
     assert steps.tolist() == [10, 20] and mean.tolist() == [2, 4]
     assert std[0] == pytest.approx(np.std([1, 3], ddof=1))
 
@@ -409,9 +409,9 @@ def test_minutes_count_each_set_and_add_up_for_the_union():
 def test_first_reaching_finds_the_first_step_of_the_seed_mean_curve():
     histories = {("v", s): {"valid_step": [20, 40, 60], "valid": [{"valid SI-SDR": x + s} for x in (0, 2, 1)]}
                  for s in (0, 2)}                                   # seed mean: 1, 3, 2
-    assert evaluation.first_reaching(histories, "v", 2.5) == 40
-    assert evaluation.first_reaching(histories, "v", 0.5) == 20
-    assert math.isnan(evaluation.first_reaching(histories, "v", 3.5))
+    assert page.first_reaching(histories, "v", 2.5) == 40
+    assert page.first_reaching(histories, "v", 0.5) == 20
+    assert math.isnan(page.first_reaching(histories, "v", 3.5))
 
 
 def test_the_papers_charts_draw_every_set_and_mark_significance():
@@ -478,21 +478,58 @@ def test_budget_sweep_and_clustering_tables_read_their_runs():
     def number(text):
         return float(text.split()[0])
 
-    budgets = evaluation.budget_table(rows, cfg).loc["dagstuhl"]
+    budgets = page.budget_table(rows, cfg).loc["dagstuhl"]
     assert [round(number(v)) for v in budgets] == [1, 2, 3, 4, 5]
-    sweep = evaluation.sweep_table(rows, cfg).loc["dagstuhl"]
+    sweep = page.sweep_table(rows, cfg).loc["dagstuhl"]
     assert [round(number(v)) for v in sweep] == [1, -1]                     # 0.5 of the songs, then all
-    clustering = evaluation.clustering_table(rows, cfg).loc["dagstuhl"]
+    clustering = page.clustering_table(rows, cfg).loc["dagstuhl"]
     assert [round(number(v)) for v in clustering] == [8, 12, 13, 2, 3]
     # the deep-clustering rows never leak into the mask head's tables
-    assert round(number(evaluation.pretraining_table(rows, cfg).loc["dagstuhl", "scratch"])) == 3
+    assert round(number(page.pretraining_table(rows, cfg).loc["dagstuhl", "scratch"])) == 3
 
 
 def test_budget_gains_subtract_scratch_at_the_same_budget():
     value = {"dagstuhl-scratch-short": 1.0, "dagstuhl-slakh-none-whole": 2.0, "dagstuhl-scratch": 3.0,
              "dagstuhl-scratch-long": 4.0, "dagstuhl-slakh-none-whole-long": 5.0}
     cfg, rows = _rows(lambda v: value.get(v, -9.0))
-    gains = evaluation.budget_gains(rows, cfg)["dagstuhl"]
+    gains = page.budget_gains(rows, cfg)["dagstuhl"]
     assert {k: round(g["mean"]) for k, g in gains.items()} == {"fine-tuning steps": 1, "total steps": -1,
                                                               "plateau": 1}
     assert gains["plateau"]["wins"] == gains["plateau"]["seeds"] == 2 and gains["total steps"]["wins"] == 0
+
+
+# ----------------------------------------------------------------------------- the page's sentences
+
+
+@pytest.fixture(scope="module")
+def committed():
+    from sepbook import results
+
+    return results.load("transfer", check=False)
+
+
+def test_the_h1_sentence_names_each_sets_best_pretraining(committed):
+    cfg = committed.cfg
+    sentence = page.best_pretraining(committed.rows, cfg)
+    gains = [g for g in page.gain_rows(committed.rows, cfg, "scratch") if g["augmentation"] == "none"]
+    for down in cfg["downstream"]:
+        ours = [g for g in gains if g["downstream"] == down]
+        best = max(ours, key=lambda g: g["gain"])
+        assert all(g["gain"] <= best["gain"] for g in ours)
+        assert f"on {down} the best pre-training ({best['pretraining']}) gives {best['gain']:+.2f} dB" in sentence
+
+
+def test_the_scratch_sentences_read_the_validation_curves(committed):
+    cfg, histories = committed.cfg, committed.histories
+    peaks, same = page.scratch_peaks(histories, cfg), page.at_equal_steps(histories, cfg)
+    for down in cfg["downstream"]:
+        steps, mean, _ = page.curve(histories, transfer.scratch(down))
+        assert f"on {down} its best is {mean.max():.2f} dB at step {steps[int(np.argmax(mean))]}" in peaks
+        ends = {p: page.curve(histories, transfer.finetuned(down, p))[1][-1] for p in cfg["pretraining"]}
+        assert f"fine-tuned from {max(ends, key=ends.get)}" in same.split("; ")[cfg["downstream"].index(down)]
+    level, reach = page.reaching_scratch(histories, cfg, "dagstuhl")
+    assert level == page.curve(histories, transfer.scratch("dagstuhl"))[1][-1]
+    for p in cfg["pretraining"]:
+        steps, mean, _ = page.curve(histories, transfer.finetuned("dagstuhl", p))
+        said = "not within fine-tuning" if mean.max() < level else "after"
+        assert f"from {p}, {said}" in reach

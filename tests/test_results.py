@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from sepbook import results
-from sepbook.results import make, store
 from sepbook.data import profiles
 from sepbook.experiments import report
+from sepbook.results import make, store
 
 #: Tiny runs: a few steps on a few short songs.
 SHRINK = {

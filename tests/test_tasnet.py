@@ -8,9 +8,9 @@ import torch.nn.functional as F
 
 from sepbook.losses.waveform import si_sdr_loss
 from sepbook.metrics import si_sdr
-from sepbook.models.tasnet import (Decoder, Encoder, GeneratedConv, GeneratedNorm, Layers, MaskTCN,
-                                   StaticConv, StaticNorm, build_tasnet, mixture_consistency,
-                                   start_as_generated, stream_conv)
+from sepbook.models.tasnet import (Decoder, Encoder, GeneratedConv, GeneratedNorm, Layers, MaskTCN, StaticConv,
+                                   StaticNorm, build_tasnet, mixture_consistency, start_as_generated, stream_conv)
+
 
 class PassThrough(torch.nn.Module):
     def forward(self, x, embeddings=None):

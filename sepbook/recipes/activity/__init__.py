@@ -20,7 +20,8 @@ from typing import Any, Mapping
 from sepbook.data import profiles
 from sepbook.recipes import from_scratch as requires
 from sepbook.recipes.activity.data import DATASETS, TITLES, Splits, splits, test_tracks, training_sets
-from sepbook.recipes.activity.evaluation import PAPER, UNWEIGHTED, evaluate, reference_rows, separate, separate_weighted
+from sepbook.recipes.activity.evaluation import UNWEIGHTED, evaluate, reference_rows, separate, separate_weighted
+from sepbook.recipes.activity.page import PAPER
 from sepbook.recipes.activity.training import DETECTORS, MODELS, VARIANTS, build, train
 
 CHAPTER = "activity"

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from sepbook.experiments.claims import HIGHER, LOWER, SAME, Claim, compare
 from sepbook.recipes.activity.data import TITLES
-from sepbook.recipes.activity.evaluation import PAPER, UNWEIGHTED
+from sepbook.recipes.activity.evaluation import UNWEIGHTED
+from sepbook.recipes.activity.page import PAPER
 
 #: What "equal" means for the paper's "IASS and Open-Unmix equal" (dB SDR).
 EQUAL_MARGIN = 0.5

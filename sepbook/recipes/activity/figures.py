@@ -17,8 +17,8 @@ from sepbook.experiments import report
 from sepbook.instrument_activity import weight_masks
 from sepbook.metrics import sdr
 from sepbook.recipes.activity.data import TITLES
-from sepbook.recipes.activity.evaluation import (UNWEIGHTED, describe, gain_rows, hard, scores, separate_weighted,
-                                                 song_masks, weights_for)
+from sepbook.recipes.activity.evaluation import UNWEIGHTED, describe, hard, separate_weighted, song_masks, weights_for
+from sepbook.recipes.activity.page import gain_rows, scores
 from sepbook.tracks import Track
 
 COLORS = {"BLSTM": "#90a4ae", "BLSTM + head": "#607d8b", "U-Net": "#ffe0b2", UNWEIGHTED: "#ffcc80",

@@ -30,7 +30,8 @@ from sepbook.data import profiles
 from sepbook.recipes.adversarial import training
 from sepbook.recipes.adversarial.data import (PAPER_ROLES, SOURCES, Domains, build_domains, disjoint_domains,
                                               mismatched_domains, scarce_domains, upper_domains)
-from sepbook.recipes.adversarial.evaluation import PAPER, evaluate, reference_rows, scored, separate
+from sepbook.recipes.adversarial.evaluation import evaluate, reference_rows, scored, separate
+from sepbook.recipes.adversarial.page import PAPER
 from sepbook.recipes.adversarial.spectrograms import spectrogram_sets
 from sepbook.recipes.adversarial.training import STARTS, VARIANTS, build, candidates, system
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from sepbook.data.profiles import SETTINGS
 from sepbook.experiments.claims import HIGHER, LOWER, Claim, compare
-from sepbook.recipes.adversarial.evaluation import MIXTURE, PAPER, paper_gain
+from sepbook.recipes.adversarial.evaluation import MIXTURE
+from sepbook.recipes.adversarial.page import PAPER, paper_gain
 
 #: The styles whose songs are unlabelled during training: the paper's "other datasets".
 OUTSIDE: tuple[str, ...] = tuple(SETTINGS["adversarial"]["book"]["domain_styles"])

@@ -16,7 +16,8 @@ from typing import Any, Mapping
 from sepbook.data import profiles
 from sepbook.recipes import from_scratch as requires
 from sepbook.recipes.metatasnet.data import Splits, splits, test_tracks, training_banks
-from sepbook.recipes.metatasnet.evaluation import MIXTURE, PAPER, cost_rows, evaluate, mixture_rows, separate
+from sepbook.recipes.metatasnet.evaluation import MIXTURE, cost_rows, evaluate, mixture_rows, separate
+from sepbook.recipes.metatasnet.page import PAPER
 from sepbook.recipes.metatasnet.training import CONTROL, SYSTEMS, VARIANTS, build, parameters, train, train_on
 
 CHAPTER = "metatasnet"

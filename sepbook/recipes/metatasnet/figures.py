@@ -13,7 +13,8 @@ import torch
 
 from sepbook.audio import STFT
 from sepbook.book import plot
-from sepbook.recipes.metatasnet.evaluation import SOURCES, over_songs, separate
+from sepbook.recipes.metatasnet.evaluation import separate
+from sepbook.recipes.metatasnet.page import SOURCES, over_songs
 from sepbook.tracks import Track
 
 COLORS = {"mixture": "#e0e0e0", "independent": "#90a4ae", "multi-task": "#ffcc80", "meta": "#ff8a65",

@@ -20,7 +20,8 @@ from typing import Any, Mapping
 from sepbook.data import profiles
 from sepbook.recipes.transcription import training
 from sepbook.recipes.transcription.data import Splits, load_tracks, splits, training_sets
-from sepbook.recipes.transcription.evaluation import PAPER, evaluate, reference_rows, separate
+from sepbook.recipes.transcription.evaluation import evaluate, reference_rows, separate
+from sepbook.recipes.transcription.page import PAPER
 from sepbook.recipes.transcription.training import REQUIRES, VARIANTS, build
 
 CHAPTER = "transcription"

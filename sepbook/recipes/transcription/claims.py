@@ -2,7 +2,7 @@
 
 Table 1 compares separators by their average SI-SDR over bass, guitar and piano; Table 2 compares
 transcriptors fine-tuned with and without the adversarial losses by frame accuracy. Each claim's
-paper effect is the difference of the paper's own rows (:data:`evaluation.PAPER`). Judged by
+paper effect is the difference of the paper's own rows (:data:`page.PAPER`). Judged by
 :func:`sepbook.experiments.claims.judge`.
 
 Chapter: transcription/score_supervision
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from sepbook.experiments.claims import HIGHER, Claim, compare
-from sepbook.recipes.transcription.evaluation import PAPER
+from sepbook.recipes.transcription.page import PAPER
 
 MIXTURE = "input mixture"
 SMALL = ("the paper's difference is a few tenths of a dB, smaller than what 12 synthetic songs and "

@@ -14,7 +14,8 @@ from sepbook.audio import magnitudes
 from sepbook.book import plot
 from sepbook.experiments import report
 from sepbook.losses.transcription import harmonic_mask
-from sepbook.recipes.transcription.evaluation import PAPER, SEPARATION_ROWS, average_rows, masks_of, transcribe
+from sepbook.recipes.transcription.evaluation import masks_of, transcribe
+from sepbook.recipes.transcription.page import PAPER, SEPARATION_ROWS, average_rows
 from sepbook.recipes.transcription.training import template_of
 from sepbook.tracks import Track
 

@@ -19,7 +19,8 @@ from typing import Any, Mapping
 from sepbook.data import profiles
 from sepbook.recipes.transfer.data import (AUGMENTATIONS, DOWNSTREAM, PAPER_MINUTES, PRETRAINING, SOURCES, Splits,
                                            minutes, splits, test_tracks, training_set)
-from sepbook.recipes.transfer.evaluation import CPU_SENSITIVE_METRICS, MIXTURE, PAPER, evaluate, mixture_rows, separate
+from sepbook.recipes.transfer.evaluation import CPU_SENSITIVE_METRICS, MIXTURE, evaluate, mixture_rows, separate
+from sepbook.recipes.transfer.page import PAPER
 from sepbook.recipes.transfer.training import (BUDGETS, MODES, REQUIRES, SHARES, VARIANTS, build, finetuned, plan,
                                                pretrained, runs_of, scratch, train)
 

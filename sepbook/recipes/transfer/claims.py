@@ -16,7 +16,7 @@ import numpy as np
 
 from sepbook.experiments.claims import HIGHER, LOWER, SAME, Claim
 from sepbook.recipes.transfer.data import AUGMENTATIONS, DOWNSTREAM, PRETRAINING
-from sepbook.recipes.transfer.evaluation import PAPER
+from sepbook.recipes.transfer.page import PAPER
 
 #: What "no reliable gain" means for H2 (dB SI-SDR).
 H2_MARGIN = 0.5

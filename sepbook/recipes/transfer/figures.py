@@ -15,7 +15,7 @@ from sepbook.experiments import report
 from sepbook.losses.clustering import ideal_assignments
 from sepbook.masks import ideal_ratio_mask
 from sepbook.recipes.transfer.data import SOURCES
-from sepbook.recipes.transfer.evaluation import P_THRESHOLD, curve, gain_rows
+from sepbook.recipes.transfer.page import P_THRESHOLD, curve, gain_rows
 from sepbook.recipes.transfer.training import finetuned, scratch
 from sepbook.tracks import Track
 
