@@ -1,5 +1,4 @@
 """The score-supervision recipe end to end at tiny size: data, batches, a learning bar, evaluation, tables."""
-import math
 
 import numpy as np
 import pytest
@@ -173,3 +172,10 @@ def test_bad_settings_and_missing_data_are_named(monkeypatch):
     monkeypatch.delenv("SLAKH_PATH", raising=False)
     with pytest.raises(FileNotFoundError, match="SLAKH_PATH"):
         transcription.data(transcription.config("paper"))
+
+
+def test_first_and_last_averages_the_ends_of_every_seeds_curve():
+    histories = {("a", 0): {"L": [4.0, 2.0, 1.0]}, ("a", 1): {"L": [2.0, 3.0]}, ("b", 0): {"L": [9.0]}}
+    assert page.first_and_last(histories, "a", "L") == (3.0, 2.0)
+    with pytest.raises(ValueError, match="no run of 'c'"):
+        page.first_and_last(histories, "c", "L")

@@ -141,3 +141,12 @@ def transcription_differences(cfg: Mapping[str, Any], rows, profile: str, where:
                                   digits=3).replace(" :", ":").replace("  ", " ")
         sentences.append(f"{sentence} The paper: {paper:+.3f}.")
     return sentences
+
+
+def first_and_last(histories, variant: str, key: str) -> tuple[float, float]:
+    """The mean over seeds of the first and of the last logged ``key`` of ``variant``'s runs
+    (``histories`` keyed ``(variant, seed)``): where a loss starts and where it ends."""
+    runs = [h[key] for (v, _), h in histories.items() if v == variant]
+    if not runs:
+        raise ValueError(f"variant: no run of {variant!r} in the histories")
+    return sum(r[0] for r in runs) / len(runs), sum(r[-1] for r in runs) / len(runs)
