@@ -127,7 +127,7 @@ def test_formulas_are_typeset_by_the_book_s_own_mathjax(html):
 def test_the_published_book_holds_no_solution_in_its_pages_or_downloads(html):
     """Graded exercises are answered in the teacher's edition only: the pages leave out the answer
     cells' code and the written solutions, and the notebook a reader downloads is the student edition."""
-    pages = [p for p in classroom.book_notebooks() if classroom.exercises(nbformat.read(p, as_version=4))]
+    pages = [p for p in classroom.book_notebooks() if classroom.exercises_in(nbformat.read(p, as_version=4))]
     assert pages
     for notebook in pages:
         relative = notebook.relative_to(ROOT)
