@@ -117,7 +117,7 @@ def _loaded(font: str):
 
 def _synth(font: str, sr: int):
     """``font``'s synth, playing at ``sr``. Switching the output rate of a loaded font gives the same
-    samples as loading it at that rate (``tests/test_soundfonts.py``)."""
+    samples as loading it at that rate (``tests/data/test_soundfonts.py``)."""
     from tinysoundfont import _tinysoundfont
 
     synth, font_id = _loaded(font)

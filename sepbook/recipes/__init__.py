@@ -3,7 +3,7 @@
 A recipe is a module (``foundations``) or a package (``adversarial``, ``transcription``,
 ``activity``, ``metatasnet``, ``transfer``) that says how its chapter's experiment is set up,
 trained and scored. ``make results`` (:mod:`sepbook.results`), ``make verify``, the glance page and
-the chapter's own page call nothing else, and ``tests/test_recipe_contract.py`` holds every recipe
+the chapter's own page call nothing else, and ``tests/recipes/test_recipe_contract.py`` holds every recipe
 to the contract. No recipe imports another (``pyproject.toml``, ``[tool.importlinter]``).
 
 Chapter: preface

@@ -7,7 +7,7 @@ the quirks of the real sets: 16-bit stereo WAV at 44.1 kHz, MUSDB's own validati
 Slakh's ``metadata.yaml`` grouped by ``inst_class`` with unrendered stems, two stems of one class,
 FLAC audio, MIDI with a tempo change and a mix that is not the sum of its stems, an instrumental
 song among the vocal ones. The tests run every chapter's ``paper`` configuration on them
-(``tests/test_paper_profile.py``), and :func:`measure` times the paper configurations on them.
+(``tests/data/test_paper_profile.py``), and :func:`measure` times the paper configurations on them.
 
 Chapter: real_data/run_on_real_data
 """

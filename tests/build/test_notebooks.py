@@ -8,7 +8,7 @@ import nbformat
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "chapters").rglob("*.ipynb"))
 URL = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
 

@@ -14,7 +14,7 @@ from sepbook import results
 from sepbook.experiments import claims as rule
 from sepbook.results import glance
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 from sepbook.recipes import Paper, Recipe
 from sepbook.results import RECIPES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=sorted(RECIPES), scope="module")

@@ -9,7 +9,7 @@ import yaml
 from sepbook import results
 from sepbook.results import fetch, store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _archive(path: Path, chapter: str = "foundations") -> Path:

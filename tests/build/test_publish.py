@@ -9,7 +9,7 @@ import yaml
 
 from sepbook.data import soundfonts
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "publish.yml"
 
 

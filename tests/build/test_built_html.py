@@ -11,7 +11,7 @@ import yaml
 from sepbook import classroom
 from sepbook.results import glance
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Links(HTMLParser):

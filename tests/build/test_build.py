@@ -11,7 +11,7 @@ import yaml
 from sepbook import book
 from sepbook.build import prebuild, sphinxext
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_ecosystems_build_command_gets_the_same_settings_as_make_book():
