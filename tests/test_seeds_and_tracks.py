@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sepbook import seeds
-from sepbook.tracks import Track, track_from_stems
+from sepbook.tracks import Track, hold_out_last, track_from_stems
 
 
 def test_draws_depend_only_on_seed_and_labels():
@@ -65,3 +65,23 @@ def test_track_from_stems_sums_its_sources():
 def test_track_refuses_shapes_that_do_not_fit(mixture, sources, names, match):
     with pytest.raises(ValueError, match=f"track bad: .*{match}"):
         Track("bad", mixture, sources, names)
+
+
+def _tracks(n):
+    return [track_from_stems(f"song {i}", [np.zeros(8), np.ones(8)], ("a", "b")) for i in range(n)]
+
+
+def test_hold_out_last_keeps_the_last_songs_for_validation():
+    train, valid = hold_out_last(_tracks(25), None)                 # a tenth, at least one
+    assert [t.name for t in valid] == ["song 23", "song 24"] and len(train) == 23
+    train, valid = hold_out_last(_tracks(5), 3)
+    assert [t.name for t in train] == ["song 0", "song 1"] and [t.name for t in valid] == ["song 2", "song 3", "song 4"]
+    with pytest.raises(ValueError, match="n_valid: 5 validation songs leave none of the 5"):
+        hold_out_last(_tracks(5), 5)
+
+
+def test_the_mixture_as_estimates_is_the_do_nothing_baseline():
+    track = _tracks(1)[0]
+    estimates = track.mixture_as_estimates()
+    assert estimates.shape == track.sources.shape and torch.equal(estimates[0], track.mixture)
+    assert torch.equal(estimates[1], track.mixture)

@@ -57,3 +57,13 @@ def test_separate_maps_channels_by_time_to_sources_by_channels_by_time(recipe, c
     estimates = recipe.separate(model, mixture)
     assert estimates.dim() == 3 and estimates.shape[1:] == mixture.shape, tuple(estimates.shape)
     assert torch.isfinite(estimates).all()
+
+
+def test_each_channel_separates_every_channel_and_names_a_bad_mixture():
+    from sepbook.recipes import each_channel
+
+    mixture = torch.arange(6.0).reshape(2, 3)
+    estimates = each_channel(lambda wave: torch.stack([wave, 2 * wave]), mixture)
+    assert estimates.shape == (2, 2, 3) and torch.equal(estimates[1, 1], 2 * mixture[1])
+    with pytest.raises(ValueError, match=r"mixture: expected \(channels, time\)"):
+        each_channel(lambda wave: wave[None], torch.zeros(3))
