@@ -84,29 +84,37 @@ def slakh_synth(cfg: dict, name: str = "slakh-synth") -> Path:
     """A Slakh2100-layout synthetic corpus (built if missing or stale): the score-supervision chapter's
     bass, guitar and piano, or the activity chapter's six instruments (``medley-synth``).
 
-    Songs of ``cfg['instruments']`` with their MIDI scores, cycling through the band styles;
+    Songs of ``cfg['instruments']`` with their MIDI scores, cycling through the band styles (with
+    ``cfg['independent_parts']``, each part from another song: :func:`~sepbook.data.synth.independent_parts`);
     ``train/`` holds ``n_train + n_valid`` tracks and ``test/`` ``n_test``. ``cfg`` holds ``profile``,
     ``n_train``, ``n_valid``, ``n_test``, ``song_seconds``, ``sr`` and ``instruments``, and
     optionally ``fonts`` (sampled instruments, as in :func:`musdb_synth`); ``name`` as in
     :func:`musdb_synth`.
     """
     from sepbook.data.layouts import write_slakh
-    from sepbook.data.synth import synthesize_song
+    from sepbook.data.synth import independent_parts, synthesize_song
 
     keys = ("n_train", "n_valid", "n_test", "song_seconds", "sr", "instruments")
     spec = {k: list(cfg[k]) if isinstance(cfg[k], tuple) else cfg[k] for k in keys}
     spec |= {"version": 1, "synth": _synth_digest()}
     if cfg.get("fonts"):                                  # sampled instruments (sepbook.data.soundfonts)
         spec["fonts"] = list(cfg["fonts"])
+    if cfg.get("independent_parts"):                      # every part from a different composition
+        spec["independent_parts"] = True
+
+    def song(seed: int, i: int):
+        if cfg.get("independent_parts"):
+            styles = [STYLE_CYCLE[(i + k) % len(STYLE_CYCLE)] for k in range(len(cfg["instruments"]))]
+            return independent_parts(seed, seconds=cfg["song_seconds"], sr=cfg["sr"], styles=styles,
+                                     instruments=cfg["instruments"], fonts=cfg.get("fonts"),
+                                     name=f"independent_{seed}")
+        return synthesize_song(seed, seconds=cfg["song_seconds"], sr=cfg["sr"], style=STYLE_CYCLE[i % len(STYLE_CYCLE)],
+                               instruments=cfg["instruments"], fonts=cfg.get("fonts"))
 
     def build(folder: Path) -> None:
         for split, count, first in (("train", cfg["n_train"] + cfg["n_valid"], SLAKH_TRAIN_SEED),
                                     ("test", cfg["n_test"], SLAKH_TEST_SEED)):
-            songs = [synthesize_song(first + i, seconds=cfg["song_seconds"], sr=cfg["sr"],
-                                     style=STYLE_CYCLE[i % len(STYLE_CYCLE)], instruments=cfg["instruments"],
-                                     fonts=cfg.get("fonts"))
-                     for i in range(count)]
-            write_slakh(folder, songs, split)
+            write_slakh(folder, [song(first + i, i) for i in range(count)], split)
 
     return _cached(data_root() / f"{name}-{cfg['profile']}", spec, build)
 

@@ -117,28 +117,34 @@ SETTINGS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
         ),
     },
     # Score as supervision (Hung, Wichern and Le Roux 2021): a transcriptor as the separator's critic.
-    # Steps: transcriptor/classifier pre-training, separator training, joint fine-tuning.
+    # Steps: transcriptor/classifier pre-training, separator training, joint fine-tuning. Songs are
+    # played by the TRAINING_FONTS, each part from another composition and resting in some bars
+    # (sepbook.data.synth.independent_parts), so no part can be guessed from another.
     "transcription": {
         "tiny": dict(
             dataset="synthetic", instruments=("bass", "guitar", "piano"), n_train=60, n_valid=3, n_test=3,
+            fonts=TRAINING_FONTS, independent_parts=True,
             song_seconds=8.0, sr=8192, n_fft=512, hop=256, frames=32, lowest_pitch=28, n_pitches=48,
             n_harmonics=8, unet_base=8, unet_depth=3, channels=16, hidden=128, batch_size=8,
-            transcriptor_steps=800, separator_steps=250, fine_tune_steps=100, lr=2e-3,
-            mix_weight=0.1, adversarial_weight=0.2, valid_every=50, seeds=(0, 1),
+            transcriptor_steps=800, supervised_steps=250, separator_steps=250, fine_tune_steps=100, lr=2e-3,
+            mix_weight=1.0, adversarial_weights=(0.1, 0.3), valid_every=50, seeds=(0, 1),
         ),
         "book": dict(
-            dataset="synthetic", instruments=("bass", "guitar", "piano"), n_train=60, n_valid=6, n_test=12,
+            dataset="synthetic", instruments=("bass", "guitar", "piano"), n_train=200, n_valid=6, n_test=24,
+            fonts=TRAINING_FONTS, independent_parts=True,
             song_seconds=12.0, sr=8192, n_fft=512, hop=256, frames=64, lowest_pitch=28, n_pitches=48,
-            n_harmonics=8, unet_base=8, unet_depth=3, channels=16, hidden=128, batch_size=8,
-            transcriptor_steps=1200, separator_steps=1200, fine_tune_steps=400, lr=1e-3,
-            mix_weight=0.1, adversarial_weight=0.2, valid_every=100, seeds=(0, 1, 2),
+            n_harmonics=8, unet_base=16, unet_depth=3, channels=16, hidden=128, batch_size=8,
+            transcriptor_steps=1200, supervised_steps=2500, separator_steps=1000, fine_tune_steps=500, lr=1e-3,
+            mix_weight=1.0, adversarial_weights=(0.1, 0.3), valid_every=100, seeds=(0, 1, 2),
         ),
         "paper": dict(
             dataset="slakh2100", instruments=("Bass", "Guitar", "Piano"), n_train=None, n_valid=None, n_test=None,
+            fonts=None, independent_parts=False,
             song_seconds=None, sr=16000, n_fft=1024, hop=256, frames=256, lowest_pitch=21, n_pitches=88,
             n_harmonics=10, unet_base=32, unet_depth=5, channels=32, hidden=256, batch_size=16,
-            transcriptor_steps=100_000, separator_steps=100_000, fine_tune_steps=50_000, lr=1e-4,
-            mix_weight=0.1, adversarial_weight=0.2, valid_every=2000, seeds=(0,),
+            transcriptor_steps=100_000, supervised_steps=100_000, separator_steps=100_000, fine_tune_steps=50_000,
+            lr=1e-4,
+            mix_weight=1.0, adversarial_weights=(0.1, 0.3), valid_every=2000, seeds=(0,),
         ),
     },
     # Meta-TasNet (Samuel et al. 2020): Conv-TasNet with independent, multi-task or generated

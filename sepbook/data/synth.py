@@ -885,6 +885,43 @@ def play_score(name: str, notes: Mapping[str, np.ndarray], *, seed: int, style: 
     return _song(name, sr, stems, kept, sounds, frame_rate, info)
 
 
+def independent_parts(seed: int, *, seconds: float = 8.0, sr: int = 16000, instruments: Sequence[str],
+                      styles: Sequence[str] = ("pop",), rests: float = 1 / 3, frame_rate: float = 50.0,
+                      name: str | None = None, fonts: Sequence[str] | None = None) -> Song:
+    """A song whose parts come from different compositions, each resting in some of its bars.
+
+    ``instruments[k]`` plays the part it would play in the song of seed ``(seed, k)`` and style
+    ``styles[k % len(styles)]``, without the notes that start in bars it rests in (each bar with
+    probability ``rests``; every part keeps at least one bar). No part can be guessed from another
+    (in a composed song the bass follows the chords the piano plays), so a model has to hear each
+    instrument; and instruments enter and leave, as in Slakh2100, so that a clip's labels say
+    something. The parts are played together by :func:`play_score`.
+
+    Chapter: transcription/score_supervision
+    """
+    names = tuple(instruments)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"instruments: expected distinct instrument names, got {instruments!r}")
+    if not 0 <= rests < 1:
+        raise ValueError(f"rests: expected a probability in [0, 1), got {rests!r}")
+    part_seeds = np.random.SeedSequence([int(seed), 7]).generate_state(len(names))
+    notes, parts = {}, {}
+    for k, inst in enumerate(names):
+        part = synthesize_song(int(part_seeds[k]), seconds=seconds, sr=8000, instruments=(inst,),
+                               style=styles[k % len(styles)], frame_rate=frame_rate)
+        bar = part.meta["bar_seconds"]
+        bars = math.ceil(seconds / bar)
+        rng = seeds.rng(seed, "rests", inst)
+        resting = rng.random(bars) < rests
+        resting[rng.integers(bars)] = False
+        kept = part.notes[inst]
+        notes[inst] = kept[~resting[np.minimum((kept[:, 0] // bar).astype(int), bars - 1)]]
+        parts[inst] = {key: part.meta[key] for key in ("style", "seed", "tempo", "key")} | {
+            "resting bars": np.flatnonzero(resting).tolist()}
+    return play_score(name or f"independent_{seed}", notes, seed=int(seed), style=styles[0], seconds=seconds,
+                      sr=sr, fonts=fonts, frame_rate=frame_rate, meta={"parts": parts})
+
+
 def synthesize_songs(n: int, seed: int = 0, **kwargs) -> list[Song]:
     """``n`` songs with seeds derived from ``(seed, i)``; names ``{style}_{seed}_{i:04d}``.
 

@@ -1,26 +1,34 @@
 """Score as supervision (Hung, Wichern and Le Roux, ICASSP 2021): the losses, in the book's reading.
 
-The paper is a poster without equations; these are the formulas the book chose. Notation:
-``X`` the mixture magnitude ``(batch, 1, F, T)``; ``S = M * X`` the separated magnitudes
-``(batch, K, F, T)``; ``Y`` the score as piano rolls ``(batch, K, P, T)`` of 0/1; ``T(.)`` the
-transcriptor, which reads ``log(1 + magnitude)`` of one spectrogram and returns ``K`` rolls of
-logits; ``BCE`` the mean binary cross-entropy on logits.
+The poster gives no equations; these are the formulas the book uses, each adversary written so
+that both of its sides can be won. Notation: ``X`` the mixture magnitude ``(batch, 1, F, T)``;
+``S = M * X`` the separated magnitudes ``(batch, K, F, T)``; ``Y`` the score as piano rolls
+``(batch, K, P, T)`` of 0/1; ``T(.)`` the transcriptor, which reads ``log(1 + magnitude)`` of one
+spectrogram and returns ``K`` rolls of logits; ``T(S_k)_j`` its roll for instrument ``j`` when it
+reads separated source ``k``; ``BCE`` the binary cross-entropy on logits, and ``bBCE`` its
+*balanced* mean: the mean over the entries that should be on and the mean over those that should
+be off, averaged, so that a roll that is mostly silence does not make the loss small.
 
 - transcription (step 1):  ``L_tr = BCE(T(X), Y)``
-- critic (step 2):         ``L_tr-sep = 1/K sum_k BCE(T(S_k), Y_k e_k)``: separated source ``k``
-  transcribes to instrument ``k``'s score and to silence in every other instrument's roll.
+- critic (step 2):         ``L_tr-sep = bBCE(T(S_k)_j, [j = k] Y_k)`` over every ``k, j``: source
+  ``k`` transcribes to instrument ``k``'s score and to silence in every other instrument's roll.
+  A clip classifier as the critic (the baseline) gets the same balanced loss on its clip labels,
+  so one mixture-loss weight means the same for both critics.
 - mixture (step 2):        ``L_mix = sum(H |log(1 + sum_k c_k S_k) - log(1 + X)|) / sum(H)``, with
   the clip mask ``c_k`` (1 if instrument ``k`` plays in the clip) and the harmonic mask ``H``
   (1 near the harmonics of a sounding note); ``c = 1`` or ``H = 1`` switch them off.
-- fine-tuning (step 3): the separator keeps ``L_tr-sep + L_mix``; the transcriptor minimises
-  ``BCE(T(X), Y) + L_tr-sep``, learning to read separated sources too. An adversary adds to the
-  transcriptor's loss, with a weight ``w``:
-- ATL: ``L_ATL = 1/K sum_k BCE(T(S_k), Y)``: the transcriptor is told that every instrument of the
-  score is still audible in every separated source, so it learns to find what is left of
-  instrument ``j`` in source ``k``; the separator's ``L_tr-sep`` keeps asking for silence there.
-- AML: ``L_AML = BCE(T(sum_k S_k), 0)``: the transcriptor learns to tell the re-assembled mixture
-  from the real one; the separator adds ``w BCE(T(sum_k S_k), Y)``, a re-assembled mixture that
-  transcribes like the real one.
+- fine-tuning (step 3): the separator keeps ``L_tr-sep + L_mix``. The transcriptor keeps
+  ``L_tr`` and learns to read each separated source as its own instrument,
+  ``L_own = BCE(T(S_k)_k, Y_k)``; what a source holds of the *other* instruments is not known
+  without stems, so plain fine-tuning gives the transcriptor no target there.
+- ATL, the adversarial transcription loss: the transcriptor seeks what is left of every other
+  instrument in each separated source, ``L_ATL = BCE(T(S_k)_j, Y_j)`` for ``j != k`` (it can win
+  only where the separator left some of ``j`` in ``k``); the separator answers with
+  ``BCE(T(S_k)_j, 0)``, leaving nothing to find. Both sides weigh ``w``.
+- AML, the adversarial mixture loss: a detector on the transcriptor's features, ``D(.)``, one
+  logit per frame, learns to tell the real mixture from the one re-assembled from the separated
+  sources, ``L_AML = BCE(D(X), 1) + BCE(D(sum_k S_k), 0)``; the separator answers with
+  ``BCE(D(sum_k S_k), 1)``, a re-assembled mixture that passes for the real one. Both weigh ``w``.
 
 Chapter: transcription/score_supervision
 """
@@ -43,52 +51,91 @@ def transcription_loss(logits: torch.Tensor, rolls: torch.Tensor) -> torch.Tenso
     return bce(logits, rolls.to(logits.dtype))
 
 
-def critic_loss(critic: Critic, estimates: torch.Tensor,
-                targets: torch.Tensor) -> torch.Tensor:
-    """``L_tr-sep``: the critic reads each separated source; -> scalar.
+def balanced_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``bBCE``: the mean BCE of the entries whose target is 1 and of those whose target is 0,
+    averaged (a side with no entries counts 0); -> scalar. ``logits`` and 0/1 ``targets`` share a shape."""
+    _same_shape(logits=logits, targets=targets)
+    on = targets.to(logits.dtype)
+    each = bce(logits, on, reduction="none")
+    mean_on = (each * on).sum() / on.sum().clamp_min(1.0)
+    mean_off = (each * (1 - on)).sum() / (1 - on).sum().clamp_min(1.0)
+    return (mean_on + mean_off) / 2
 
-    ``estimates`` ``(batch, K, F, T)`` are linear magnitudes; ``targets`` ``(batch, K, ...)`` are
-    what the critic should find for each instrument in the whole mixture (rolls ``(P, T)`` for a
-    transcriptor, one clip label for a classifier). Source ``k`` should show instrument ``k``'s
-    targets and nothing of the others.
+
+def read_sources(critic: Critic, estimates: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The critic's reading of every separated source: ``(batch, K sources, K instruments, ...)`` logits.
+
+    ``estimates`` ``(batch, K, F, T)`` are linear magnitudes; ``targets`` ``(batch, K, ...)`` give the
+    shape of one reading per instrument (rolls ``(P, T)`` for a transcriptor, one clip label for a
+    classifier). All ``K`` sources go through the critic as one batch of single spectrograms.
     """
     batch, k = _check_estimates(estimates, targets)
-    # all K sources go through the critic as one batch of single spectrograms
     single = log_magnitude(estimates).flatten(0, 1).unsqueeze(1)
-    # (batch, source, instrument, ...)
-    read = critic(single).view(batch, k, *targets.shape[1:])
-    # source k should read instrument k's targets and zeros for the others
-    alone = torch.eye(k, dtype=read.dtype, device=read.device)
-    alone = alone.view(1, k, k, *[1] * (targets.dim() - 2))
-    return bce(read, alone * targets.unsqueeze(1).to(read.dtype))
+    return critic(single).view(batch, k, *targets.shape[1:])
+
+
+def critic_loss(critic: Critic, estimates: torch.Tensor,
+                targets: torch.Tensor) -> torch.Tensor:
+    """``L_tr-sep``: source ``k`` should read instrument ``k``'s ``targets`` and nothing of the others; -> scalar.
+
+    ``estimates`` ``(batch, K, F, T)``, ``targets`` ``(batch, K, ...)`` as in :func:`read_sources`.
+    """
+    read = read_sources(critic, estimates, targets)
+    return balanced_bce(read, _own(targets, read))
+
+
+def own_source_loss(transcriptor: Critic, estimates: torch.Tensor, rolls: torch.Tensor) -> torch.Tensor:
+    """``L_own``, the transcriptor's side in step 3: its roll ``k`` of source ``k`` is instrument ``k``'s score.
+
+    ``estimates`` ``(batch, K, F, T)`` are detached: only the transcriptor learns from this term.
+    """
+    read = read_sources(transcriptor, estimates.detach(), rolls)
+    own = read.diagonal(dim1=1, dim2=2).movedim(-1, 1)          # (batch, K, P, T)
+    return bce(own, rolls.to(read.dtype))
 
 
 def interference_loss(transcriptor: Critic, estimates: torch.Tensor, rolls: torch.Tensor) -> torch.Tensor:
-    """ATL, the transcriptor's side: every instrument of the score is sought in every separated source.
+    """``L_ATL``, the transcriptor's side: find instrument ``j``'s notes in source ``k`` for every ``j != k``.
 
-    ``estimates`` ``(batch, K, F, T)`` are detached here, so only the transcriptor learns from it.
+    ``estimates`` ``(batch, K, F, T)`` are detached: the separator does not learn from this side.
     """
-    batch, k = _check_estimates(estimates, rolls)
-    read = transcriptor(log_magnitude(estimates.detach()).reshape(batch * k, 1, *estimates.shape[2:]))
-    return bce(read.view(batch, k, *rolls.shape[1:]), rolls.unsqueeze(1).expand(-1, k, -1, -1, -1).to(read.dtype))
+    read = read_sources(transcriptor, estimates.detach(), rolls)
+    others = _off_diagonal(read)
+    return bce(read[others], rolls.unsqueeze(1).expand_as(read)[others].to(read.dtype))
 
 
-def reassembled_loss(transcriptor: Critic, estimates: torch.Tensor, rolls: torch.Tensor) -> torch.Tensor:
-    """AML, the separator's side: the sum of the separated sources transcribes to the whole score."""
-    _check_estimates(estimates, rolls)
-    return transcription_loss(transcriptor(log_magnitude(estimates.sum(dim=1, keepdim=True))), rolls)
+def hidden_interference_loss(transcriptor: Critic, estimates: torch.Tensor, rolls: torch.Tensor) -> torch.Tensor:
+    """ATL, the separator's side: the transcriptor finds nothing of instrument ``j`` in source ``k`` (``j != k``).
+
+    The transcriptor is to be held fixed (``requires_grad_(False)``) while the separator steps.
+    """
+    read = read_sources(transcriptor, estimates, rolls)
+    others = _off_diagonal(read)
+    return bce(read[others], torch.zeros_like(read[others]))
 
 
-def reassembly_detection_loss(transcriptor: Critic, estimates: torch.Tensor) -> torch.Tensor:
-    """AML, the transcriptor's side: a mixture re-assembled from the separated sources transcribes to nothing.
+def reassembly_detection_loss(detect: Critic, mixture: torch.Tensor, estimates: torch.Tensor) -> torch.Tensor:
+    """``L_AML``, the detector's side: the real mixture is real (1), the re-assembled one is not (0); -> scalar.
 
-    ``estimates`` ``(batch, K, F, T)`` are detached here; the transcriptor keeps learning real
-    mixtures with :func:`transcription_loss` beside this term.
+    ``detect`` maps a log-magnitude ``(batch, 1, F, T)`` to one logit per frame; ``mixture``
+    ``(batch, 1, F, T)`` and ``estimates`` ``(batch, K, F, T)`` are linear magnitudes, the
+    estimates detached here.
+    """
+    _check_mixture(estimates, mixture, None, None)
+    real = detect(log_magnitude(mixture))
+    fake = detect(log_magnitude(estimates.detach().sum(dim=1, keepdim=True)))
+    return (bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))) / 2
+
+
+def reassembled_loss(detect: Critic, estimates: torch.Tensor) -> torch.Tensor:
+    """AML, the separator's side: the mixture re-assembled from the estimates passes for real (1).
+
+    The detector is to be held fixed while the separator steps.
     """
     if estimates.dim() != 4:
         raise ValueError(f"estimates: expected (batch, K, freq, frames), got {tuple(estimates.shape)}")
-    fake = transcriptor(log_magnitude(estimates.detach().sum(dim=1, keepdim=True)))
-    return bce(fake, torch.zeros_like(fake))
+    fake = detect(log_magnitude(estimates.sum(dim=1, keepdim=True)))
+    return bce(fake, torch.ones_like(fake))
 
 
 def mixture_loss(estimates: torch.Tensor, mixture: torch.Tensor,
@@ -179,6 +226,20 @@ def notes_to_window(notes: np.ndarray, n_frames: int, frame_rate: float, lowest_
 
 
 # ----------------------------------------------------------------------------- checks
+
+
+def _own(targets: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
+    """``(batch, K, K, ...)``: instrument ``k``'s targets on the diagonal ``[k, k]``, zeros elsewhere."""
+    k = read.shape[1]
+    alone = torch.eye(k, dtype=read.dtype, device=read.device).view(1, k, k, *[1] * (targets.dim() - 2))
+    return alone * targets.unsqueeze(1).to(read.dtype)
+
+
+def _off_diagonal(read: torch.Tensor) -> torch.Tensor:
+    """Bool of ``read``'s shape ``(batch, K, K, ...)``: true where source ``k`` is read as instrument ``j != k``."""
+    k = read.shape[1]
+    other = ~torch.eye(k, dtype=torch.bool, device=read.device)
+    return other.view(1, k, k, *[1] * (read.dim() - 3)).expand_as(read)
 
 
 def _check_pitches(rolls: torch.Tensor, template: torch.Tensor) -> None:

@@ -58,15 +58,20 @@ class Transcriptor(nn.Module):
     def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """``(batch, 1, n_bins, frames)`` log-magnitudes -> logits
         ``(batch, n_instruments, n_pitches, frames)``."""
+        hidden = self.features(spectrogram)              # (batch, frames, hidden)
+        logits = self.out(hidden)                        # (batch, frames, K * P)
+        batch, frames = hidden.shape[:2]
+        logits = logits.view(batch, frames, self.n_instruments, self.n_pitches)
+        return logits.permute(0, 2, 3, 1)
+
+    def features(self, spectrogram: torch.Tensor) -> torch.Tensor:
+        """What the last layer reads: ``(batch, 1, n_bins, frames)`` -> ``(batch, frames, hidden)``."""
         self._check_input(spectrogram)
-        batch, _, _, frames = spectrogram.shape
         features = self.convs(spectrogram)       # (batch, C, bins / 4, frames)
         # one feature vector per frame: (batch, frames, C * bins / 4)
         features = features.flatten(1, 2).transpose(1, 2)
-        hidden, _ = self.gru(self.project(features))     # (batch, frames, hidden)
-        logits = self.out(hidden)                        # (batch, frames, K * P)
-        logits = logits.view(batch, frames, self.n_instruments, self.n_pitches)
-        return logits.permute(0, 2, 3, 1)
+        hidden, _ = self.gru(self.project(features))
+        return hidden
 
     def _check_input(self, spectrogram: torch.Tensor) -> None:
         if spectrogram.dim() != 4 or spectrogram.shape[1] != 1 or spectrogram.shape[2] != self.n_bins:

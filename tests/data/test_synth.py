@@ -182,3 +182,27 @@ def test_bad_arguments_raise_helpful_errors(kwargs, message):
 def test_bad_song_count_raises():
     with pytest.raises(ValueError, match="n must be a positive"):
         synthesize_songs(0, seed=0)
+
+
+def test_independent_parts_take_each_part_from_another_composition_and_rest_in_some_bars():
+    from sepbook.data.synth import independent_parts
+
+    names = ("bass", "guitar", "piano")
+    song = independent_parts(3, seconds=8.0, sr=8000, instruments=names, styles=("pop", "rock", "jazz"))
+    again = independent_parts(3, seconds=8.0, sr=8000, instruments=names, styles=("pop", "rock", "jazz"))
+    assert all(np.array_equal(song.stems[n], again.stems[n]) for n in names), "the same seed, the same song"
+    assert np.allclose(song.mixture, sum(song.stems.values()), atol=1e-6)
+    parts = song.meta["parts"]
+    assert len({parts[n]["seed"] for n in names}) == 3 and len({parts[n]["tempo"] for n in names}) == 3
+    for name in names:
+        bar = 240.0 / parts[name]["tempo"]
+        onsets_bar = (song.notes[name][:, 0] // bar).astype(int)
+        assert not set(onsets_bar) & set(parts[name]["resting bars"]), f"{name} plays in a bar it rests in"
+        assert len(song.notes[name]) and song.activity[name].any()
+    assert any(parts[n]["resting bars"] for n in names), "some part rests somewhere"
+    unrested = independent_parts(3, seconds=8.0, sr=8000, instruments=names, styles=("pop", "rock", "jazz"), rests=0.0)
+    assert all(len(unrested.notes[n]) >= len(song.notes[n]) for n in names)
+    with pytest.raises(ValueError, match="rests"):
+        independent_parts(3, instruments=names, rests=1.0)
+    with pytest.raises(ValueError, match="instruments"):
+        independent_parts(3, instruments=("bass", "bass"))

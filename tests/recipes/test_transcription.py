@@ -17,9 +17,10 @@ from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
 from sepbook.audio import log_magnitude, n_bins
 from sepbook.banks import Bank
-from sepbook.losses.transcription import (clip_mask, critic_loss, harmonic_mask, harmonic_mask_from_notes,
-                                          harmonic_template, interference_loss, mixture_loss, notes_to_window,
-                                          reassembled_loss, reassembly_detection_loss, transcription_loss)
+from sepbook.losses.transcription import (balanced_bce, clip_mask, critic_loss, harmonic_mask, harmonic_mask_from_notes,
+                                          harmonic_template, hidden_interference_loss, interference_loss, mixture_loss,
+                                          notes_to_window, own_source_loss, reassembled_loss,
+                                          reassembly_detection_loss, transcription_loss)
 from sepbook.models.transcriptor import ClipClassifier, Transcriptor
 from sepbook.models.unet import UNet
 from sepbook.recipes import transcription
@@ -263,7 +264,7 @@ def test_critic_loss_puts_each_instrument_in_its_own_source():
 
 @pytest.mark.parametrize("mutant", [
     negated, detached,
-    lambda f: edited(f, "alone * targets.unsqueeze(1)", "(alone * 0 + 1) * targets.unsqueeze(1)"),
+    lambda f: edited(f, "_own(targets, read)", "targets.unsqueeze(1).expand_as(read)"),
 ], ids=["negated", "detached", "every-instrument-in-every-source"])
 def test_critic_check_catches(mutant):
     with pytest.raises(AssertionError):
@@ -271,14 +272,18 @@ def test_critic_check_catches(mutant):
 
 
 def reference_critic_loss(critic, estimates, targets):
-    """1/K sum_k BCE(critic(log(1 + S_k)), Y_k e_k), one source at a time."""
-    losses = []
+    """Balanced BCE of every source read one at a time against ``Y_k e_k``: the mean over the entries
+    that should be on and the mean over those that should be off, averaged."""
+    reads, wanted = [], []
     for k in range(estimates.shape[1]):
         read = critic(log_magnitude(estimates[:, k:k + 1]))
         alone = torch.zeros_like(read)
         alone[:, k] = targets[:, k]
-        losses.append(bce(read, alone))
-    return sum(losses) / len(losses)
+        reads.append(read.flatten())
+        wanted.append(alone.flatten())
+    read, wanted = torch.cat(reads), torch.cat(wanted)
+    each = bce(read, wanted, reduction="none")
+    return (each[wanted == 1].mean() + each[wanted == 0].mean()) / 2
 
 
 @pytest.mark.parametrize("clip", [False, True], ids=["rolls", "clip labels"])
@@ -504,11 +509,12 @@ def test_notes_outside_the_pitch_window_raise(pitch):
         notes_to_window(np.array([[0.0, 0.2, pitch]]), T, 10.0, LOWEST, N_PITCHES)
 
 
-# ----------------------------------------------------------------------------- ATL and AML
+# ----------------------------------------------------------------------------- step 3: L_own, ATL and AML
 
 
-def check_interference(loss_fn):
-    """ATL, the transcriptor's side: the transcriptor learns (its loss falls), the estimates do not."""
+def check_transcriptor_side(loss_fn, reading):
+    """A transcriptor-side loss: every transcriptor parameter learns and ``reading()`` (the BCE the
+    side should lower) falls after a step; the separated estimates get no gradient."""
     transcriptor = tiny_transcriptor(seed=1).double()
     estimates = magnitudes(B, K, F, T, seed=28, dtype=torch.float64).requires_grad_(True)
     rolls = random_rolls(seed=29).double()
@@ -516,105 +522,140 @@ def check_interference(loss_fn):
     assert loss.requires_grad
     parameters = list(transcriptor.parameters())
     grads = torch.autograd.grad(loss, [estimates, *parameters], allow_unused=True)
-    assert grads[0] is None or (grads[0] == 0).all(), "ATL's transcriptor side must not move the separator"
-    assert all(g is not None for g in grads[1:]), "every transcriptor parameter learns from ATL"
-    def seeking():   # the transcriptor's BCE of the whole score on each separated source
-        with torch.no_grad():
-            return sum(float(bce(transcriptor(log_magnitude(estimates[:, k:k + 1])), rolls)) for k in range(K))
-
-    before = seeking()
+    assert grads[0] is None or (grads[0] == 0).all(), "the transcriptor's side must not move the separator"
+    assert all(g is not None for g in grads[1:]), "every transcriptor parameter learns"
+    before = reading(transcriptor, estimates.detach(), rolls)
     with torch.no_grad():
         for p, g in zip(parameters, grads[1:]):
             p -= 0.05 * g
-    assert seeking() < before, "a step must make the transcriptor find every instrument in every source"
+    assert reading(transcriptor, estimates.detach(), rolls) < before
 
 
-def test_interference_loss_trains_the_transcriptor_only():
-    check_interference(interference_loss)
+def per_source(transcriptor, estimates):
+    """``(batch, K source, K instrument, P, T)`` logits, one source at a time."""
+    return torch.stack([transcriptor(log_magnitude(estimates[:, k:k + 1])) for k in range(estimates.shape[1])], 1)
 
 
+@torch.no_grad()
+def own_reading(transcriptor, estimates, rolls):
+    read = per_source(transcriptor, estimates)
+    return float(sum(bce(read[:, k, k], rolls[:, k]) for k in range(K)))
+
+
+@torch.no_grad()
+def interference_reading(transcriptor, estimates, rolls):
+    read = per_source(transcriptor, estimates)
+    return float(sum(bce(read[:, k, j], rolls[:, j]) for k in range(K) for j in range(K) if j != k))
+
+
+def test_own_source_loss_teaches_the_transcriptor_to_read_each_source_as_its_instrument():
+    check_transcriptor_side(own_source_loss, own_reading)
+
+
+def test_interference_loss_teaches_the_transcriptor_to_find_the_other_instruments():
+    check_transcriptor_side(interference_loss, interference_reading)
+
+
+@pytest.mark.parametrize("loss, reading", [(own_source_loss, own_reading),
+                                           (interference_loss, interference_reading)], ids=["L_own", "ATL"])
 @pytest.mark.parametrize("mutant", [
     negated, detached, lambda f: edited(f, "estimates.detach()", "estimates"),
 ], ids=["negated", "detached", "not-detached-estimates"])
-def test_interference_check_catches(mutant):
+def test_transcriptor_side_check_catches(loss, reading, mutant):
     with pytest.raises(AssertionError):
-        check_interference(mutant(interference_loss))
+        check_transcriptor_side(mutant(loss), reading)
 
 
-def test_interference_loss_seeks_every_instrument_in_every_source():
+def test_own_source_and_interference_values_split_the_readings():
     transcriptor = tiny_transcriptor(seed=2)
     estimates = magnitudes(B, K, F, T, seed=30)
     rolls = random_rolls(seed=31)
     with torch.no_grad():
-        expected = sum(bce(transcriptor(log_magnitude(estimates[:, k:k + 1])), rolls) for k in range(K)) / K
-        assert float(interference_loss(transcriptor, estimates, rolls)) == pytest.approx(float(expected), rel=1e-5)
-        # unlike L_tr-sep, which wants silence of instrument j in source k != j
-        assert float(interference_loss(transcriptor, estimates, rolls)) != pytest.approx(
-            float(critic_loss(transcriptor, estimates, rolls)), rel=1e-3)
+        read = per_source(transcriptor, estimates)
+        own = torch.stack([read[:, k, k] for k in range(K)], 1)
+        others = torch.stack([read[:, k, j] for k in range(K) for j in range(K) if j != k], 1)
+        targets = torch.stack([rolls[:, j] for k in range(K) for j in range(K) if j != k], 1)
+        assert float(own_source_loss(transcriptor, estimates, rolls)) == pytest.approx(float(bce(own, rolls)), rel=1e-5)
+        assert float(interference_loss(transcriptor, estimates, rolls)) == pytest.approx(
+            float(bce(others, targets)), rel=1e-5)
+        assert float(hidden_interference_loss(transcriptor, estimates, rolls)) == pytest.approx(
+            float(bce(others, torch.zeros_like(others))), rel=1e-5)
     with pytest.raises(ValueError, match="targets"):
         interference_loss(transcriptor, estimates, rolls[:, :2])
 
 
-def check_reassembled(loss_fn):
-    """AML, the separator's side: the gradient reaches every estimate, the same for each (they are summed),
-    and a small step against it makes the re-assembled mixture transcribe more like the score."""
-    transcriptor = tiny_transcriptor(seed=3).double().requires_grad_(False)
-    estimates = magnitudes(B, K, F, T, seed=32, low=0.5, high=1.5, dtype=torch.float64).requires_grad_(True)
-    rolls = random_rolls(seed=33).double()
-    loss = loss_fn(transcriptor, estimates, rolls)
-    g = gradient(loss, estimates)
-    assert g.abs().sum() > 0
-    assert torch.allclose(g, g[:, :1].expand_as(g)), "only the sum of the estimates is transcribed"
-    def reading(x):  # the transcriptor's BCE of the score on the re-assembled mixture
-        with torch.no_grad():
-            return float(bce(transcriptor(log_magnitude(x.sum(dim=1, keepdim=True))), rolls))
-
-    stepped = (estimates - 0.05 * g / g.abs().max()).detach()
-    assert reading(stepped) < reading(estimates.detach())
+def check_hidden_interference(loss_fn):
+    """ATL, the separator's side: instrument j's band leaves every source k != j; a source's own
+    band gets no gradient (the separator side reads only the other instruments' rolls)."""
+    estimates = magnitudes(B, K, F, T, seed=12).requires_grad_(True)
+    rolls = band_rolls(seed=13)
+    g = gradient(loss_fn(BandCritic(), estimates, rolls), estimates)
+    for j in range(K):
+        band = g[:, :, BAND * j:BAND * (j + 1)]
+        for k in range(K):
+            if k != j:
+                assert (band[:, k] > 0).all(), f"instrument {j}'s band must leave source {k}"
+        assert (band[:, j] == 0).all(), f"source {j}'s own band is not ATL's business"
 
 
-def test_reassembled_loss_moves_the_estimates():
-    check_reassembled(reassembled_loss)
+def test_hidden_interference_loss_empties_the_other_instruments_out_of_each_source():
+    check_hidden_interference(hidden_interference_loss)
 
 
 @pytest.mark.parametrize("mutant", [negated, detached], ids=["negated", "detached"])
-def test_reassembled_check_catches(mutant):
+def test_hidden_interference_check_catches(mutant):
     with pytest.raises(AssertionError):
-        check_reassembled(mutant(reassembled_loss))
+        check_hidden_interference(mutant(hidden_interference_loss))
 
 
-def test_reassembled_loss_value():
-    transcriptor = tiny_transcriptor(seed=4)
-    estimates = magnitudes(B, K, F, T, seed=34)
-    rolls = random_rolls(seed=35)
-    with torch.no_grad():
-        expected = bce(transcriptor(log_magnitude(estimates.sum(dim=1, keepdim=True))), rolls)
-        assert float(reassembled_loss(transcriptor, estimates, rolls)) == pytest.approx(float(expected), rel=1e-6)
-    with pytest.raises(ValueError, match="targets"):
-        reassembled_loss(transcriptor, estimates, rolls[:, :1])
+def test_the_two_sides_of_atl_push_the_readings_opposite_ways():
+    """Where instrument j plays, the transcriptor's side raises its reading of j in source k != j and
+    the separator's side lowers it: the adversary has two sides, and either can win."""
+    rolls = random_rolls(seed=40)
+    logits = torch.zeros(B, K, K, P, T, requires_grad=True)
+
+    def critic(single):   # reads the logits back, whatever the estimates
+        return logits.flatten(0, 1)
+
+    estimates = magnitudes(B, K, F, T, seed=41)
+    seek = torch.autograd.grad(interference_loss(critic, estimates, rolls), logits)[0]
+    hide = torch.autograd.grad(hidden_interference_loss(critic, estimates, rolls), logits)[0]
+    playing = (rolls.unsqueeze(1).expand_as(logits) > 0) & ~torch.eye(K, dtype=torch.bool).view(1, K, K, 1, 1)
+    assert (seek[playing] < 0).all() and (hide[playing] > 0).all()
+
+
+def tiny_detector(seed=0):
+    transcriptor = tiny_transcriptor(seed=seed)
+    head = nn.Linear(16, 1)
+    return transcriptor, head, (lambda spectrogram: head(transcriptor.features(spectrogram))[..., 0])
 
 
 def check_detection(loss_fn):
-    """AML, the transcriptor's side: after an SGD step its logits on the re-assembled mixture fall;
-    the estimates get no gradient."""
-    transcriptor = tiny_transcriptor(seed=5)
+    """AML, the detector's side: after a step the detector says "real" more on the real mixture and
+    less on the re-assembled one; the estimates get no gradient."""
+    transcriptor, head, detect = tiny_detector(seed=5)
     estimates = magnitudes(B, K, F, T, seed=36).requires_grad_(True)
+    mixture = magnitudes(B, 1, F, T, seed=37, high=3.0)
     fake = log_magnitude(estimates.detach().sum(dim=1, keepdim=True))
-    with torch.no_grad():
-        before = float(transcriptor(fake).mean())
-    loss = loss_fn(transcriptor, estimates)
+
+    @torch.no_grad()
+    def gap():
+        return float(detect(log_magnitude(mixture)).mean() - detect(fake).mean())
+
+    before = gap()
+    loss = loss_fn(detect, mixture, estimates)
     assert loss.requires_grad
-    optimizer = torch.optim.SGD(transcriptor.parameters(), lr=0.5)
+    optimizer = torch.optim.SGD([*transcriptor.parameters(), *head.parameters()], lr=0.5)
     optimizer.zero_grad()
     loss.backward()
     assert estimates.grad is None or (estimates.grad == 0).all(), "the separator must not learn from detection"
+    assert all(p.grad is not None for name, p in transcriptor.named_parameters()
+               if not name.startswith("out.")), "the transcriptor's layers under its last one learn too"
     optimizer.step()
-    with torch.no_grad():
-        after = float(transcriptor(fake).mean())
-    assert after < before, (before, after)
+    assert gap() > before, (before, gap())
 
 
-def test_reassembly_detection_loss_says_reassembled_mixtures_hold_no_notes():
+def test_reassembly_detection_loss_tells_real_from_reassembled_mixtures():
     check_detection(reassembly_detection_loss)
 
 
@@ -626,15 +667,76 @@ def test_detection_check_catches(mutant):
         check_detection(mutant(reassembly_detection_loss))
 
 
-def test_reassembly_detection_loss_value_and_shape_check():
-    transcriptor = tiny_transcriptor(seed=6)
+def check_reassembled(loss_fn):
+    """AML, the separator's side: the gradient reaches every estimate, the same for each (they are
+    summed), and a small step against it makes the re-assembled mixture look more real."""
+    transcriptor, head, detect = tiny_detector(seed=3)
+    transcriptor.double().requires_grad_(False)
+    head.double().requires_grad_(False)
+    estimates = magnitudes(B, K, F, T, seed=32, low=0.5, high=1.5, dtype=torch.float64).requires_grad_(True)
+    g = gradient(loss_fn(detect, estimates), estimates)
+    assert g.abs().sum() > 0
+    assert torch.allclose(g, g[:, :1].expand_as(g)), "only the sum of the estimates is judged"
+
+    def realness(x):
+        with torch.no_grad():
+            return float(detect(log_magnitude(x.sum(dim=1, keepdim=True))).mean())
+
+    stepped = (estimates - 0.05 * g / g.abs().max()).detach()
+    assert realness(stepped) > realness(estimates.detach())
+
+
+def test_reassembled_loss_makes_the_reassembled_mixture_pass_for_real():
+    check_reassembled(reassembled_loss)
+
+
+@pytest.mark.parametrize("mutant", [negated, detached], ids=["negated", "detached"])
+def test_reassembled_check_catches(mutant):
+    with pytest.raises(AssertionError):
+        check_reassembled(mutant(reassembled_loss))
+
+
+def test_the_two_sides_of_aml_push_the_detector_opposite_ways():
+    fake = torch.zeros(B, T, requires_grad=True)
+    real = torch.zeros(B, T)
+
+    def detect(spectrogram):   # the real mixture is the louder one here
+        return real if spectrogram.sum() > 1e3 else fake
+
+    estimates = magnitudes(B, K, F, T, seed=42)
+    mixture = torch.full((B, 1, F, T), 100.0)
+    detector_side = torch.autograd.grad(reassembly_detection_loss(detect, mixture, estimates), fake)[0]
+    separator_side = torch.autograd.grad(reassembled_loss(detect, estimates), fake)[0]
+    assert (detector_side > 0).all() and (separator_side < 0).all()
+
+
+def test_aml_values_and_shape_checks():
+    transcriptor, head, detect = tiny_detector(seed=6)
     estimates = magnitudes(B, K, F, T, seed=37)
+    mixture = magnitudes(B, 1, F, T, seed=38)
     with torch.no_grad():
-        logits = transcriptor(log_magnitude(estimates.sum(dim=1, keepdim=True)))
-        assert float(reassembly_detection_loss(transcriptor, estimates)) == pytest.approx(
-            float(nn.functional.softplus(logits).mean()), rel=1e-5)
+        real = detect(log_magnitude(mixture))
+        fake = detect(log_magnitude(estimates.sum(dim=1, keepdim=True)))
+        assert float(reassembly_detection_loss(detect, mixture, estimates)) == pytest.approx(
+            float((nn.functional.softplus(-real).mean() + nn.functional.softplus(fake).mean()) / 2), rel=1e-5)
+        assert float(reassembled_loss(detect, estimates)) == pytest.approx(
+            float(nn.functional.softplus(-fake).mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="mixture"):
+        reassembly_detection_loss(detect, mixture[:, :, :-1], estimates)
     with pytest.raises(ValueError, match="estimates"):
-        reassembly_detection_loss(transcriptor, estimates[0])
+        reassembled_loss(detect, estimates[0])
+
+
+def test_balanced_bce_weighs_notes_and_silence_alike():
+    targets = torch.zeros(1, 100)
+    targets[0, :2] = 1
+    logits = torch.zeros(1, 100)
+    logits[0, :2] = -3.0          # misses both notes, silence right at chance
+    plain = float(bce(logits, targets))
+    balanced = float(balanced_bce(logits, targets))
+    assert balanced == pytest.approx((float(nn.functional.softplus(torch.tensor(3.0))) + math.log(2)) / 2, rel=1e-5)
+    assert balanced > plain, "two missed notes among 98 silent entries must not be averaged away"
+    assert float(balanced_bce(torch.zeros(3), torch.zeros(3))) == pytest.approx(math.log(2) / 2)
 
 
 # ----------------------------------------------------------------------------- data helpers
@@ -712,10 +814,13 @@ def test_build_parts(cfg):
     assert set(built(cfg, "transcriptor")) == {"transcriptor"}
     assert set(built(cfg, "classifier")) == {"classifier"}
     assert set(built(cfg, "isolated c+h-mix")) == {"separator"}
-    assert set(built(cfg, "fine-tune + ATL")) == {"separator", "transcriptor"}
+    assert set(built(cfg, "fine-tune + ATL @ 0.1")) == {"separator", "transcriptor"}
+    assert set(built(cfg, "fine-tune + AML @ 0.1")) == {"separator", "transcriptor", "detector"}
     assert built(cfg, "supervised")["separator"].masks
     with pytest.raises(ValueError, match="variant"):
         training.build(cfg, "no such variant")
+    with pytest.raises(ValueError, match="variant"):
+        training.build(cfg, "fine-tune + ATL @ 0.77")   # not a weight of the profile's sweep
 
 
 @pytest.mark.parametrize("variant,critic_name", [("isolated c+h-mix", "transcriptor"),
@@ -748,27 +853,37 @@ def test_separator_step_lowers_its_loss(cfg):
     assert losses[-1] < losses[0], losses
 
 
+RUN_OF = {None: "fine-tune", "ATL": "fine-tune + ATL @ 0.1", "AML": "fine-tune + AML @ 0.1"}
+
+
+def fine_tune_optimizers(model, optimizer=torch.optim.Adam, lr=1e-2):
+    critics = [p for name, part in model.items() if name != "separator" for p in part.parameters()]
+    return {"separator": optimizer(model["separator"].parameters(), lr=lr), "transcriptor": optimizer(critics, lr=lr)}
+
+
 @pytest.mark.parametrize("adversary", [None, "ATL", "AML"])
 def test_fine_tune_step_updates_both_parts(cfg, adversary):
-    model = built(cfg, "fine-tune")
+    model = built(cfg, RUN_OF[adversary])
     separator, transcriptor = model["separator"], model["transcriptor"]
-    before = {name: snapshot(model[name]) for name in ("separator", "transcriptor")}
-    optimizers = {name: torch.optim.Adam(model[name].parameters(), lr=1e-2) for name in ("separator", "transcriptor")}
+    before = {name: snapshot(part) for name, part in model.items()}
+    optimizers = fine_tune_optimizers(model)
     batch, template = tiny_batch(cfg, seed=2), training.template_of(cfg)
-    rolls, weight = batch["rolls"], cfg["adversarial_weight"]
+    rolls, weight = batch["rolls"], 0.1
 
     with torch.no_grad():   # what the step should report, from the models as they were
         separator_loss, l_critic, l_mix, estimates = training.score_loss(separator, transcriptor, batch, template,
                                                                          True, True, cfg["mix_weight"])
-        if adversary == "AML":
-            separator_loss = separator_loss + weight * reassembled_loss(transcriptor, estimates, rolls)
-        # the transcriptor: BCE(T(X), Y) + L_tr-sep, plus w L_ATL or w L_AML
+        # the transcriptor: BCE(T(X), Y) + L_own, plus w L_ATL or w L_AML (the detector's side)
         transcriptor_loss = (transcription_loss(transcriptor(log_magnitude(batch["mixture"])), rolls)
-                             + critic_loss(transcriptor, estimates, rolls))
+                             + own_source_loss(transcriptor, estimates, rolls))
         if adversary == "ATL":
+            separator_loss = separator_loss + weight * hidden_interference_loss(transcriptor, estimates, rolls)
             transcriptor_loss = transcriptor_loss + weight * interference_loss(transcriptor, estimates, rolls)
         if adversary == "AML":
-            transcriptor_loss = transcriptor_loss + weight * reassembly_detection_loss(transcriptor, estimates)
+            detect = training.detector_of(model)
+            separator_loss = separator_loss + weight * reassembled_loss(detect, estimates)
+            transcriptor_loss = transcriptor_loss + weight * reassembly_detection_loss(detect, batch["mixture"],
+                                                                                       estimates)
 
     record = training.fine_tune_step(model, optimizers, batch, template=template, mix_weight=cfg["mix_weight"],
                                      adversary=adversary, adversarial_weight=weight)
@@ -776,14 +891,14 @@ def test_fine_tune_step_updates_both_parts(cfg, adversary):
     assert record["transcriptor loss"] == pytest.approx(float(transcriptor_loss), rel=1e-5)
     assert record["L_tr-sep"] == pytest.approx(float(l_critic), rel=1e-5)
     assert record["L_mix"] == pytest.approx(float(l_mix), rel=1e-5)
-    for name in ("separator", "transcriptor"):
+    for name in model:
         assert changed(before[name], model[name]), f"the {name} should move in fine-tuning"
-    assert all(p.requires_grad for p in transcriptor.parameters()), "the transcriptor must be trainable again"
+    assert all(p.requires_grad for part in model.values() for p in part.parameters()), "all trainable again"
 
 
 def test_fine_tune_step_unfreezes_the_transcriptor_even_on_error(cfg):
-    model = built(cfg, "fine-tune + ATL")
-    optimizers = {name: torch.optim.Adam(model[name].parameters(), lr=1e-2) for name in ("separator", "transcriptor")}
+    model = built(cfg, "fine-tune + ATL @ 0.1")
+    optimizers = fine_tune_optimizers(model)
     batch = tiny_batch(cfg)
     batch["rolls"] = batch["rolls"][:, :2]
     with pytest.raises(ValueError):
@@ -811,14 +926,12 @@ def test_fine_tune_separator_update_ignores_the_transcriptor_loss(cfg):
 def test_step_3_trains_both_parts_through_the_update_rule(cfg, adversary):
     """Gradient scaling (float16 on a T4) and clipping reach the separator's and the transcriptor's updates."""
     def make():
-        model = built(cfg, "fine-tune")
-        optimizers = {name: torch.optim.SGD(model[name].parameters(), lr=1e-2)
-                      for name in ("separator", "transcriptor")}
-        return model, optimizers, tiny_batch(cfg, seed=2)
+        model = built(cfg, RUN_OF[adversary])
+        return model, fine_tune_optimizers(model, torch.optim.SGD), tiny_batch(cfg, seed=2)
 
     check_update_rule(make, partial(training.fine_tune_step, template=training.template_of(cfg),
                                     mix_weight=cfg["mix_weight"], adversary=adversary,
-                                    adversarial_weight=cfg["adversarial_weight"]))
+                                    adversarial_weight=0.1))
 
 
 def test_step_2_trains_through_the_update_rule(cfg):

@@ -50,9 +50,9 @@ def test_tracks(cfg: Mapping[str, Any]):
 
 
 def runs(cfg: Mapping[str, Any]) -> list[tuple[str, int]]:
-    """Every (variant, seed) the experiment trains, critics first: :data:`REQUIRES` says what waits for what."""
-    first = [*training.CRITICS, *(v for v in VARIANTS if v not in training.CRITICS)]
-    return [(variant, seed) for variant in first for seed in cfg["seeds"]]
+    """Every (variant, seed) the experiment trains, each after what it needs (:func:`requires`):
+    the critics, the separators, then fine-tuning with each adversary's candidate weights."""
+    return [(variant, seed) for variant in training.run_names(cfg) for seed in cfg["seeds"]]
 
 
 def train(cfg: Mapping[str, Any], data: Splits, variant: str, seed: int = 0, **options):
@@ -62,8 +62,8 @@ def train(cfg: Mapping[str, Any], data: Splits, variant: str, seed: int = 0, **o
 
 
 def requires(cfg: Mapping[str, Any], variant: str) -> tuple[str, ...]:
-    """The runs (same seed) ``variant`` starts from: its entry in :data:`REQUIRES`."""
-    return tuple(REQUIRES.get(variant, ()))
+    """The runs (same seed) ``variant`` starts from or chooses among."""
+    return training.requires(cfg, variant)
 
 
 __all__ = ["requires", "CHAPTER", "PAPER", "REQUIRES", "VARIANTS", "Splits", "build", "config", "data", "evaluate",

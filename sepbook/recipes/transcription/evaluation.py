@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sepbook import metrics
+from sepbook import masks, metrics
 from sepbook.audio import front_end, log_magnitude, magnitudes, n_bins
 from sepbook.banks import in_excerpts
 from sepbook.experiments import report
@@ -108,6 +108,20 @@ def evaluate(cfg: Mapping[str, Any], models: Mapping[tuple[str, int], torch.nn.M
                 rows += separation_rows(cfg, model, track, variant, seed)
             if "transcriptor" in model:
                 rows += transcription_rows(cfg, model["transcriptor"], track, variant, seed)
+    return rows
+
+
+def ideal_mask_rows(cfg: Mapping[str, Any], tracks: Sequence[Track]) -> list[dict]:
+    """SI-SDR of the ideal ratio mask (computed from the true stems, the chapter's STFT, the
+    mixture's phase) on every instrument of ``tracks``: what a mask can reach. Variant ``'ideal mask'``."""
+    rows = []
+    for track in tracks:
+        estimates = masks.oracle_separation(track.mixture, track.sources, "irm", cfg["n_fft"], cfg["hop"])
+        score = metrics.si_sdr(estimates, track.sources).squeeze(-1)
+        silent = track.sources.abs().amax(dim=(1, 2)) == 0
+        values = {name: {"SI-SDR": math.nan if silent[k] else float(score[k])}
+                  for k, name in enumerate(track.source_names)}
+        rows += report.rows_for(values, variant="ideal mask", seed=None, song=track.name, domain=track.domain)
     return rows
 
 

@@ -44,6 +44,10 @@ SEPARATION_ROWS: dict[str, str] = {
 
 TRANSCRIPTION_ROWS: tuple[str, ...] = ("transcriptor", "fine-tune", "fine-tune + AML", "fine-tune + ATL")
 
+#: The SI-SDR (dB) the supervised separator should reach on every instrument for the score-supervised
+#: systems to be compared under a ceiling that separates.
+CEILING_AIM = 4.0
+
 
 def average_rows(rows):
     """SI-SDR rows with one more ``source``, ``'Avg'``: the mean over instruments per song (the paper's Avg)."""
@@ -102,45 +106,128 @@ def ordering(cfg: Mapping[str, Any], rows, profile: str) -> list[str]:
     return [versus(cfg, rows, better, worse, profile) for better, worse in ORDERING]
 
 
-def transcription_table(cfg: Mapping[str, Any], rows, profile: str, digits: int = 2):
-    """Table 2's layout: frame accuracy on mixtures and on isolated tracks, ours beside the paper's."""
+def transcription_table(cfg: Mapping[str, Any], rows, profile: str, metric: str = "note F1", digits: int = 2):
+    """Table 2's layout: ``metric`` (``'note F1'``, the paper's note accuracy, or ``'accuracy'``, frame
+    accuracy) on mixtures and on isolated tracks, ours beside the paper's (the paper's numbers are
+    note accuracy, so they stand beside note F1 only)."""
     frame = report.frame(rows)
-    frame = frame[frame["metric"].str.startswith("accuracy")].copy()
+    frame = frame[frame["metric"].str.startswith(f"{metric} (")].copy()
     frame["evaluated on"] = frame["metric"].str.extract(r"\((\w+)\)")[0]
     frame = frame[frame["variant"].isin(TRANSCRIPTION_ROWS)]
     paper = {((variant, where), name): values[i] for (variant, where), values in PAPER.numbers["transcription"].items()
-             for i, name in enumerate(cfg["instruments"])}
+             for i, name in enumerate(cfg["instruments"])} if metric == "note F1" else {}
     frame["row"] = list(zip(frame["variant"], frame["evaluated on"]))
     order = [(v, where) for where in ("mixture", "isolated") for v in TRANSCRIPTION_ROWS]
     return report.paper_table(frame, index="row", columns=("source",), paper=paper, profile=profile,
                               index_order=order, column_order=[list(cfg["instruments"])], digits=digits)
 
 
-def transcription_gains(cfg: Mapping[str, Any], rows, where: str = "mixture") -> list[tuple[str, Any, float]]:
-    """How fine-tuning (plain, AML, ATL) changes the transcriptor's frame accuracy on ``where``
-    ('mixture' or 'isolated'), averaged over the instruments: ``(variant, gain, paper)`` for every
-    fine-tuned variant in ``rows``, ``gain`` a row of :func:`sepbook.experiments.report.gains` against the
-    pre-trained transcriptor and ``paper`` the paper's change of the mean over instruments."""
+def transcription_gains(cfg: Mapping[str, Any], rows, where: str = "mixture",
+                        metric: str = "note F1") -> list[tuple[str, str, Any, float]]:
+    """How fine-tuning changes the transcriptor's ``metric`` on ``where`` ('mixture' or 'isolated'),
+    averaged over the instruments: plain fine-tuning against the pre-trained transcriptor, each
+    adversary against plain fine-tuning. ``(variant, reference, gain, paper)``, ``gain`` a row of
+    :func:`sepbook.experiments.report.gains` and ``paper`` the paper's difference of the two rows'
+    mean over instruments (note accuracy)."""
     frame = report.frame(rows)
-    frame = frame[frame["metric"] == f"accuracy ({where})"]
+    frame = frame[frame["metric"] == f"{metric} ({where})"]
+    numbers = PAPER.numbers["transcription"]
     found = []
-    for variant in [v for v in TRANSCRIPTION_ROWS[1:] if v in set(frame["variant"])]:
-        paper = np.mean(PAPER.numbers["transcription"][(variant, where)]) - np.mean(PAPER.numbers["transcription"][("transcriptor", where)])
-        found.append((variant, report.gains(frame, variant, "transcriptor").iloc[0], paper))
+    for variant, reference in (("fine-tune", "transcriptor"), ("fine-tune + AML", "fine-tune"),
+                               ("fine-tune + ATL", "fine-tune")):
+        if {variant, reference} <= set(frame["variant"]):
+            paper = np.mean(numbers[(variant, where)]) - np.mean(numbers[(reference, where)])
+            found.append((variant, reference, report.gains(frame, variant, reference).iloc[0], paper))
     return found
 
 
 def transcription_differences(cfg: Mapping[str, Any], rows, profile: str, where: str = "mixture") -> list[str]:
-    """Does fine-tuning (plain, AML, ATL) change the transcriptor's frame accuracy on ``where``
-    ('mixture' or 'isolated'), averaged over the instruments? One sentence each, beside the paper's
-    change (the numbers of :func:`transcription_gains`)."""
+    """One sentence per pair of :func:`transcription_gains` (note F1), beside the paper's difference."""
     sentences = []
-    for variant, gain, paper in transcription_gains(cfg, rows, where):
-        sentence = report.describe(gain, variant, "pre-trained transcriptor", f"frame accuracy on {where} tracks"
-                                  if where == "isolated" else "frame accuracy on mixtures", "", profile, unit="",
-                                  digits=3).replace(" :", ":").replace("  ", " ")
-        sentences.append(f"{sentence} The paper: {paper:+.3f}.")
+    for variant, reference, gain, paper in transcription_gains(cfg, rows, where):
+        what = "note F1 on isolated tracks" if where == "isolated" else "note F1 on mixtures"
+        sentence = report.describe(gain, variant, reference, what, "", profile, unit="", digits=3)
+        sentences.append(f"{sentence.replace(' :', ':').replace('  ', ' ')} The paper: {paper:+.3f}.")
     return sentences
+
+
+def against_plain_fine_tuning(cfg: Mapping[str, Any], rows) -> "pd.DataFrame":
+    """Each adversary minus plain fine-tuning, seed by seed on the same songs: SI-SDR per instrument
+    and on average, note F1 and frame accuracy on mixtures and on isolated tracks (averaged over
+    instruments). Cells read ``mean ± std (higher in wins/seeds)``."""
+    import pandas as pd
+
+    frame = report.frame(rows)
+    separation = average_rows(rows)
+    table = {}
+    for variant in ("fine-tune + AML", "fine-tune + ATL"):
+        cells = {}
+        for source in [*cfg["instruments"], "Avg"]:
+            cells[f"SI-SDR {source} (dB)"] = _cell(separation[separation["source"] == source], variant, 2)
+        for metric in ("note F1", "accuracy"):
+            for where in ("mixture", "isolated"):
+                cells[f"{metric} ({where})"] = _cell(frame[frame["metric"] == f"{metric} ({where})"], variant, 3)
+        table[variant] = cells
+    return pd.DataFrame(table).T.rename_axis("minus plain fine-tuning")
+
+
+def _cell(frame, variant: str, digits: int) -> str:
+    if not {variant, "fine-tune"} <= set(frame["variant"]):
+        return "–"
+    gain = report.gains(frame, variant, "fine-tune").iloc[0]
+    return f"{gain['mean']:+.{digits}f} ± {gain['std']:.{digits}f} ({int(gain['wins'])}/{int(gain['seeds'])})"
+
+
+def gap_closed(rows, variant: str = "isolated c+h-mix") -> tuple[float, float]:
+    """How much of the way from the mixture to the supervised separator ``variant`` goes, on average
+    SI-SDR over songs and seeds: ``(ours, the paper's)`` as fractions."""
+    frame = average_rows(rows)
+    mean = frame[frame["source"] == "Avg"].groupby("variant")["value"].mean()
+    numbers = {v: PAPER.numbers["separation"][v][-1] for v in (variant, "input mixture", "supervised")}
+    ours = (mean[variant] - mean["input mixture"]) / (mean["supervised"] - mean["input mixture"])
+    paper = (numbers[variant] - numbers["input mixture"]) / (numbers["supervised"] - numbers["input mixture"])
+    return float(ours), float(paper)
+
+
+def critic_reads(cfg: Mapping[str, Any], rows) -> "pd.DataFrame":
+    """The pre-trained transcriptor's note F1 and frame accuracy per instrument, on the mixture and
+    on each instrument alone (mean over songs and seeds): a critic should read a source alone at
+    least as well as inside the mixture."""
+    frame = report.frame(rows)
+    frame = frame[(frame["variant"] == "transcriptor")]
+    table = frame.groupby(["metric", "source"])["value"].mean().unstack("source")
+    order = [f"{m} ({w})" for m in ("note F1", "accuracy") for w in ("mixture", "isolated")]
+    return table.reindex(index=order, columns=list(cfg["instruments"])).round(3)
+
+
+def adversary_choices(histories) -> "pd.DataFrame":
+    """Each adversary's candidate weights ``w`` with their score-only validation losses, seed by
+    seed, and the one chosen (from the chosen runs' histories, keyed ``(variant, seed)``)."""
+    import pandas as pd
+
+    records = []
+    for (variant, seed), history in sorted(histories.items(), key=lambda item: (item[0][0], str(item[0][1]))):
+        if "candidates" not in history:
+            continue
+        for name, loss in history["candidates"].items():
+            records.append({"adversary": variant, "seed": seed, "w": float(name.split(" @ ")[1]),
+                            "validation loss": round(loss, 4), "chosen": "✓" if name == history["chosen"] else ""})
+    return pd.DataFrame(records)
+
+
+def ceiling_table(cfg: Mapping[str, Any], rows, tracks) -> "pd.DataFrame":
+    """SI-SDR (dB) per instrument, mean over ``tracks`` (and seeds): the unprocessed mixture, the
+    supervised separator of ``rows`` and the ideal ratio mask scored on ``tracks`` now, with
+    whether the supervised separator reaches :data:`CEILING_AIM`."""
+    from sepbook.recipes.transcription.evaluation import ideal_mask_rows
+
+    frame = report.frame([*rows, *ideal_mask_rows(cfg, tracks)])
+    frame = frame[(frame["metric"] == "SI-SDR") & frame["song"].isin([t.name for t in tracks])]
+    table = frame.groupby(["variant", "source"])["value"].mean().unstack("source")
+    table = table.reindex(index=["input mixture", "supervised", "ideal mask"], columns=list(cfg["instruments"]))
+    aim = table.loc["supervised"] >= CEILING_AIM
+    table.loc[f"supervised ≥ {CEILING_AIM:g} dB"] = ["yes" if ok else "no" for ok in aim]
+    return table.map(lambda v: f"{v:.1f}" if isinstance(v, float) else v)
 
 
 def first_and_last(histories, variant: str, key: str) -> tuple[float, float]:

@@ -14,8 +14,9 @@ from torch import nn
 from sepbook.audio import log_magnitude, n_bins
 from sepbook.experiments.train import fit, pick_device, seed_everything, update
 from sepbook.losses.adversarial import supervised_loss
-from sepbook.losses.transcription import (clip_mask, critic_loss, harmonic_mask, harmonic_template, interference_loss,
-                                          mixture_loss, reassembled_loss, reassembly_detection_loss, transcription_loss)
+from sepbook.losses.transcription import (clip_mask, critic_loss, harmonic_mask, harmonic_template,
+                                          hidden_interference_loss, interference_loss, mixture_loss, own_source_loss,
+                                          reassembled_loss, reassembly_detection_loss, transcription_loss)
 from sepbook.models.transcriptor import ClipClassifier, Transcriptor
 from sepbook.models.unet import UNet
 from sepbook.recipes.transcription.data import Sets, batches
@@ -34,23 +35,57 @@ VARIANTS: tuple[str, ...] = ("supervised", *ISOLATED, *FINE_TUNED, *CRITICS)
 REQUIRES: dict[str, tuple[str, ...]] = {
     **{v: ("transcriptor",) for v in ISOLATED if v != "classifier baseline"},
     "classifier baseline": ("classifier",),
-    **{v: ("isolated c+h-mix", "transcriptor") for v in FINE_TUNED},
+    "fine-tune": ("isolated c+h-mix", "transcriptor"),
 }
+
+
+def candidates(cfg: Mapping[str, Any], variant: str) -> dict[str, float]:
+    """The runs an adversarial variant chooses among on validation: ``'<variant> @ <w>'`` -> ``w``."""
+    if not FINE_TUNED.get(variant):
+        return {}
+    return {f"{variant} @ {w:g}": float(w) for w in cfg["adversarial_weights"]}
+
+
+def requires(cfg: Mapping[str, Any], variant: str) -> tuple[str, ...]:
+    """The runs (same seed) ``variant`` starts from or chooses among."""
+    if " @ " in variant:
+        return REQUIRES["fine-tune"]
+    if FINE_TUNED.get(variant):
+        return (*candidates(cfg, variant), "transcriptor")
+    return REQUIRES.get(variant, ())
+
+
+def run_names(cfg: Mapping[str, Any]) -> list[str]:
+    """Every run of one seed, each after the runs it needs."""
+    names = [*CRITICS, "supervised", *ISOLATED, "fine-tune"]
+    for variant, adversary in FINE_TUNED.items():
+        if adversary:
+            names += [*candidates(cfg, variant), variant]
+    return names
+
+
+def system(variant: str) -> str:
+    """The variant a run belongs to: ``'fine-tune + ATL @ 0.1'`` -> ``'fine-tune + ATL'``."""
+    return variant.split(" @ ")[0]
 
 
 def build(cfg: Mapping[str, Any], variant: str) -> nn.ModuleDict:
     """The modules ``variant`` trains and keeps: a ``separator`` (U-Net of masks), a ``transcriptor``,
-    or a ``classifier``. ``model.settings`` keeps what :func:`separate` needs."""
-    k, bins = len(cfg["instruments"]), n_bins(cfg)
+    a ``classifier``, and for AML a ``detector`` (one logit per frame read from the transcriptor's
+    features). ``model.settings`` keeps what :func:`separate` needs."""
+    k, bins, name = len(cfg["instruments"]), n_bins(cfg), system(variant)
+    if name not in VARIANTS or (" @ " in variant and variant not in candidates(cfg, name)):
+        raise ValueError(f"variant: expected one of {list(VARIANTS)} or a candidate such as "
+                         f"{next(iter(candidates(cfg, 'fine-tune + ATL')), '')!r}, got {variant!r}")
     parts = {}
-    if variant not in CRITICS:
+    if name not in CRITICS:
         parts["separator"] = UNet(k, cfg["unet_base"], cfg["unet_depth"], masks=True)
-    if variant == "transcriptor" or variant in FINE_TUNED:
+    if name == "transcriptor" or name in FINE_TUNED:
         parts["transcriptor"] = Transcriptor(bins, k, cfg["n_pitches"], cfg["channels"], cfg["hidden"])
-    if variant == "classifier":
+    if FINE_TUNED.get(name) == "AML":
+        parts["detector"] = nn.Linear(cfg["hidden"], 1)
+    if name == "classifier":
         parts["classifier"] = ClipClassifier(bins, k, cfg["channels"], cfg["hidden"])
-    if not parts or variant not in VARIANTS:
-        raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
     model = nn.ModuleDict(parts)
     model.settings = {key: cfg[key] for key in ("n_fft", "hop", "frames", "sr")}
     return model
@@ -98,36 +133,43 @@ def separator_step(model, optimizers, batch, *, critic, template, clip, harmonic
     return {"loss": float(loss.detach()), "L_tr-sep": float(loss_critic.detach()), "L_mix": float(loss_mix.detach())}
 
 
-def fine_tune_step(model, optimizers, batch, *, template, mix_weight, adversary,
-                   adversarial_weight):
-    """Step 3: the separator, then the transcriptor, each one update.
+def detector_of(model: nn.ModuleDict):
+    """AML's detector as a function: log-magnitudes ``(batch, 1, F, T)`` -> logits ``(batch, T)``."""
+    return lambda spectrogram: model["detector"](model["transcriptor"].features(spectrogram))[..., 0]
 
-    The separator keeps step 2's loss (with the transcriptor fixed during its update), plus
-    ``AML``'s separator side. The transcriptor keeps learning the mixtures' scores and learns to
-    read the separated sources as the separator does (``L_tr-sep``); an adversary adds, with weight
+
+def fine_tune_step(model, optimizers, batch, *, template, mix_weight, adversary, adversarial_weight):
+    """Step 3: the separator, then the transcriptor (with AML's detector), each one update.
+
+    The separator keeps step 2's loss with the transcriptor held fixed, plus the adversary's
+    separator side. The transcriptor keeps learning the mixtures' scores and learns to read each
+    separated source as its own instrument (``L_own``); the adversary adds, with weight
     ``adversarial_weight``, the search for what is left of the other instruments (``ATL``) or the
     detection of re-assembled mixtures (``AML``).
     """
     separator, transcriptor = model["separator"], model["transcriptor"]
     rolls, w = batch["rolls"], adversarial_weight
-    transcriptor.requires_grad_(False)
+    critics = [m for name, m in model.items() if name != "separator"]
+    for critic in critics:
+        critic.requires_grad_(False)
     try:
         loss, loss_critic, loss_mix, estimates = score_loss(
             separator, transcriptor, batch, template, True, True, mix_weight)
+        if adversary == "ATL":
+            loss = loss + w * hidden_interference_loss(transcriptor, estimates, rolls)
         if adversary == "AML":
-            loss = loss + w * reassembled_loss(transcriptor, estimates, rolls)
+            loss = loss + w * reassembled_loss(detector_of(model), estimates)
         update(optimizers["separator"], loss)
     finally:
-        transcriptor.requires_grad_(True)
+        for critic in critics:
+            critic.requires_grad_(True)
 
-    estimates = estimates.detach()
     mixture = log_magnitude(batch["mixture"])
-    loss_t = transcription_loss(transcriptor(mixture), rolls)
-    loss_t = loss_t + critic_loss(transcriptor, estimates, rolls)
+    loss_t = transcription_loss(transcriptor(mixture), rolls) + own_source_loss(transcriptor, estimates, rolls)
     if adversary == "ATL":
         loss_t = loss_t + w * interference_loss(transcriptor, estimates, rolls)
     if adversary == "AML":
-        loss_t = loss_t + w * reassembly_detection_loss(transcriptor, estimates)
+        loss_t = loss_t + w * reassembly_detection_loss(detector_of(model), batch["mixture"], estimates)
     update(optimizers["transcriptor"], loss_t)
     return {"loss": float(loss.detach()),
             "transcriptor loss": float(loss_t.detach()),
@@ -153,36 +195,61 @@ def validation_loss(loss_fn, model, sets: Sets) -> dict[str, float]:
     return {"valid loss": sum(values) / len(values)}
 
 
+def judged_by(judge: nn.Module, template: torch.Tensor, mix_weight: float):
+    """The score-only validation loss of a separator, read by a fixed ``judge`` (the step-1
+    transcriptor): ``L_tr-sep + mix_weight * L_c+h-mix``. Fine-tuning changes its own transcriptor,
+    so its runs are compared, and their best weights kept, by this loss instead."""
+    def loss_fn(model, batch):
+        return score_loss(model["separator"], judge, batch, template, True, True, mix_weight)[0]
+    return loss_fn
+
+
+def choose(cfg: Mapping[str, Any], sets: Sets, variant: str, runs: Mapping[str, nn.Module],
+           judge: nn.Module) -> tuple[str, dict[str, float]]:
+    """The candidate of ``variant`` (name -> trained run) with the lowest score-only validation loss
+    (:func:`judged_by`), and every candidate's loss. Only validation songs are read."""
+    loss_fn = judged_by(judge.eval().requires_grad_(False), template_of(cfg), cfg["mix_weight"])
+    losses = {name: validation_loss(loss_fn, runs[name], sets)["valid loss"] for name in candidates(cfg, variant)}
+    return min(losses, key=losses.get), losses
+
+
 def train(cfg: Mapping[str, Any], sets: Sets, variant: str, seed: int = 0, *,
           prerequisites: Mapping[str, nn.Module] | None = None, **fit_options):
     """Train ``variant`` on ``seed``; -> ``(model, history)``, on the CPU in eval mode.
 
-    ``prerequisites`` holds the trained models :data:`REQUIRES` names for ``variant`` (same seed).
-    Critics and separators keep the weights of their best validation loss; fine-tuning keeps its
-    last weights, because its loss moves with the transcriptor it is measured by.
+    ``prerequisites`` holds the trained runs :func:`requires` names for ``variant`` (same seed).
+    Every run keeps the weights of its best validation loss; fine-tuning runs are judged by the
+    step-1 transcriptor (:func:`judged_by`), because their own transcriptor moves. An adversarial
+    variant trains nothing: it takes its candidate (one per weight ``w``) with the best
+    validation loss and records every candidate's loss and the choice in its history.
     """
-    missing = [name for name in REQUIRES.get(variant, ()) if name not in (prerequisites or {})]
+    missing = [name for name in requires(cfg, variant) if name not in (prerequisites or {})]
     if missing:
-        raise ValueError(f"prerequisites: {variant!r} starts from trained {missing} (same seed); pass them")
+        raise ValueError(f"prerequisites: {variant!r} starts from or chooses among trained {missing} "
+                         "(same seed); pass them")
+    if FINE_TUNED.get(variant):
+        chosen, losses = choose(cfg, sets, variant, prerequisites, prerequisites["transcriptor"]["transcriptor"])
+        return prerequisites[chosen], {"step": [], "valid_step": [], "valid": [], "chosen": chosen,
+                                       "candidates": losses}
     seed_everything(seed)
     model = build(cfg, variant)
+    name = system(variant)
     device = pick_device(fit_options.get("device"))
     template = template_of(cfg).to(device)
-    # the custom steps of steps 2 and 3 do not clip (grad_clip=None): the committed runs trained so
-    custom = dict(grad_clip=None) | fit_options
     options = dict(seed=seed, valid_every=cfg["valid_every"], label=f"{variant} seed {seed}") | fit_options
     feed = partial(batches, cfg, sets, seed)
-    if variant in CRITICS or variant == "supervised":
-        loss_fn = critic_pretraining_loss if variant in CRITICS else supervised_separation_loss
-        steps = cfg["transcriptor_steps"] if variant in CRITICS else cfg["separator_steps"]
+    if name in CRITICS or name == "supervised":
+        loss_fn = critic_pretraining_loss if name in CRITICS else supervised_separation_loss
+        # the supervised ceiling is cheap to train longer: it should separate as well as the budget allows
+        steps = cfg["transcriptor_steps"] if name in CRITICS else cfg["supervised_steps"]
         history = fit(model, loss_fn, feed, steps=steps, lr=cfg["lr"],
                       valid_fn=partial(validation_loss, loss_fn, sets=sets), keep_best=("valid loss", "min"),
                       **options)
         return model.cpu().eval(), history
-    if variant in ISOLATED:
-        critic_name = "classifier" if variant == "classifier baseline" else "transcriptor"
+    if name in ISOLATED:
+        critic_name = "classifier" if name == "classifier baseline" else "transcriptor"
         critic = prerequisites[critic_name][critic_name].to(device).eval().requires_grad_(False)
-        clip, harmonic = ISOLATED[variant]
+        clip, harmonic = ISOLATED[name]
         step = partial(separator_step, critic=critic, template=template, clip=clip, harmonic=harmonic,
                        mix_weight=cfg["mix_weight"])
 
@@ -192,14 +259,19 @@ def train(cfg: Mapping[str, Any], sets: Sets, variant: str, seed: int = 0, *,
         optimizers = {"separator": torch.optim.Adam(model["separator"].parameters(), lr=cfg["lr"])}
         history = fit(model, step_fn=step, optimizers=optimizers, batches=feed, steps=cfg["separator_steps"],
                       valid_fn=partial(validation_loss, loss_fn, sets=sets), keep_best=("valid loss", "min"),
-                      **options | custom)
+                      **options)
         return model.cpu().eval(), history
     model["separator"].load_state_dict(prerequisites["isolated c+h-mix"]["separator"].state_dict())
     model["transcriptor"].load_state_dict(prerequisites["transcriptor"]["transcriptor"].state_dict())
-    optimizers = {name: torch.optim.Adam(model[name].parameters(), lr=cfg["lr"])
-                  for name in ("separator", "transcriptor")}
-    step = partial(fine_tune_step, template=template, mix_weight=cfg["mix_weight"], adversary=FINE_TUNED[variant],
-                   adversarial_weight=cfg["adversarial_weight"])
+    judge = build(cfg, "transcriptor")["transcriptor"]
+    judge.load_state_dict(prerequisites["transcriptor"]["transcriptor"].state_dict())
+    judge = judge.to(device).eval().requires_grad_(False)
+    optimizers = {"separator": torch.optim.Adam(model["separator"].parameters(), lr=cfg["lr"]),
+                  "transcriptor": torch.optim.Adam([p for n, m in model.items() if n != "separator"
+                                                    for p in m.parameters()], lr=cfg["lr"])}
+    step = partial(fine_tune_step, template=template, mix_weight=cfg["mix_weight"], adversary=FINE_TUNED[name],
+                   adversarial_weight=candidates(cfg, name).get(variant, 0.0))
     history = fit(model, step_fn=step, optimizers=optimizers, batches=feed, steps=cfg["fine_tune_steps"],
-                  **options | custom)
+                  valid_fn=partial(validation_loss, judged_by(judge, template, cfg["mix_weight"]), sets=sets),
+                  keep_best=("valid loss", "min"), **options)
     return model.cpu().eval(), history
