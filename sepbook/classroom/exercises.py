@@ -347,6 +347,41 @@ def check_clip_mixture_loss(clip_mixture_loss: Callable, seed: int = 0, reveal: 
     return "correct: only the instruments playing in the clip enter the sum"
 
 
+def check_interference_loss(interference_loss: Callable, seed: int = 0, reveal: bool = True) -> str:
+    """Check a student's ``f(read (B, K, K, P, T) logits, rolls (B, K, P, T)) -> scalar``: the
+    transcriptor's side of ATL, the mean binary cross-entropy of ``read[:, k, j]`` (source ``k``
+    read as instrument ``j``) against ``rolls[:, j]`` over every ``j != k``.
+
+    Chapter: transcription/score_supervision
+    """
+    from sepbook.losses.transcription import interference_loss as expected_loss
+
+    generator = torch.Generator().manual_seed(seed)
+    b, k, p, t = _draw(generator, 2, 3), _draw(generator, 2, 4), _draw(generator, 3, 6), _draw(generator, 4, 8)
+    read = torch.randn((b, k, k, p, t), generator=generator) * 2
+    rolls = (torch.rand((b, k, p, t), generator=generator) > 0.6).float()
+    estimates = torch.rand((b, k, 4, t), generator=generator)       # what a transcriptor would read
+    expected = expected_loss(lambda single: read.flatten(0, 1), estimates, rolls)
+    answer = _scalar(_call(interference_loss, read.clone(), rolls.clone()), "the loss")
+    eye = torch.eye(k, dtype=torch.bool).view(1, k, k, 1, 1)
+    everything = torch.nn.functional.binary_cross_entropy_with_logits(read, rolls.unsqueeze(1).expand_as(read))
+    if torch.isclose(answer, everything, atol=1e-5):
+        _fail("your loss also counts each source read as its own instrument (j = k): ATL looks only for the "
+              "other instruments")
+    if not torch.isclose(answer, expected, atol=1e-5):
+        _fail((f"expected {expected.item():.5f}, got {answer.item():.5f}: " if reveal else "your loss differs: ")
+              + "the target of read[:, k, j] is rolls[:, j], the score of instrument j; average the "
+              "cross-entropy on logits over every j != k, pitch and frame")
+    logits = read.clone().requires_grad_(True)
+    loss = _call(interference_loss, logits, rolls)
+    if not loss.requires_grad:
+        _fail("no gradient reaches the readings: compute the loss from them with torch operations")
+    loss.backward()
+    if logits.grad is None or logits.grad[eye.expand_as(read)].abs().sum() > 0:
+        _fail("the gradient must not reach a source read as its own instrument")
+    return "correct: the transcriptor is asked to find every other instrument's notes in each source"
+
+
 def check_activity_weighting(activity_weighting: Callable, seed: int = 0, reveal: bool = True) -> str:
     """Check a student's ``f(probabilities (K, T), threshold, median_frames) -> (K, T)`` frame weights:
     ``probabilities >= threshold`` as 0/1, then a running median of ``median_frames`` frames whose

@@ -225,7 +225,7 @@ def notes_to_window(notes: np.ndarray, n_frames: int, frame_rate: float, lowest_
     return roll
 
 
-# ----------------------------------------------------------------------------- checks
+# ----------------------------------------------------------------------------- helpers
 
 
 def _own(targets: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
@@ -240,6 +240,9 @@ def _off_diagonal(read: torch.Tensor) -> torch.Tensor:
     k = read.shape[1]
     other = ~torch.eye(k, dtype=torch.bool, device=read.device)
     return other.view(1, k, k, *[1] * (read.dim() - 3)).expand_as(read)
+
+
+# ----------------------------------------------------------------------------- checks
 
 
 def _check_pitches(rolls: torch.Tensor, template: torch.Tensor) -> None:

@@ -36,7 +36,7 @@ Chapter: preface
 """
 from sepbook.results.fetch import committed_results
 from sepbook.results.make import (ALL_CHECKPOINTS_UP_TO_RUNS, kept_checkpoints, main, parse_overrides, prerequisites,
-                                     produce, train_one, write)
+                                  produce, train_one, write)
 from sepbook.results.read import LOOSE_DB, BookResults, check_checkpoints, compare, load, recheck
 from sepbook.results.store import (HISTORY_STRIDE, RECIPES, ROOT, TOLERANCE_DB, ResultsMismatch, _data, code_digest,
                                    command, cpu_kind, half_weights, load_half, plain, recipe, requires, results_dir,

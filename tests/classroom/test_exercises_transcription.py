@@ -65,3 +65,28 @@ def test_unfinished_answers_fail_with_the_stub_message():
     for check in (exercises.check_harmonic_mask, exercises.check_clip_mixture_loss):
         with pytest.raises(AssertionError, match="NotImplementedError: your answer here"):
             check(unfinished)
+
+
+def _solution_interference(read, rolls):
+    k = read.shape[1]
+    others = [(s, j) for s in range(k) for j in range(k) if j != s]
+    logits = torch.stack([read[:, s, j] for s, j in others], 1)
+    targets = torch.stack([rolls[:, j] for _, j in others], 1)
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+
+
+def test_check_interference_loss_accepts_the_solution():
+    for seed in range(3):
+        assert "correct" in exercises.check_interference_loss(_solution_interference, seed=seed)
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda read, rolls: torch.nn.functional.binary_cross_entropy_with_logits(
+        read, rolls.unsqueeze(1).expand_as(read)), "its own instrument"),
+    (lambda read, rolls: _solution_interference(read, torch.zeros_like(rolls)), "target of read"),
+    (lambda read, rolls: _solution_interference(read.detach(), rolls), "no gradient"),
+    (lambda read, rolls: -_solution_interference(read, rolls), "expected"),
+])
+def test_check_interference_loss_explains_wrong_answers(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        exercises.check_interference_loss(answer)

@@ -235,3 +235,31 @@ def test_first_and_last_averages_the_ends_of_every_seeds_curve():
     assert page.first_and_last(histories, "a", "L") == (3.0, 2.0)
     with pytest.raises(ValueError, match="no run of 'c'"):
         page.first_and_last(histories, "c", "L")
+
+
+def test_the_ceiling_table_puts_the_ideal_mask_above_the_mixture(cfg, splits):
+    tracks = splits.test
+    rows = [*transcription.reference_rows(cfg, tracks)]
+    rows += [dict(r, variant="supervised", seed=0, value=r["value"] + 5.0) for r in rows]
+    table = page.ceiling_table(cfg, rows, tracks)
+    assert list(table.index) == ["input mixture", "supervised", "ideal mask", f"supervised ≥ {page.CEILING_AIM:g} dB"]
+    for name in cfg["instruments"]:
+        mixture, supervised, ideal = (float(table.loc[row, name]) for row in ("input mixture", "supervised", "ideal mask"))
+        assert ideal > mixture + 3 and supervised == pytest.approx(mixture + 5.0, abs=0.06)
+        assert table.loc[table.index[-1], name] == ("yes" if supervised >= page.CEILING_AIM else "no")
+
+
+def test_a_poster_conclusion_holds_only_when_every_claim_under_it_reproduced():
+    from types import SimpleNamespace
+
+    from sepbook.recipes.transcription.claims import CLAIMS, POSTER
+
+    def verdicts(**special):
+        return [SimpleNamespace(claim=c, verdict=special.get(c.id, "reproduced")) for c in CLAIMS]
+
+    assert set(page.poster_verdicts(verdicts(), POSTER)["at this size"]) == {"held"}
+    mixed = page.poster_verdicts(verdicts(**{"T1 fine-tune + ATL > fine-tune": "inconclusive",
+                                             "T1 isolated c+h-mix > isolated h-mix": "contradicted"}), POSTER)
+    assert list(mixed["at this size"]) == ["held", "contradicted", "not shown at this size", "held"]
+    with pytest.raises(ValueError, match="no verdict"):
+        page.poster_verdicts(verdicts()[1:], POSTER)

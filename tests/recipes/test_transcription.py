@@ -19,8 +19,8 @@ from sepbook.audio import log_magnitude, n_bins
 from sepbook.banks import Bank
 from sepbook.losses.transcription import (balanced_bce, clip_mask, critic_loss, harmonic_mask, harmonic_mask_from_notes,
                                           harmonic_template, hidden_interference_loss, interference_loss, mixture_loss,
-                                          notes_to_window, own_source_loss, reassembled_loss,
-                                          reassembly_detection_loss, transcription_loss)
+                                          notes_to_window, own_source_loss, reassembled_loss, reassembly_detection_loss,
+                                          transcription_loss)
 from sepbook.models.transcriptor import ClipClassifier, Transcriptor
 from sepbook.models.unet import UNet
 from sepbook.recipes import transcription

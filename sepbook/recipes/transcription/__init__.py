@@ -6,10 +6,13 @@ then both are fine-tuned together, with or without an adversary (step 3). Compar
 songs and budget with the supervised U-Net, the unprocessed mixture and a clip-level classifier
 as the critic (the weak-supervision baseline).
 
+Each adversary trains once per candidate weight ``w`` (``'fine-tune + ATL @ 0.1'``); the variant
+itself takes the candidate with the best score-only validation loss.
+
 The recipe contract, the same in every chapter: :func:`config`, :func:`data`, :func:`build`,
-:func:`train`, :func:`evaluate`, :func:`separate`, :func:`runs` and :data:`PAPER`, plus
-:data:`REQUIRES`: the runs a run starts from. The pieces: :mod:`.data`, :mod:`.training`,
-:mod:`.evaluation` and :mod:`.figures`.
+:func:`train`, :func:`evaluate`, :func:`separate`, :func:`runs`, :func:`requires` (the runs a run
+starts from or chooses among) and :data:`PAPER`. The pieces: :mod:`.data`, :mod:`.training`,
+:mod:`.evaluation`, :mod:`.page` and :mod:`.figures`.
 
 Chapter: transcription/score_supervision
 """

@@ -61,3 +61,17 @@ CLAIMS: tuple[Claim, ...] = (
                     "better than plain fine-tuning", SATURATED)
       for where in ("mixture", "isolated") for v in ("fine-tune + AML", "fine-tune + ATL")),
 )
+
+
+#: The poster's four conclusions (its Results bullets), each held only when every claim it rests on
+#: is reproduced by the rule.
+POSTER: dict[str, tuple[str, ...]] = {
+    "Our proposed approach (using transcriptor) outperforms baseline system (using classifier)":
+        ("T1 isolated c+h-mix > classifier baseline",),
+    "Additional masking constraint can improve separation":
+        ("T1 isolated c+h-mix > isolated c-mix", "T1 isolated c+h-mix > isolated h-mix"),
+    "Adversarial fine-tuning improves both separation and transcription":
+        tuple(c.id for c in CLAIMS if "AML" in c.id or "ATL" in c.id),
+    "Compared to baseline system, we close a significant gap from the mixture SI-SDR to the supervised "
+    "setting": ("T1 classifier baseline > input mixture", "T1 isolated c+h-mix > classifier baseline"),
+}

@@ -5,7 +5,7 @@ Chapter: transcription/score_supervision
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import torch

@@ -5,12 +5,15 @@ Chapter: transcription/score_supervision
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from sepbook.experiments import report
 from sepbook.recipes import Paper
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The poster's tables. In the copy the book ships their captions are swapped: the dB values
 #: are separation SI-SDR, the values between 0 and 1 transcription accuracy.
@@ -225,9 +228,33 @@ def ceiling_table(cfg: Mapping[str, Any], rows, tracks) -> "pd.DataFrame":
     frame = frame[(frame["metric"] == "SI-SDR") & frame["song"].isin([t.name for t in tracks])]
     table = frame.groupby(["variant", "source"])["value"].mean().unstack("source")
     table = table.reindex(index=["input mixture", "supervised", "ideal mask"], columns=list(cfg["instruments"]))
-    aim = table.loc["supervised"] >= CEILING_AIM
-    table.loc[f"supervised ≥ {CEILING_AIM:g} dB"] = ["yes" if ok else "no" for ok in aim]
-    return table.map(lambda v: f"{v:.1f}" if isinstance(v, float) else v)
+    reached = ["yes" if value >= CEILING_AIM else "no" for value in table.loc["supervised"]]
+    table = table.map(lambda value: f"{value:.1f}")
+    table.loc[f"supervised ≥ {CEILING_AIM:g} dB"] = reached
+    return table
+
+
+def poster_verdicts(verdicts, poster: Mapping[str, Sequence[str]]) -> "pd.DataFrame":
+    """Which of the poster's conclusions held: each ``poster`` conclusion -> the ids of the claims it
+    rests on, and the rule's :class:`~sepbook.experiments.claims.Verdict` of each. A conclusion
+    *held* when all of its claims were reproduced, was *contradicted* when any was, and is *not
+    shown* otherwise (inconclusive or not comparable at this size)."""
+    import pandas as pd
+
+    from sepbook.experiments.claims import CONTRADICTED, REPRODUCED
+
+    by_id = {v.claim.id: v.verdict for v in verdicts}
+    missing = [claim for ids in poster.values() for claim in ids if claim not in by_id]
+    if missing:
+        raise ValueError(f"poster: claims {missing} have no verdict")
+    records = []
+    for conclusion, ids in poster.items():
+        found = [by_id[claim] for claim in ids]
+        held = ("held" if all(v == REPRODUCED for v in found) else
+                "contradicted" if CONTRADICTED in found else "not shown at this size")
+        records.append({"the poster says": conclusion, "rests on": "; ".join(f"{claim}: {by_id[claim]}" for claim in ids),
+                        "at this size": held})
+    return pd.DataFrame(records)
 
 
 def first_and_last(histories, variant: str, key: str) -> tuple[float, float]:
