@@ -176,3 +176,23 @@ def test_student_editions_hold_no_rubric(students):
     text = "\n".join(c.source for p in NOTEBOOKS for c in _read(_edition(students, p)).cells)
     assert "**Rubric for" not in text
     assert not any(r["full"][:60] in text for r in classroom.rubrics().values())
+
+
+SELF_CHECKED = ["foundations/stft_and_masks", "foundations/first_separator", "foundations/evaluation_and_statistics",
+                "adversarial/adversarial_separation", "transcription/score_supervision", "activity/activity_aware",
+                "metatasnet/meta_tasnet", "transfer/transfer_learning"]
+
+
+@pytest.mark.parametrize("page", SELF_CHECKED)
+def test_a_reader_alone_can_check_themselves_on_every_lesson(page):
+    """A "Check yourself" section with at least three questions, each followed by its answer in a
+    dropdown, before the graded exercises (whose solutions the published book leaves out)."""
+    cells = _read(ROOT / "chapters" / f"{page}.ipynb").cells
+    sources = ["".join(c.source) for c in cells]
+    [check] = [k for k, s in enumerate(sources) if s.startswith("## Check yourself")]
+    exercises = [k for k, s in enumerate(sources) if s.startswith("## Exercises")]
+    assert not exercises or check < exercises[0]
+    text = sources[check]
+    questions = re.findall(r"^\*\*(\d+)\.\*\*", text, flags=re.MULTILINE)
+    assert len(questions) >= 3 and questions == [str(n) for n in range(1, len(questions) + 1)]
+    assert text.count("```{dropdown} Answer") == len(questions)
