@@ -1,6 +1,7 @@
 """The exercises as assignments: nbgrader marks and student editions (the grader: test_grade.py)."""
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -196,3 +197,48 @@ def test_a_reader_alone_can_check_themselves_on_every_lesson(page):
     questions = re.findall(r"^\*\*(\d+)\.\*\*", text, flags=re.MULTILINE)
     assert len(questions) >= 3 and questions == [str(n) for n in range(1, len(questions) + 1)]
     assert text.count("```{dropdown} Answer") == len(questions)
+
+
+def _shown(path: Path) -> set[str]:
+    """The names whose source a page prints with ``show_source`` (the last part of a dotted name)."""
+    cells = [c for c in _read(path).cells if c.cell_type == "code"]
+    return {name.split(".")[-1] for c in cells for name in re.findall(r"show_source\(([\w.]+)", c.source)}
+
+
+def _references(path: Path) -> dict[str, set[str]]:
+    """Each code exercise of a page -> what its answer must not be copied from: the function the
+    student writes (``my_ratio_mask`` asks for a ``ratio_mask``) and the package names its checker
+    compares the answer with."""
+    found = {}
+    cells = _read(path).cells
+    for cell in cells:
+        label = (classroom.marks(cell) or {}).get("grade_id", "")
+        if cell.cell_type == "code" and label.endswith("-answer"):
+            found.setdefault(label.removesuffix("-answer"), set()).update(re.findall(r"def my_(\w+)\(", cell.source))
+        if cell.cell_type == "code" and label.endswith("-check"):
+            for checker in re.findall(r"\b(check_\w+)\(", cell.source):
+                source = inspect.getsource(getattr(exercises, checker))
+                imported = re.findall(r"from sepbook[\w.]* import (\([^)]*\)|[^\n]+)", source)
+                names = [n.strip(" ()\n").split(" as ")[0] for group in imported for n in group.split(",")]
+                found.setdefault(label.removesuffix("-check"), set()).update(n for n in names if n)
+    return found
+
+
+def _printed(names: set[str], shown: set[str]) -> set[str]:
+    return {s for s in shown for n in names if s == n or s.endswith(n)}
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if _references(p)], ids=lambda p: p.name)
+def test_a_code_exercise_whose_answer_no_page_nearby_prints(path):
+    """At least one code exercise per page asks for something neither its page nor the page before
+    prints with show_source: the student works from the equation, not from the code above."""
+    order = classroom.book_notebooks()
+    before = order[order.index(path) - 1] if order.index(path) else None
+    shown = _shown(path) | (_shown(before) if before else set())
+    unseen = [label for label, names in _references(path).items() if names and not _printed(names, shown)]
+    assert unseen, f"{path.name}: every code exercise's reference is printed nearby: {_references(path)} vs {shown}"
+
+
+def test_the_transcription_page_prints_neither_the_clip_mixture_loss_nor_atl():
+    shown = _shown(ROOT / "chapters/transcription/score_supervision.ipynb")
+    assert not shown & {"mixture_loss", "interference_loss"}
