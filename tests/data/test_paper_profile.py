@@ -35,8 +35,8 @@ SMALL: dict[str, dict] = {
     "foundations": dict(steps=2, batch_size=2, valid_every=2, segment_seconds=2.0, hidden=32),
     "adversarial": dict(start_steps=2, steps=2, critic_warmup=1, batch_size=2, valid_every=2, unet_base=4,
                         critic_base=4, critic_hidden=8),
-    "transcription": dict(transcriptor_steps=2, separator_steps=2, fine_tune_steps=2, batch_size=2,
-                          valid_every=2, unet_base=4, channels=4, hidden=16),
+    "transcription": dict(transcriptor_steps=2, supervised_steps=2, separator_steps=2, fine_tune_steps=2,
+                          batch_size=2, valid_every=2, unet_base=4, channels=4, hidden=16),
     "activity": dict(steps=2, batch_size=2, valid_every=2, unet_base=4, head_hidden=8, blstm_hidden=16,
                      blstm_layers=1),
     "metatasnet": dict(steps=2, batch_size=2, valid_every=2, excerpt_seconds=1.0, n_basis=16, bottleneck=8,
@@ -45,8 +45,8 @@ SMALL: dict[str, dict] = {
                      batch_size=2, valid_every=2, hidden=8, layers=1, excerpt_seconds=1.0),
 }
 #: What :data:`SMALL` may change: how big and how long, never what is read or how it is analysed.
-SIZES = {"steps", "start_steps", "critic_warmup", "transcriptor_steps", "separator_steps", "fine_tune_steps", "pretrain_steps", "finetune_steps",
-         "long_steps", "batch_size", "valid_every", "segment_seconds", "excerpt_seconds", "hidden", "layers",
+SIZES = {"steps", "start_steps", "critic_warmup", "transcriptor_steps", "supervised_steps", "separator_steps",
+         "fine_tune_steps", "pretrain_steps", "finetune_steps", "long_steps", "batch_size", "valid_every", "segment_seconds", "excerpt_seconds", "hidden", "layers",
          "unet_base", "critic_base", "critic_hidden", "channels", "head_hidden", "blstm_hidden", "blstm_layers",
          "n_basis", "bottleneck", "blocks", "stacks", "augmentations", "shares"}
 #: Each chapter's test songs in the miniatures, as the metrics name them.

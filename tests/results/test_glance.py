@@ -113,7 +113,7 @@ def _declared(chapter, claim_id):
 def test_adversarial_losses_are_judged_against_plain_fine_tuning():
     for loss in ("AML", "ATL"):
         for where in ("mixture", "isolated"):
-            claim = _declared("transcription", f"T2 {loss} ({where})")
+            claim = _declared("transcription", f"T2 fine-tune + {loss} > fine-tune ({where})")
             assert claim.versus == ((f"fine-tune + {loss}", "fine-tune"),)
 
 

@@ -222,9 +222,11 @@ def ceiling_table(cfg: Mapping[str, Any], rows, tracks) -> "pd.DataFrame":
     """SI-SDR (dB) per instrument, mean over ``tracks`` (and seeds): the unprocessed mixture, the
     supervised separator of ``rows`` and the ideal ratio mask scored on ``tracks`` now, with
     whether the supervised separator reaches :data:`CEILING_AIM`."""
+    import pandas as pd
+
     from sepbook.recipes.transcription.evaluation import ideal_mask_rows
 
-    frame = report.frame([*rows, *ideal_mask_rows(cfg, tracks)])
+    frame = pd.concat([report.frame(rows), report.frame(ideal_mask_rows(cfg, tracks))], ignore_index=True)
     frame = frame[(frame["metric"] == "SI-SDR") & frame["song"].isin([t.name for t in tracks])]
     table = frame.groupby(["variant", "source"])["value"].mean().unstack("source")
     table = table.reindex(index=["input mixture", "supervised", "ideal mask"], columns=list(cfg["instruments"]))

@@ -138,7 +138,8 @@ def detector_of(model: nn.ModuleDict):
     return lambda spectrogram: model["detector"](model["transcriptor"].features(spectrogram))[..., 0]
 
 
-def fine_tune_step(model, optimizers, batch, *, template, mix_weight, adversary, adversarial_weight):
+def fine_tune_step(model, optimizers, batch, *, template, mix_weight, adversary,
+                   adversarial_weight):
     """Step 3: the separator, then the transcriptor (with AML's detector), each one update.
 
     The separator keeps step 2's loss with the transcriptor held fixed, plus the adversary's
@@ -156,7 +157,8 @@ def fine_tune_step(model, optimizers, batch, *, template, mix_weight, adversary,
         loss, loss_critic, loss_mix, estimates = score_loss(
             separator, transcriptor, batch, template, True, True, mix_weight)
         if adversary == "ATL":
-            loss = loss + w * hidden_interference_loss(transcriptor, estimates, rolls)
+            hidden = hidden_interference_loss(transcriptor, estimates, rolls)
+            loss = loss + w * hidden
         if adversary == "AML":
             loss = loss + w * reassembled_loss(detector_of(model), estimates)
         update(optimizers["separator"], loss)
@@ -165,11 +167,14 @@ def fine_tune_step(model, optimizers, batch, *, template, mix_weight, adversary,
             critic.requires_grad_(True)
 
     mixture = log_magnitude(batch["mixture"])
-    loss_t = transcription_loss(transcriptor(mixture), rolls) + own_source_loss(transcriptor, estimates, rolls)
+    loss_t = transcription_loss(transcriptor(mixture), rolls)
+    loss_t = loss_t + own_source_loss(transcriptor, estimates, rolls)
     if adversary == "ATL":
         loss_t = loss_t + w * interference_loss(transcriptor, estimates, rolls)
     if adversary == "AML":
-        loss_t = loss_t + w * reassembly_detection_loss(detector_of(model), batch["mixture"], estimates)
+        detection = reassembly_detection_loss(detector_of(model), batch["mixture"],
+                                              estimates)
+        loss_t = loss_t + w * detection
     update(optimizers["transcriptor"], loss_t)
     return {"loss": float(loss.detach()),
             "transcriptor loss": float(loss_t.detach()),
